@@ -1,0 +1,264 @@
+//! `ExrScan.spec`: what to scan, where the rows go, and how the work is split.
+//!
+//! Every constraint the API server can check is in the schema (ranges, lengths) or in a CEL
+//! rule (`x-kubernetes-validations`) with a message that says what to change, so a bad spec
+//! is refused by `kubectl apply` instead of being discovered by a failing pod.
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use crate::status::ExrScanStatus;
+
+/// Longest ExrScan name: the operator appends `-plan-<run>` (14 characters) to name the
+/// planner Job, whose name must stay a 63-character DNS label.
+pub const MAX_NAME_LENGTH: usize = 48;
+
+/// Shards a scan may ask for.
+pub const MAX_SHARDS: i32 = 10_000;
+
+/// Bounds of `spec.worker.headerBytes`: the size of a worker's first ranged GET.
+pub const HEADER_BYTES_RANGE: (i64, i64) = (1_024, 16 * 1024 * 1024);
+
+/// Indexes an S3 prefix of OpenEXR renders into a catalog, reading headers only.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[kube(
+    group = "exrscan.dev",
+    version = "v1alpha1",
+    kind = "ExrScan",
+    plural = "exrscans",
+    shortname = "exs",
+    category = "exrscan",
+    namespaced,
+    status = "ExrScanStatus",
+    doc = "ExrScan indexes the OpenEXR headers under an S3 prefix into a catalog (Flight SQL or DuckDB).",
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Shards", type_ = "string", json_path = ".status.shards.summary"),
+    printcolumn(name = "Processed", type_ = "integer", json_path = ".status.counts.processed"),
+    printcolumn(name = "Inserted", type_ = "integer", json_path = ".status.counts.inserted"),
+    printcolumn(name = "Failed", type_ = "integer", json_path = ".status.counts.failed"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = Rule::new("self.metadata.name.size() <= 48 && self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')")
+        .message("metadata.name must be a DNS label of at most 48 characters (lowercase letters, digits, '-'): Job, ConfigMap and ServiceAccount names are derived from it")
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!has(self.parallelism) || self.parallelism <= self.shards")
+        .message("spec.parallelism must not exceed spec.shards")
+        .field_path(".parallelism"),
+    validation = Rule::new("!has(self.sink.duckdb) || self.shards == 1")
+        .message("a duckdb sink has a single writer and needs spec.shards: 1; use a flight sink for sharded scans")
+        .field_path(".shards")
+)]
+pub struct ExrScanSpec {
+    /// The S3 bucket and prefix to scan.
+    pub source: Source,
+    /// Where the rows go: exactly one of `flight` or `duckdb`.
+    pub sink: Sink,
+    /// Number of shards (worker pods, each listing only its own partitions of the prefix).
+    #[serde(default = "default_shards")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub shards: i32,
+    /// Shards running at once; defaults to `shards`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub parallelism: Option<i32>,
+    /// Worker pod settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<WorkerSpec>,
+    /// Metadata and channel embeddings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embeddings: Option<EmbeddingsSpec>,
+    /// Pauses the scan: running shards are stopped (the Job is suspended) until it is false again.
+    #[serde(default)]
+    pub suspend: bool,
+    /// Any new value starts a fresh run over the whole prefix (the GitOps backfill knob);
+    /// files already indexed are counted `unchanged` and not written again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    pub rescan: Option<String>,
+    /// Retries of one shard before it counts as failed (and with it the scan).
+    #[serde(default = "default_backoff_limit_per_index")]
+    #[schemars(range(min = 0, max = 100))]
+    pub backoff_limit_per_index: i32,
+    /// Seconds after the run finishes before its Jobs and pods are deleted (the status keeps the results).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 31536000))]
+    pub ttl_seconds_after_finished: Option<i32>,
+}
+
+fn default_shards() -> i32 {
+    1
+}
+
+fn default_backoff_limit_per_index() -> i32 {
+    3
+}
+
+/// The S3 objects to scan.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Source {
+    /// Bucket name.
+    #[schemars(length(min = 1, max = 63))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$')")
+        .message("spec.source.bucket must be an S3 bucket name: 3-63 lowercase letters, digits, '.' or '-'"))]
+    pub bucket: String,
+    /// Key prefix to scan (empty: the whole bucket).
+    #[serde(default)]
+    #[schemars(length(max = 1024))]
+    pub prefix: String,
+    /// S3 endpoint URL (`https://…`); empty for AWS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new("self.matches('^https?://[^/\\\\s]+/?$')")
+        .message("spec.source.endpoint must be an http:// or https:// URL without a path, e.g. https://s3.example.com:9000"))]
+    pub endpoint: Option<String>,
+    /// Region (`AWS_REGION`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub region: Option<String>,
+    /// Address buckets as `endpoint/bucket` instead of `bucket.endpoint` (MinIO, VAST).
+    #[serde(default)]
+    pub force_path_style: bool,
+    /// Secret with the keys `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY` and optionally
+    /// `AWS_SESSION_TOKEN`, in the scan's namespace; referenced by the worker pods, never read
+    /// by the operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub credentials_secret: Option<String>,
+    /// Only keys matching one of these globs are scanned (default: `*.exr` files).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 256)))]
+    #[x_kube(validation = Rule::new("self.all(g, !g.contains(','))").message("spec.source.include globs must not contain ','"))]
+    pub include: Vec<String>,
+    /// Keys matching one of these globs are skipped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 256)))]
+    #[x_kube(validation = Rule::new("self.all(g, !g.contains(','))").message("spec.source.exclude globs must not contain ','"))]
+    pub exclude: Vec<String>,
+}
+
+/// Where the rows go.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.flight) != has(self.duckdb)")
+    .message("exactly one of spec.sink.flight or spec.sink.duckdb must be set"))]
+pub struct Sink {
+    /// An Arrow Flight SQL server (VAST DataBase, or any Flight SQL server); the sink for sharded scans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flight: Option<FlightSink>,
+    /// An embedded DuckDB catalog file on a PersistentVolumeClaim; single writer, `shards: 1` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duckdb: Option<DuckDbSink>,
+}
+
+/// An Arrow Flight SQL endpoint.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct FlightSink {
+    /// `host:port` of the Flight SQL server (no scheme: `tls` chooses it).
+    #[schemars(length(min = 1, max = 512))]
+    #[x_kube(validation = Rule::new("self.matches('^(\\\\[[0-9A-Fa-f:.]+\\\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$')")
+        .message("spec.sink.flight.endpoint must be host:port, e.g. vast-db.example.com:443 (no scheme: set tls instead)"))]
+    pub endpoint: String,
+    /// TLS to the server; plaintext gRPC when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<FlightTls>,
+    /// Secret with the keys `username` and `password`, or `token`, in the scan's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub credentials_secret: Option<String>,
+    /// Database schema of the tables.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub schema: Option<String>,
+    /// Prefix of the table names (`<prefix>files`, `<prefix>parts`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z_][A-Za-z0-9_]*$') || self == ''")
+        .message("spec.sink.flight.tablePrefix must be a SQL identifier prefix (letters, digits, '_')"))]
+    pub table_prefix: Option<String>,
+}
+
+/// TLS settings of the Flight SQL connection.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct FlightTls {
+    /// Secret whose key `ca.crt` is the PEM CA bundle that signs the server's certificate
+    /// (default: the worker image's system roots).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub ca_secret: Option<String>,
+}
+
+/// An embedded DuckDB catalog.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DuckDbSink {
+    /// The PersistentVolumeClaim (in the scan's namespace) holding the catalog file.
+    #[schemars(length(min = 1, max = 253))]
+    pub persistent_volume_claim: String,
+    /// Path of the catalog file inside the volume.
+    #[serde(default = "default_duckdb_path")]
+    #[schemars(length(min = 1, max = 512))]
+    #[x_kube(validation = Rule::new("!self.startsWith('/') && !self.split('/').exists(s, s == '..')")
+        .message("spec.sink.duckdb.path must be relative to the volume and must not contain '..'"))]
+    pub path: String,
+}
+
+fn default_duckdb_path() -> String {
+    "exrscan.duckdb".to_string()
+}
+
+/// Worker pod settings.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerSpec {
+    /// Worker image (default: the operator's `--worker-image`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512))]
+    pub image: Option<String>,
+    /// Resources of each worker container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Objects fetched at once by one shard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1024))]
+    pub concurrency: Option<i32>,
+    /// Bytes of the first ranged GET of each object (larger headers take a second GET).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1024, max = 16777216))]
+    pub header_bytes: Option<i64>,
+}
+
+/// Embedding settings.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct EmbeddingsSpec {
+    /// Compute metadata and channel embeddings for every file.
+    #[serde(default = "default_embeddings_enabled")]
+    pub enabled: bool,
+}
+
+impl Default for EmbeddingsSpec {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+fn default_embeddings_enabled() -> bool {
+    true
+}
+
+impl ExrScanSpec {
+    /// Shards running at once: `parallelism`, or all of them.
+    pub fn effective_parallelism(&self) -> i32 {
+        self.parallelism.unwrap_or(self.shards).min(self.shards)
+    }
+
+    /// Whether embeddings are computed (the default).
+    pub fn embeddings_enabled(&self) -> bool {
+        self.embeddings.as_ref().is_none_or(|e| e.enabled)
+    }
+}

@@ -1,0 +1,63 @@
+//! What the generated CRD promises: names, columns, subresources, and the validation the API
+//! server will apply (checked against a real API server in the operator's tests).
+
+use exrscan_crds::ExrScan;
+use kube::CustomResourceExt;
+use serde_json::Value;
+
+fn schema() -> Value {
+    let crd = ExrScan::crd();
+    let v = &crd.spec.versions[0];
+    serde_json::to_value(v.schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref()).expect("schema")).expect("json")
+}
+
+fn rules(v: &Value) -> Vec<String> {
+    v.get("x-kubernetes-validations")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(|r| r["rule"].as_str().map(String::from)).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn names_columns_and_subresources() {
+    let crd = ExrScan::crd();
+    assert_eq!(crd.metadata.name.as_deref(), Some("exrscans.exrscan.dev"));
+    assert_eq!(crd.spec.names.short_names.as_deref(), Some(&["exs".to_string()][..]));
+    assert_eq!(crd.spec.scope, "Namespaced");
+    let v = &crd.spec.versions[0];
+    assert_eq!(v.name, "v1alpha1");
+    assert!(v.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some(), "status subresource");
+    let columns: Vec<&str> =
+        v.additional_printer_columns.iter().flatten().map(|c| c.name.as_str()).collect();
+    assert_eq!(columns, ["Phase", "Shards", "Processed", "Inserted", "Failed", "Age"]);
+}
+
+#[test]
+fn spec_bounds_and_rules() {
+    let s = schema();
+    let spec = &s["properties"]["spec"];
+    assert_eq!(spec["properties"]["shards"]["minimum"].as_f64(), Some(1.0));
+    assert_eq!(spec["properties"]["shards"]["maximum"].as_f64(), Some(10000.0));
+    assert_eq!(spec["properties"]["shards"]["default"], 1);
+    assert_eq!(spec["properties"]["worker"]["properties"]["headerBytes"]["minimum"].as_f64(), Some(1024.0));
+    assert_eq!(spec["properties"]["worker"]["properties"]["headerBytes"]["maximum"].as_f64(), Some(16777216.0));
+    assert_eq!(spec["properties"]["source"]["properties"]["bucket"]["minLength"], 1);
+    let required: Vec<&str> = spec["required"].as_array().expect("required").iter().filter_map(Value::as_str).collect();
+    assert!(required.contains(&"source") && required.contains(&"sink"), "{required:?}");
+    let spec_rules = rules(spec);
+    assert!(spec_rules.iter().any(|r| r.contains("self.parallelism <= self.shards")), "{spec_rules:?}");
+    assert!(spec_rules.iter().any(|r| r.contains("self.sink.duckdb") && r.contains("self.shards == 1")), "{spec_rules:?}");
+    assert!(rules(&spec["properties"]["sink"]).iter().any(|r| r.contains("has(self.flight) != has(self.duckdb)")));
+    assert!(rules(&s).iter().any(|r| r.contains("self.metadata.name.size() <= 48")));
+}
+
+#[test]
+fn status_is_structural() {
+    let s = schema();
+    let status = &s["properties"]["status"]["properties"];
+    assert_eq!(status["phase"]["enum"].as_array().map(Vec::len), Some(6));
+    assert_eq!(status["conditions"]["x-kubernetes-list-type"], "map");
+    for counter in ["discovered", "processed", "inserted", "unchanged", "failed", "bytesRead"] {
+        assert_eq!(status["counts"]["properties"][counter]["type"], "integer", "{counter}");
+    }
+}

@@ -1,0 +1,86 @@
+//! Names and labels of the objects the operator creates for a scan (the worker contract,
+//! `docs/worker-contract.md`).
+
+use std::collections::BTreeMap;
+
+/// Label with the owning scan's name, on every object and pod of a scan.
+pub const SCAN_LABEL: &str = "exrscan.dev/scan";
+/// Label with the run hash, on the Jobs and their pods.
+pub const RUN_LABEL: &str = "exrscan.dev/run";
+/// `app.kubernetes.io/component`: `planner` or `shard`.
+pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
+/// `app.kubernetes.io/managed-by`, the selector of everything the operator watches.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Value of [`MANAGED_BY_LABEL`].
+pub const MANAGER: &str = "exrscan-operator";
+/// The ConfigMap annotation naming the run a plan belongs to.
+pub const PLAN_RUN_ANNOTATION: &str = "exrscan.dev/run";
+/// The ConfigMap key the planner writes.
+pub const PLAN_KEY: &str = "plan.json";
+/// Where worker pods mount the plan ConfigMap.
+pub const PLAN_MOUNT: &str = "/etc/exrscan/plan";
+/// The worker container's name (pod failure policy rules name it).
+pub const CONTAINER: &str = "worker";
+/// The pod annotation where the Job controller puts an Indexed Job pod's index.
+pub const COMPLETION_INDEX_ANNOTATION: &str = "batch.kubernetes.io/job-completion-index";
+
+/// What a pod of a scan does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Component {
+    /// The single pod that writes the plan.
+    Planner,
+    /// One shard of the Indexed Job.
+    Shard,
+}
+
+impl Component {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Component::Planner => "planner",
+            Component::Shard => "shard",
+        }
+    }
+}
+
+/// `<scan>-plan`: the ConfigMap holding the plan.
+pub fn plan_config_map(scan: &str) -> String {
+    format!("{scan}-plan")
+}
+
+/// `<scan>-worker`: the ServiceAccount, Role and RoleBinding of the scan's pods.
+pub fn worker_account(scan: &str) -> String {
+    format!("{scan}-worker")
+}
+
+/// `<scan>-plan-<run>`: the planner Job of a run.
+pub fn planner_job(scan: &str, run: &str) -> String {
+    format!("{scan}-plan-{run}")
+}
+
+/// `<scan>-<run>`: the Indexed Job of a run.
+pub fn shard_job(scan: &str, run: &str) -> String {
+    format!("{scan}-{run}")
+}
+
+/// Labels of every object the operator creates for `scan`.
+pub fn scan_labels(scan: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("app.kubernetes.io/name".to_string(), "exrscan".to_string()),
+        (MANAGED_BY_LABEL.to_string(), MANAGER.to_string()),
+        (SCAN_LABEL.to_string(), scan.to_string()),
+    ])
+}
+
+/// Labels of a run's Job and its pods.
+pub fn run_labels(scan: &str, run: &str, component: Component) -> BTreeMap<String, String> {
+    let mut labels = scan_labels(scan);
+    labels.insert(RUN_LABEL.to_string(), run.to_string());
+    labels.insert(COMPONENT_LABEL.to_string(), component.as_str().to_string());
+    labels
+}
+
+/// Label selector of a run's pods of one component.
+pub fn run_selector(scan: &str, run: &str, component: Component) -> String {
+    format!("{SCAN_LABEL}={scan},{RUN_LABEL}={run},{COMPONENT_LABEL}={}", component.as_str())
+}

@@ -1,0 +1,108 @@
+//! Builders of the Kubernetes objects a scan owns: pure functions from the ExrScan (and its
+//! run hash) to objects, so what the operator creates is unit-tested without a cluster.
+
+pub mod plan;
+pub mod rbac;
+pub mod shard_job;
+pub mod worker_pod;
+
+use exrscan_crds::ExrScan;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::Resource;
+
+use crate::names;
+
+/// Why an object cannot be built for a scan.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The scan lacks a name, namespace or uid (it was not read from the API server).
+    #[error("the ExrScan has no {0}")]
+    MissingMetadata(&'static str),
+}
+
+/// Name, namespace and uid of a scan read from the API server.
+#[derive(Debug, Clone)]
+pub struct ScanRef {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.namespace`.
+    pub namespace: String,
+    /// `metadata.uid`.
+    pub uid: String,
+    owner: OwnerReference,
+}
+
+impl ScanRef {
+    /// Reads the identity of `scan`.
+    pub fn of(scan: &ExrScan) -> Result<ScanRef, Error> {
+        let name = scan.metadata.name.clone().ok_or(Error::MissingMetadata("name"))?;
+        let namespace = scan.metadata.namespace.clone().ok_or(Error::MissingMetadata("namespace"))?;
+        let uid = scan.metadata.uid.clone().ok_or(Error::MissingMetadata("uid"))?;
+        let owner = scan.controller_owner_ref(&()).ok_or(Error::MissingMetadata("name or uid"))?;
+        Ok(ScanRef { name, namespace, uid, owner })
+    }
+
+    /// Metadata of an owned object: in the scan's namespace, labelled, owned by the scan (so
+    /// deleting the scan deletes it).
+    pub fn owned_meta(&self, name: String, labels: std::collections::BTreeMap<String, String>) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name),
+            namespace: Some(self.namespace.clone()),
+            labels: Some(labels),
+            owner_references: Some(vec![self.owner.clone()]),
+            ..Default::default()
+        }
+    }
+
+    /// Metadata of an owned object carrying the scan's labels.
+    pub fn meta(&self, name: String) -> ObjectMeta {
+        self.owned_meta(name, names::scan_labels(&self.name))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    //! A scan as the API server returns it, for the builders' tests.
+    use exrscan_crds::{ExrScan, ExrScanSpec, FlightSink, FlightTls, Sink, Source};
+
+    pub fn scan(spec: ExrScanSpec) -> ExrScan {
+        let mut scan = ExrScan::new("renders", spec);
+        scan.metadata.namespace = Some("vfx".into());
+        scan.metadata.uid = Some("0b5e9c1e-uid".into());
+        scan.metadata.generation = Some(1);
+        scan
+    }
+
+    pub fn flight_spec() -> ExrScanSpec {
+        ExrScanSpec {
+            source: Source {
+                bucket: "renders".into(),
+                prefix: "show/seq".into(),
+                endpoint: Some("http://minio:9000".into()),
+                region: Some("us-east-1".into()),
+                force_path_style: true,
+                credentials_secret: Some("s3-creds".into()),
+                include: vec!["*.exr".into(), "*.EXR".into()],
+                exclude: vec!["tmp/*".into()],
+            },
+            sink: Sink {
+                flight: Some(FlightSink {
+                    endpoint: "vastdb:443".into(),
+                    tls: Some(FlightTls { ca_secret: Some("vast-ca".into()) }),
+                    credentials_secret: Some("vast-creds".into()),
+                    schema: Some("vfx".into()),
+                    table_prefix: Some("exr_".into()),
+                }),
+                duckdb: None,
+            },
+            shards: 4,
+            parallelism: Some(2),
+            worker: None,
+            embeddings: None,
+            suspend: false,
+            rescan: None,
+            backoff_limit_per_index: 3,
+            ttl_seconds_after_finished: Some(600),
+        }
+    }
+}

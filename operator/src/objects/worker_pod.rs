@@ -1,0 +1,327 @@
+//! The pod template of the worker image, for the planner and the shards: the environment of
+//! the worker contract, Secret *references* (never values), volumes and a locked-down
+//! security context.
+
+use exrscan_crds::{ExrScan, Sink};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, ObjectFieldSelector,
+    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile,
+    SecretKeySelector, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::ScanRef;
+use crate::names::{self, Component};
+
+/// The worker program inside the image.
+pub const PROGRAM: &str = "exrscan";
+/// Where a Flight CA Secret is mounted.
+pub const FLIGHT_CA_MOUNT: &str = "/etc/exrscan/flight-ca";
+/// Where a DuckDB claim is mounted.
+pub const DUCKDB_MOUNT: &str = "/var/lib/exrscan/catalog";
+
+/// The image to run: the scan's `spec.worker.image`, else the operator's default.
+pub fn image<'a>(scan: &'a ExrScan, default_image: &'a str) -> &'a str {
+    scan.spec.worker.as_ref().and_then(|w| w.image.as_deref()).unwrap_or(default_image)
+}
+
+/// A pod template running `exrscan ARGS` as `component` of a run.
+pub fn template(
+    scan: &ExrScan,
+    scan_ref: &ScanRef,
+    run: &str,
+    component: Component,
+    default_image: &str,
+    args: Vec<String>,
+) -> PodTemplateSpec {
+    let mut env = vec![
+        literal("EXRSCAN_SCAN_NAME", &scan_ref.name),
+        literal("EXRSCAN_SCAN_UID", &scan_ref.uid),
+        field("POD_NAME", "metadata.name"),
+        field("POD_NAMESPACE", "metadata.namespace"),
+    ];
+    env.extend(source_env(scan));
+    let mut volumes = Vec::new();
+    let mut mounts = Vec::new();
+    match component {
+        Component::Planner => {}
+        Component::Shard => {
+            env.extend(sink_env(&scan.spec.sink));
+            env.extend(tuning_env(scan));
+            volumes.push(Volume {
+                name: "plan".into(),
+                config_map: Some(ConfigMapVolumeSource {
+                    name: names::plan_config_map(&scan_ref.name),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+            mounts.push(mount("plan", names::PLAN_MOUNT, true));
+            let (v, m) = sink_volumes(&scan.spec.sink);
+            volumes.extend(v);
+            mounts.extend(m);
+        }
+    }
+    let container = Container {
+        name: names::CONTAINER.into(),
+        image: Some(image(scan, default_image).to_string()),
+        image_pull_policy: Some("IfNotPresent".into()),
+        command: Some(vec![PROGRAM.into()]),
+        args: Some(args),
+        env: Some(env),
+        volume_mounts: (!mounts.is_empty()).then_some(mounts),
+        resources: scan.spec.worker.as_ref().and_then(|w| w.resources.clone()),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta { labels: Some(names::run_labels(&scan_ref.name, run, component)), ..Default::default() }),
+        spec: Some(PodSpec {
+            restart_policy: Some("Never".into()),
+            service_account_name: Some(names::worker_account(&scan_ref.name)),
+            containers: vec![container],
+            volumes: (!volumes.is_empty()).then_some(volumes),
+            security_context: Some(PodSecurityContext {
+                seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+/// `s3://BUCKET/PREFIX`, the planner's source argument.
+pub fn source_uri(scan: &ExrScan) -> String {
+    format!("s3://{}/{}", scan.spec.source.bucket, scan.spec.source.prefix.trim_start_matches('/'))
+}
+
+/// The sink URI of `EXRSCAN_SINK`.
+pub fn sink_uri(sink: &Sink) -> String {
+    match (&sink.flight, &sink.duckdb) {
+        (Some(f), _) => {
+            let scheme = if f.tls.is_some() { "flight+grpc+tls" } else { "flight+grpc" };
+            format!("{scheme}://{}", f.endpoint)
+        }
+        (None, Some(d)) => format!("duckdb://{DUCKDB_MOUNT}/{}", d.path),
+        // The CRD's CEL rule makes exactly one sink present; an empty sink gets an empty URI
+        // that the worker refuses (exit code 2).
+        (None, None) => String::new(),
+    }
+}
+
+fn source_env(scan: &ExrScan) -> Vec<EnvVar> {
+    let s = &scan.spec.source;
+    let mut env = Vec::new();
+    if let Some(secret) = &s.credentials_secret {
+        env.push(secret_ref("AWS_ACCESS_KEY_ID", secret, "AWS_ACCESS_KEY_ID", false));
+        env.push(secret_ref("AWS_SECRET_ACCESS_KEY", secret, "AWS_SECRET_ACCESS_KEY", false));
+        env.push(secret_ref("AWS_SESSION_TOKEN", secret, "AWS_SESSION_TOKEN", true));
+    }
+    if let Some(endpoint) = &s.endpoint {
+        env.push(literal("EXRSCAN_S3_ENDPOINT", endpoint));
+    }
+    if let Some(region) = &s.region {
+        env.push(literal("AWS_REGION", region));
+    }
+    env.push(literal("EXRSCAN_S3_FORCE_PATH_STYLE", if s.force_path_style { "true" } else { "false" }));
+    if !s.include.is_empty() {
+        env.push(literal("EXRSCAN_INCLUDE", &s.include.join(",")));
+    }
+    if !s.exclude.is_empty() {
+        env.push(literal("EXRSCAN_EXCLUDE", &s.exclude.join(",")));
+    }
+    env
+}
+
+fn sink_env(sink: &Sink) -> Vec<EnvVar> {
+    let mut env = vec![literal("EXRSCAN_SINK", &sink_uri(sink))];
+    if let Some(f) = &sink.flight {
+        if let Some(secret) = &f.credentials_secret {
+            env.push(secret_ref("EXRSCAN_FLIGHT_USERNAME", secret, "username", true));
+            env.push(secret_ref("EXRSCAN_FLIGHT_PASSWORD", secret, "password", true));
+            env.push(secret_ref("EXRSCAN_FLIGHT_TOKEN", secret, "token", true));
+        }
+        if f.tls.as_ref().is_some_and(|t| t.ca_secret.is_some()) {
+            env.push(literal("EXRSCAN_FLIGHT_CA", &format!("{FLIGHT_CA_MOUNT}/ca.crt")));
+        }
+        if let Some(schema) = &f.schema {
+            env.push(literal("EXRSCAN_FLIGHT_SCHEMA", schema));
+        }
+        if let Some(prefix) = &f.table_prefix {
+            env.push(literal("EXRSCAN_FLIGHT_TABLE_PREFIX", prefix));
+        }
+    }
+    env
+}
+
+fn tuning_env(scan: &ExrScan) -> Vec<EnvVar> {
+    let mut env = vec![literal("EXRSCAN_EMBEDDINGS", if scan.spec.embeddings_enabled() { "true" } else { "false" })];
+    if let Some(w) = &scan.spec.worker {
+        if let Some(c) = w.concurrency {
+            env.push(literal("EXRSCAN_CONCURRENCY", &c.to_string()));
+        }
+        if let Some(h) = w.header_bytes {
+            env.push(literal("EXRSCAN_HEADER_BYTES", &h.to_string()));
+        }
+    }
+    env
+}
+
+fn sink_volumes(sink: &Sink) -> (Vec<Volume>, Vec<VolumeMount>) {
+    let mut volumes = Vec::new();
+    let mut mounts = Vec::new();
+    if let Some(ca) = sink.flight.as_ref().and_then(|f| f.tls.as_ref()).and_then(|t| t.ca_secret.as_ref()) {
+        volumes.push(Volume {
+            name: "flight-ca".into(),
+            secret: Some(SecretVolumeSource { secret_name: Some(ca.clone()), ..Default::default() }),
+            ..Default::default()
+        });
+        mounts.push(mount("flight-ca", FLIGHT_CA_MOUNT, true));
+    }
+    if let Some(d) = &sink.duckdb {
+        volumes.push(Volume {
+            name: "catalog".into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: d.persistent_volume_claim.clone(),
+                read_only: Some(false),
+            }),
+            ..Default::default()
+        });
+        mounts.push(mount("catalog", DUCKDB_MOUNT, false));
+    }
+    (volumes, mounts)
+}
+
+fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount { name: name.into(), mount_path: path.into(), read_only: Some(read_only), ..Default::default() }
+}
+
+fn literal(name: &str, value: &str) -> EnvVar {
+    EnvVar { name: name.into(), value: Some(value.into()), value_from: None }
+}
+
+fn field(name: &str, path: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector { field_path: path.into(), ..Default::default() }),
+            ..Default::default()
+        }),
+    }
+}
+
+fn secret_ref(name: &str, secret: &str, key: &str, optional: bool) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: None,
+        value_from: Some(EnvVarSource {
+            secret_key_ref: Some(SecretKeySelector { name: secret.into(), key: key.into(), optional: Some(optional) }),
+            ..Default::default()
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objects::fixtures;
+    use exrscan_crds::{DuckDbSink, Sink};
+
+    fn env_of(t: &PodTemplateSpec) -> Vec<EnvVar> {
+        t.spec.as_ref().expect("spec").containers[0].env.clone().unwrap_or_default()
+    }
+
+    fn value(env: &[EnvVar], name: &str) -> Option<String> {
+        env.iter().find(|e| e.name == name).and_then(|e| e.value.clone())
+    }
+
+    #[test]
+    fn shard_env_follows_the_contract() {
+        let scan = fixtures::scan(fixtures::flight_spec());
+        let r = ScanRef::of(&scan).expect("ref");
+        let t = template(&scan, &r, "abcd1234", Component::Shard, "exrscan:1", vec!["shard".into()]);
+        let env = env_of(&t);
+        assert_eq!(value(&env, "EXRSCAN_SINK").as_deref(), Some("flight+grpc+tls://vastdb:443"));
+        assert_eq!(value(&env, "EXRSCAN_FLIGHT_CA").as_deref(), Some("/etc/exrscan/flight-ca/ca.crt"));
+        assert_eq!(value(&env, "EXRSCAN_FLIGHT_SCHEMA").as_deref(), Some("vfx"));
+        assert_eq!(value(&env, "EXRSCAN_FLIGHT_TABLE_PREFIX").as_deref(), Some("exr_"));
+        assert_eq!(value(&env, "EXRSCAN_S3_ENDPOINT").as_deref(), Some("http://minio:9000"));
+        assert_eq!(value(&env, "AWS_REGION").as_deref(), Some("us-east-1"));
+        assert_eq!(value(&env, "EXRSCAN_S3_FORCE_PATH_STYLE").as_deref(), Some("true"));
+        assert_eq!(value(&env, "EXRSCAN_INCLUDE").as_deref(), Some("*.exr,*.EXR"));
+        assert_eq!(value(&env, "EXRSCAN_EXCLUDE").as_deref(), Some("tmp/*"));
+        assert_eq!(value(&env, "EXRSCAN_EMBEDDINGS").as_deref(), Some("true"));
+        assert_eq!(value(&env, "EXRSCAN_SCAN_NAME").as_deref(), Some("renders"));
+        assert_eq!(value(&env, "EXRSCAN_SCAN_UID").as_deref(), Some("0b5e9c1e-uid"));
+        let pod_name = env.iter().find(|e| e.name == "POD_NAME").expect("POD_NAME");
+        let field = pod_name.value_from.as_ref().and_then(|v| v.field_ref.as_ref()).expect("fieldRef");
+        assert_eq!(field.field_path, "metadata.name");
+        // Secrets are referenced, never copied.
+        for (var, secret, key, optional) in [
+            ("AWS_ACCESS_KEY_ID", "s3-creds", "AWS_ACCESS_KEY_ID", false),
+            ("AWS_SECRET_ACCESS_KEY", "s3-creds", "AWS_SECRET_ACCESS_KEY", false),
+            ("AWS_SESSION_TOKEN", "s3-creds", "AWS_SESSION_TOKEN", true),
+            ("EXRSCAN_FLIGHT_USERNAME", "vast-creds", "username", true),
+            ("EXRSCAN_FLIGHT_PASSWORD", "vast-creds", "password", true),
+            ("EXRSCAN_FLIGHT_TOKEN", "vast-creds", "token", true),
+        ] {
+            let e = env.iter().find(|e| e.name == var).expect(var);
+            assert!(e.value.is_none(), "{var} must not carry a value");
+            let r = e.value_from.as_ref().and_then(|v| v.secret_key_ref.as_ref()).expect("secretKeyRef");
+            assert_eq!((r.name.as_str(), r.key.as_str(), r.optional), (secret, key, Some(optional)));
+        }
+        let spec = t.spec.expect("spec");
+        assert_eq!(spec.service_account_name.as_deref(), Some("renders-worker"));
+        assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
+        let c = &spec.containers[0];
+        assert_eq!(c.command.as_deref(), Some(&["exrscan".to_string()][..]));
+        let mounts: Vec<_> = c.volume_mounts.clone().unwrap_or_default().into_iter().map(|m| m.mount_path).collect();
+        assert_eq!(mounts, vec!["/etc/exrscan/plan", "/etc/exrscan/flight-ca"]);
+    }
+
+    #[test]
+    fn planner_gets_no_sink_credentials() {
+        let scan = fixtures::scan(fixtures::flight_spec());
+        let r = ScanRef::of(&scan).expect("ref");
+        let t = template(&scan, &r, "abcd1234", Component::Planner, "exrscan:1", vec!["plan".into()]);
+        let env = env_of(&t);
+        assert!(env.iter().all(|e| !e.name.starts_with("EXRSCAN_FLIGHT") && e.name != "EXRSCAN_SINK"));
+        assert!(env.iter().any(|e| e.name == "AWS_ACCESS_KEY_ID"));
+        assert!(t.spec.expect("spec").volumes.is_none());
+    }
+
+    #[test]
+    fn duckdb_sink_mounts_the_claim() {
+        let mut spec = fixtures::flight_spec();
+        spec.shards = 1;
+        spec.sink = Sink {
+            flight: None,
+            duckdb: Some(DuckDbSink { persistent_volume_claim: "catalog-pvc".into(), path: "db/exr.duckdb".into() }),
+        };
+        let scan = fixtures::scan(spec);
+        let r = ScanRef::of(&scan).expect("ref");
+        let t = template(&scan, &r, "abcd1234", Component::Shard, "exrscan:1", vec![]);
+        assert_eq!(
+            value(&env_of(&t), "EXRSCAN_SINK").as_deref(),
+            Some("duckdb:///var/lib/exrscan/catalog/db/exr.duckdb")
+        );
+        let volumes = t.spec.expect("spec").volumes.expect("volumes");
+        let claim = volumes.iter().find_map(|v| v.persistent_volume_claim.as_ref()).expect("claim");
+        assert_eq!(claim.claim_name, "catalog-pvc");
+    }
+
+    #[test]
+    fn source_uri_joins_bucket_and_prefix() {
+        let mut spec = fixtures::flight_spec();
+        spec.source.prefix = "/a/b/".into();
+        assert_eq!(source_uri(&fixtures::scan(spec)), "s3://renders/a/b/");
+    }
+}

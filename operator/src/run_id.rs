@@ -1,0 +1,89 @@
+//! The run hash: a short digest of what defines a run's results (source, sink, shards,
+//! embeddings, `spec.rescan`). Re-applying an unchanged spec gives the same hash, so the
+//! existing Jobs are found and nothing is created; changing any of these starts a new run.
+//! Tuning (parallelism, worker image, resources, concurrency, headerBytes) and suspension do
+//! not: they apply to the current run where Kubernetes allows it, or to the next one.
+
+use exrscan_crds::ExrScanSpec;
+use sha2::{Digest, Sha256};
+
+/// Hex digits of the run hash (names derived from it must stay DNS labels).
+pub const RUN_ID_LEN: usize = 8;
+
+/// The run hash of `spec`.
+pub fn run_id(spec: &ExrScanSpec) -> String {
+    let defining = serde_json::json!({
+        "source": spec.source,
+        "sink": spec.sink,
+        "shards": spec.shards,
+        "embeddings": spec.embeddings_enabled(),
+        "rescan": spec.rescan,
+    });
+    // Keys in a fixed order and absent options omitted: the text is canonical, and fields
+    // added to the API later (as options) do not change the hash of existing scans.
+    let digest = Sha256::digest(defining.to_string().as_bytes());
+    digest.iter().take(RUN_ID_LEN / 2).map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use exrscan_crds::{FlightSink, Sink, Source};
+
+    fn spec() -> ExrScanSpec {
+        ExrScanSpec {
+            source: Source { bucket: "renders".into(), prefix: "show/".into(), ..Default::default() },
+            sink: Sink {
+                flight: Some(FlightSink { endpoint: "db:443".into(), ..Default::default() }),
+                duckdb: None,
+            },
+            shards: 4,
+            parallelism: None,
+            worker: None,
+            embeddings: None,
+            suspend: false,
+            rescan: None,
+            backoff_limit_per_index: 3,
+            ttl_seconds_after_finished: None,
+        }
+    }
+
+    #[test]
+    fn stable_and_short() {
+        let id = run_id(&spec());
+        assert_eq!(id.len(), RUN_ID_LEN);
+        assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(id, run_id(&spec()));
+    }
+
+    #[test]
+    fn defining_fields_change_it() {
+        let base = run_id(&spec());
+        let mut s = spec();
+        s.rescan = Some("2024-06-01".into());
+        assert_ne!(run_id(&s), base);
+        let mut s = spec();
+        s.source.prefix = "other/".into();
+        assert_ne!(run_id(&s), base);
+        let mut s = spec();
+        s.shards = 8;
+        assert_ne!(run_id(&s), base);
+        let mut s = spec();
+        s.embeddings = Some(exrscan_crds::EmbeddingsSpec { enabled: false });
+        assert_ne!(run_id(&s), base);
+    }
+
+    #[test]
+    fn tuning_and_suspend_do_not() {
+        let base = run_id(&spec());
+        let mut s = spec();
+        s.parallelism = Some(2);
+        s.suspend = true;
+        s.backoff_limit_per_index = 9;
+        s.ttl_seconds_after_finished = Some(60);
+        s.worker = Some(exrscan_crds::WorkerSpec { concurrency: Some(8), ..Default::default() });
+        // embeddings explicitly enabled is the default
+        s.embeddings = Some(exrscan_crds::EmbeddingsSpec { enabled: true });
+        assert_eq!(run_id(&s), base);
+    }
+}

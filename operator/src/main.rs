@@ -70,6 +70,8 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(config: RunConfig) -> anyhow::Result<()> {
+    // One TLS provider for the whole process, whatever features other crates unify into rustls.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = Client::try_default().await.context("connecting to the Kubernetes API (kubeconfig or in-cluster)")?;
     let metrics = metrics::Metrics::new();
     let ready = Arc::new(AtomicBool::new(false));

@@ -1,0 +1,114 @@
+//! The API server itself refuses bad ExrScans (schema + CEL rules of the committed CRD), with
+//! messages that say what to fix; the examples are accepted.
+
+mod harness;
+
+use exrscan_crds::{DuckDbSink, ExrScan, ExrScanSpec, Sink, Source};
+use harness::{Harness, kubectl_ok, scan_yaml};
+use kube::api::{Api, PostParams};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_server_refuses_bad_specs_with_readable_messages() {
+    let h = Harness::start(false).await;
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("zero shards", scan_yaml("default", "s1", 0, ""), "spec.shards: Invalid value: 0"),
+        ("too many shards", scan_yaml("default", "s2", 20000, ""), "less than or equal to 10000"),
+        ("parallelism above shards", scan_yaml("default", "s3", 2, "  parallelism: 5\n"), "spec.parallelism must not exceed spec.shards"),
+        (
+            "empty bucket",
+            scan_yaml("default", "s4", 1, "").replace("bucket: renders", "bucket: \"\""),
+            "spec.source.bucket",
+        ),
+        (
+            "bad bucket name",
+            scan_yaml("default", "s5", 1, "").replace("bucket: renders", "bucket: My_Renders"),
+            "must be an S3 bucket name",
+        ),
+        (
+            "two sinks",
+            scan_yaml("default", "s6", 1, "").replace("      endpoint: 127.0.0.1:1\n", "      endpoint: 127.0.0.1:1\n    duckdb:\n      persistentVolumeClaim: c\n"),
+            "exactly one of spec.sink.flight or spec.sink.duckdb must be set",
+        ),
+        (
+            "no sink",
+            scan_yaml("default", "s7", 1, "").replace("    flight:\n      endpoint: 127.0.0.1:1\n", "    {}\n"),
+            "exactly one of spec.sink.flight or spec.sink.duckdb must be set",
+        ),
+        (
+            "sharded duckdb",
+            scan_yaml("default", "s8", 4, "").replace("    flight:\n      endpoint: 127.0.0.1:1\n", "    duckdb:\n      persistentVolumeClaim: c\n"),
+            "a duckdb sink has a single writer and needs spec.shards: 1",
+        ),
+        ("tiny headerBytes", scan_yaml("default", "s9", 1, "  worker:\n    headerBytes: 10\n"), "greater than or equal to 1024"),
+        (
+            "endpoint with a scheme",
+            scan_yaml("default", "s10", 1, "").replace("endpoint: 127.0.0.1:1", "endpoint: grpc://db:443"),
+            "spec.sink.flight.endpoint must be host:port",
+        ),
+        (
+            "comma in a glob",
+            scan_yaml("default", "s11", 1, "").replace("    prefix:", "    include: [\"{a,b}.exr\"]\n    prefix:"),
+            "globs must not contain ','",
+        ),
+        (
+            "name too long",
+            scan_yaml("default", &"n".repeat(49), 1, ""),
+            "metadata.name must be a DNS label of at most 48 characters",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (what, yaml, expected) in &cases {
+        let (ok, stderr) = h.apply(yaml);
+        if ok || !stderr.contains(expected) {
+            failures.push(format!("{what}: accepted={ok}, stderr: {stderr}"));
+        } else {
+            eprintln!("{what}: refused: {}", stderr.trim());
+        }
+    }
+    assert!(failures.is_empty(), "{} case(s) not refused as expected:\n{}", failures.len(), failures.join("\n"));
+
+    // Through the client: a 422 with the rule's message.
+    let api: Api<ExrScan> = Api::namespaced(h.client.clone(), "default");
+    let spec = ExrScanSpec {
+        source: Source { bucket: "renders".into(), ..Default::default() },
+        sink: Sink {
+            flight: None,
+            duckdb: Some(DuckDbSink { persistent_volume_claim: "catalog".into(), path: "x.duckdb".into() }),
+        },
+        shards: 3,
+        parallelism: Some(4),
+        worker: None,
+        embeddings: None,
+        suspend: false,
+        rescan: None,
+        backoff_limit_per_index: 3,
+        ttl_seconds_after_finished: None,
+    };
+    match api.create(&PostParams::default(), &ExrScan::new("client-side", spec.clone())).await {
+        Err(kube::Error::Api(status)) => {
+            assert_eq!(status.code, 422, "{status:?}");
+            assert!(status.message.contains("spec.parallelism must not exceed spec.shards"), "{}", status.message);
+            assert!(status.message.contains("a duckdb sink has a single writer"), "{}", status.message);
+        }
+        other => panic!("expected a 422, got {other:?}"),
+    }
+    let mut good = spec;
+    good.shards = 1;
+    good.parallelism = None;
+    let created = api.create(&PostParams::default(), &ExrScan::new("client-side", good)).await.expect("a valid scan is accepted");
+    // Defaults are applied by the API server.
+    assert_eq!(created.spec.backoff_limit_per_index, 3);
+    assert_eq!(created.spec.source.prefix, "");
+
+    // Updates are validated too.
+    let (ok, stderr) = h.apply(&scan_yaml("default", "grow", 2, ""));
+    assert!(ok, "{stderr}");
+    let (ok, stderr) = h.apply(&scan_yaml("default", "grow", 2, "  parallelism: 3\n"));
+    assert!(!ok && stderr.contains("spec.parallelism must not exceed spec.shards"), "{stderr}");
+
+    // The examples are valid.
+    kubectl_ok(&h.cluster, &["create", "namespace", "pipeline"]);
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let out = kubectl_ok(&h.cluster, &["apply", "--dry-run=server", "-f", &examples.display().to_string()]);
+    assert_eq!(out.lines().count(), 3, "three examples: {out}");
+}

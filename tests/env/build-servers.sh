@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Builds the real programs the tests run against from the Go module proxy, each at a pinned
+# version, into $EXRSCAN_CACHE/bin (default ~/.cache/exrscan/bin). A program whose pinned
+# inputs have not changed is not rebuilt.
+#
+#   etcd, kube-apiserver, kube-controller-manager, kubectl   tests/env/go/controlplane
+#   flightsql-server (Apache Arrow's reference, SQLite)      tests/env/go/flightsql
+#   minio                                                    MINIO_VERSION below
+#   helm                                                     HELM_VERSION below
+#
+# When KUBEBUILDER_ASSETS names a folder holding etcd, kube-apiserver and
+# kube-controller-manager (the envtest convention), those are used as they are.
+set -euo pipefail
+
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+HELM_VERSION=v3.22.0
+
+here=$(cd "$(dirname "$0")" && pwd)
+cache=${EXRSCAN_CACHE:-$HOME/.cache/exrscan}
+bin=$cache/bin
+stamps=$cache/stamps
+mkdir -p "$bin" "$stamps"
+export GOFLAGS="-buildvcs=false -trimpath"
+export CGO_ENABLED=0
+
+# fresh NAME KEY: true when NAME was built from KEY and its binaries exist.
+fresh() {
+	[ -f "$stamps/$1" ] && [ "$(cat "$stamps/$1")" = "$2" ] || return 1
+	shift 2
+	for b in "$@"; do [ -x "$bin/$b" ] || return 1; done
+}
+
+# key DIR: hash of a Go module folder's pinned inputs and the Go version.
+key() { (cd "$1" && cat go.mod go.sum $(find . -name '*.go' | sort) && go version) | sha256sum | cut -c1-16; }
+
+build() {
+	local name=$1 key=$2; shift 2
+	local bins=() ; while [ "$1" != -- ]; do bins+=("$1"); shift; done; shift
+	if fresh "$name" "$key" "${bins[@]}"; then
+		echo "build-servers: $name is cached ($key)"
+		return
+	fi
+	echo "build-servers: building $name ($key); the first build takes minutes"
+	local t0=$SECONDS log=$cache/logs/build-$name.log
+	mkdir -p "$cache/logs"
+	if ! "$@" >"$log" 2>&1; then
+		tail -n 40 "$log" >&2
+		echo "build-servers: FAILED to build $name from the Go module proxy (full output: $log)" >&2
+		exit 1
+	fi
+	echo "$key" >"$stamps/$name"
+	echo "build-servers: built $name in $((SECONDS - t0))s"
+}
+
+cp_bins=(etcd kube-apiserver kube-controller-manager kubectl)
+cp_pkgs=(./etcd k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl)
+if [ -n "${KUBEBUILDER_ASSETS:-}" ]; then
+	for b in etcd kube-apiserver kube-controller-manager; do
+		[ -x "$KUBEBUILDER_ASSETS/$b" ] || { echo "build-servers: KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS has no $b" >&2; exit 1; }
+	done
+	echo "build-servers: control plane from KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS"
+	# envtest asset folders may lack kubectl; build just that one then.
+	cp_bins=(kubectl)
+	cp_pkgs=(k8s.io/kubernetes/cmd/kubectl)
+	[ -x "$KUBEBUILDER_ASSETS/kubectl" ] && cp_bins=()
+fi
+
+cp_dir=$here/go/controlplane
+if [ ${#cp_bins[@]} -gt 0 ]; then
+	build controlplane "$(key "$cp_dir")-${#cp_bins[@]}" "${cp_bins[@]}" -- \
+		bash -c 'cd "$0" && go build -ldflags=-s -o "$1/" "${@:2}"' "$cp_dir" "$bin" "${cp_pkgs[@]}"
+fi
+
+fs_dir=$here/go/flightsql
+build flightsql "$(key "$fs_dir")" flightsql-server -- \
+	bash -c 'cd "$0" && go build -ldflags=-s -o "$1/flightsql-server" .' "$fs_dir" "$bin"
+
+build minio "$MINIO_VERSION-$(go env GOVERSION)" minio -- \
+	env GOBIN="$bin" go install -ldflags=-s "github.com/minio/minio@$MINIO_VERSION"
+
+build helm "$HELM_VERSION-$(go env GOVERSION)" helm -- \
+	env GOBIN="$bin" go install -ldflags=-s "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"

@@ -1,0 +1,119 @@
+//! Apache Arrow's reference Flight SQL server (arrow-go's SQLite-backed example) on
+//! loopback, over a SQLite file so that a test can kill and restart it without losing
+//! what was committed. Built by `tests/env/build-servers.sh` from `tests/env/go/flightsql`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::process::{Server, free_port};
+use crate::{Error, paths, work_dir};
+
+/// A running Flight SQL server; stopped and its database removed on drop.
+#[derive(Debug)]
+pub struct FlightSqlServer {
+    server: Option<Server>,
+    addr: SocketAddr,
+    dir: TempDir,
+    options: FlightSqlOptions,
+}
+
+/// Optional features of the test server (all off by default, like the stock example).
+#[derive(Debug, Clone, Default)]
+pub struct FlightSqlOptions {
+    /// Require a basic-auth handshake with this user name and password; the server issues
+    /// bearer tokens held in memory (a restart forgets them).
+    pub basic_auth: Option<(String, String)>,
+    /// Also accept this pre-issued bearer token.
+    pub token: Option<String>,
+    /// Serve TLS with this PEM certificate chain and key.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Support Flight SQL bulk ingest (CommandStatementIngest) and say so in SqlInfo.
+    pub bulk_ingest: bool,
+    /// Say in SqlInfo that there are no transactions.
+    pub no_transactions: bool,
+}
+
+impl FlightSqlServer {
+    /// Starts the server on a free loopback port with an empty database.
+    pub fn start() -> Result<Self, Error> {
+        Self::start_with(FlightSqlOptions::default())
+    }
+
+    /// Starts the server with optional features.
+    pub fn start_with(options: FlightSqlOptions) -> Result<Self, Error> {
+        let dir = work_dir("flightsql")?;
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+        let mut flight = Self { server: None, addr, dir, options };
+        flight.restart()?;
+        Ok(flight)
+    }
+
+    /// Kills the server (SIGKILL, like a crash); committed data stays in its file.
+    pub fn stop(&mut self) {
+        self.server = None;
+    }
+
+    /// Starts the server again on the same address and database.
+    pub fn restart(&mut self) -> Result<(), Error> {
+        self.stop();
+        let mut cmd = Command::new(paths::tool("flightsql-server")?);
+        cmd.arg("-host")
+            .arg(self.addr.ip().to_string())
+            .arg("-port")
+            .arg(self.addr.port().to_string())
+            .arg("-db")
+            .arg(self.database_path());
+        let o = &self.options;
+        if let Some((user, password)) = &o.basic_auth {
+            cmd.arg("-auth-user").arg(user).arg("-auth-password").arg(password);
+        }
+        if let Some(token) = &o.token {
+            cmd.arg("-auth-token").arg(token);
+        }
+        if let Some((cert, key)) = &o.tls {
+            cmd.arg("-tls-cert").arg(cert).arg("-tls-key").arg(key);
+        }
+        if o.bulk_ingest {
+            cmd.arg("-ingest");
+        }
+        if o.no_transactions {
+            cmd.arg("-no-transactions");
+        }
+        let mut server = Server::spawn("Flight SQL server", cmd, &self.dir.path().join("flightsql.log"))?;
+        server.wait_for_port(self.addr, Duration::from_secs(30))?;
+        self.server = Some(server);
+        Ok(())
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The sink URI exrscan takes for this server: `flight+grpc://127.0.0.1:PORT`
+    /// (`flight+grpc+tls://…` with TLS).
+    pub fn uri(&self) -> String {
+        let tls = if self.options.tls.is_some() { "+tls" } else { "" };
+        format!("flight+grpc{tls}://{}", self.addr)
+    }
+
+    /// The URI an ADBC Flight SQL client takes: `grpc://127.0.0.1:PORT` (`grpc+tls://…`).
+    pub fn adbc_uri(&self) -> String {
+        let tls = if self.options.tls.is_some() { "+tls" } else { "" };
+        format!("grpc{tls}://{}", self.addr)
+    }
+
+    /// The server's log file.
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("flightsql.log")
+    }
+
+    /// The SQLite database file behind the server.
+    pub fn database_path(&self) -> PathBuf {
+        self.dir.path().join("catalog.sqlite")
+    }
+}

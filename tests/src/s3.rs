@@ -1,0 +1,171 @@
+//! A real S3 server on loopback: MinIO, built from the Go module proxy by
+//! `tests/env/build-servers.sh`, with root credentials and buckets made for the test.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+use tempfile::TempDir;
+
+use crate::audit::AuditLog;
+use crate::process::{Server, free_port};
+use crate::{Error, paths, work_dir};
+
+/// Region the server reports; any value works with MinIO, tests pass this one.
+pub const REGION: &str = "us-east-1";
+
+/// Settings a test may change before starting the server.
+#[derive(Debug, Clone, Default)]
+pub struct S3Options {
+    /// Answer `503 SlowDown` once more than this many S3 requests are in flight
+    /// (`MINIO_API_REQUESTS_MAX`): real throttling for fault tests.
+    pub max_requests: Option<u32>,
+    /// Record every request through MinIO's audit webhook ([`S3Server::audit`]).
+    pub audit: bool,
+}
+
+/// A running MinIO server with its data directory; stopped and removed on drop.
+#[derive(Debug)]
+pub struct S3Server {
+    server: Option<Server>,
+    options: S3Options,
+    addr: SocketAddr,
+    access_key: String,
+    secret_key: String,
+    audit: Option<AuditLog>,
+    dir: TempDir,
+}
+
+impl S3Server {
+    /// Starts MinIO on a free loopback port with default options.
+    pub fn start() -> Result<Self, Error> {
+        Self::start_with(S3Options::default())
+    }
+
+    /// Starts MinIO on a free loopback port.
+    pub fn start_with(options: S3Options) -> Result<Self, Error> {
+        let dir = work_dir("s3")?;
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+        let audit = if options.audit { Some(AuditLog::start()?) } else { None };
+        let mut s3 = Self {
+            server: None,
+            options,
+            addr,
+            access_key: "exrscan-test".into(),
+            secret_key: "exrscan-test-secret-key".into(),
+            audit,
+            dir,
+        };
+        s3.restart()?;
+        Ok(s3)
+    }
+
+    /// Stops the server (SIGKILL, like a crash) without removing its data.
+    pub fn stop(&mut self) {
+        self.server = None;
+    }
+
+    /// Starts the server again on the same address and data (after [`stop`](Self::stop)).
+    pub fn restart(&mut self) -> Result<(), Error> {
+        self.stop();
+        let data: PathBuf = self.dir.path().join("data");
+        let mut cmd = Command::new(paths::tool("minio")?);
+        cmd.arg("server")
+            .arg(&data)
+            .arg("--address")
+            .arg(self.addr.to_string())
+            .arg("--console-address")
+            .arg(format!("127.0.0.1:{}", free_port()?))
+            .arg("--quiet")
+            .env("MINIO_ROOT_USER", &self.access_key)
+            .env("MINIO_ROOT_PASSWORD", &self.secret_key)
+            .env("MINIO_BROWSER", "off")
+            .env("MINIO_UPDATE", "off")
+            .env("MINIO_CI_CD", "on")
+            .env("HOME", self.dir.path());
+        if let Some(max) = self.options.max_requests {
+            cmd.env("MINIO_API_REQUESTS_MAX", max.to_string());
+        }
+        if let Some(audit) = &self.audit {
+            cmd.env("MINIO_AUDIT_WEBHOOK_ENABLE_EXRSCAN", "on")
+                .env("MINIO_AUDIT_WEBHOOK_ENDPOINT_EXRSCAN", audit.endpoint())
+                .env("MINIO_AUDIT_WEBHOOK_BATCH_SIZE_EXRSCAN", "1");
+        }
+        let mut server = Server::spawn("MinIO (S3)", cmd, &self.dir.path().join("minio.log"))?;
+        let ready = format!("http://{}/minio/health/ready", self.addr);
+        server.wait_until(Duration::from_secs(60), || http_status("GET", &ready) == Some(200))?;
+        self.server = Some(server);
+        Ok(())
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The access key id of the root user.
+    pub fn access_key(&self) -> &str {
+        &self.access_key
+    }
+
+    /// The secret access key of the root user.
+    pub fn secret_key(&self) -> &str {
+        &self.secret_key
+    }
+
+    /// The audit log of the requests served, when started with [`S3Options::audit`].
+    pub fn audit(&self) -> Option<&AuditLog> {
+        self.audit.as_ref()
+    }
+
+    /// The server's log file (it records each request's failures).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("minio.log")
+    }
+
+    /// Creates `bucket` (path-style request signed with SigV4).
+    pub fn create_bucket(&self, bucket: &str) -> Result<(), Error> {
+        let url = self
+            .endpoint()
+            .parse()
+            .map_err(|e| Error::Start { what: "S3 bucket".into(), reason: format!("bad endpoint: {e}") })?;
+        let bucket_handle = Bucket::new(url, UrlStyle::Path, bucket.to_string(), REGION)
+            .map_err(|e| Error::Start { what: format!("S3 bucket {bucket}"), reason: e.to_string() })?;
+        let credentials = Credentials::new(&self.access_key, &self.secret_key);
+        let signed = bucket_handle.create_bucket(&credentials).sign(Duration::from_secs(60));
+        match http_status("PUT", signed.as_str()) {
+            Some(200) => Ok(()),
+            other => Err(Error::Start { what: format!("S3 bucket {bucket}"), reason: format!("CreateBucket answered {other:?}") }),
+        }
+    }
+
+    /// An `object_store` client for `bucket` with the root credentials.
+    pub fn store(&self, bucket: &str) -> Result<object_store::aws::AmazonS3, Error> {
+        object_store::aws::AmazonS3Builder::new()
+            .with_endpoint(self.endpoint())
+            .with_region(REGION)
+            .with_bucket_name(bucket)
+            .with_access_key_id(&self.access_key)
+            .with_secret_access_key(&self.secret_key)
+            .with_allow_http(true)
+            .with_virtual_hosted_style_request(false)
+            .build()
+            .map_err(|e| Error::Start { what: "S3 client".into(), reason: e.to_string() })
+    }
+}
+
+/// The status code of a body-less request, or `None` when nothing answered.
+fn http_status(method: &str, url: &str) -> Option<u16> {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .new_agent();
+    let response = match method {
+        "PUT" => agent.put(url).send_empty(),
+        _ => agent.get(url).call(),
+    };
+    response.ok().map(|r| r.status().as_u16())
+}

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Sink throughput: `exrscan scan` of a tree of sample copies into each sink, per batch size.
+# Prints one Markdown table row per run: sink, batch files, files, rows, seconds, files/s, rows/s.
+#
+#   worker/benches/sink_throughput.sh [COPIES] [BATCH_SIZES]
+#   default: 500 copies of samples/ (4,500 files), batch sizes "100 1000"
+#
+# Needs a release build (`cargo build --release -p exrscan`) and the Flight SQL test server
+# (tests/env/build-servers.sh). Each run writes into a fresh, empty catalog.
+set -euo pipefail
+
+copies=${1:-500}
+batches=${2:-"100 1000"}
+here=$(cd "$(dirname "$0")/../.." && pwd)
+cache=${EXRSCAN_CACHE:-$HOME/.cache/exrscan}
+exrscan=${CARGO_TARGET_DIR:-$cache/target}/release/exrscan
+server=$cache/bin/flightsql-server
+for tool in "$exrscan" "$server"; do
+	[ -x "$tool" ] || { echo "sink_throughput: $tool is missing (cargo build --release -p exrscan; tests/env/build-servers.sh)" >&2; exit 1; }
+done
+
+work=$(mktemp -d)
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"' EXIT
+for ((i = 0; i < copies; i++)); do
+	mkdir -p "$work/tree/shot$i"
+	cp "$here"/samples/*.exr "$work/tree/shot$i/"
+done
+files=$(find "$work/tree" -name '*.exr' | wc -l)
+# Warm the page cache so that the sinks, not the disk, are measured.
+cat "$work"/tree/*/*.exr >/dev/null
+
+port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+run() { # run SINK_LABEL BATCH URI
+	local out
+	out=$("$exrscan" scan "$work/tree" --sink "$3" --batch-files "$2" --json 2>"$work/log")
+	python3 - "$1" "$2" "$out" <<'EOF'
+import json, sys
+label, batch, s = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+assert s["inserted"] == s["processed"] and s["failed"] == 0, s
+secs = s["elapsed"]
+print(f"| {label} | {batch} | {s['inserted']} | {s['rows_written']} | {secs:.2f} | {s['inserted'] / secs:,.0f} | {s['rows_written'] / secs:,.0f} |")
+EOF
+}
+
+echo "$files files ($copies copies of samples/), $(nproc) cores"
+echo
+echo "| sink | batch (files) | files | rows | seconds | files/s | rows/s |"
+echo "|---|---|---|---|---|---|---|"
+for batch in $batches; do
+	run "DuckDB" "$batch" "duckdb://$work/duck-$batch.duckdb"
+done
+for mode in prepared bulk; do
+	for batch in $batches; do
+		p=$(port)
+		flags=()
+		[ "$mode" = bulk ] && flags=(-ingest)
+		"$server" -host 127.0.0.1 -port "$p" -db "$work/flight-$mode-$batch.sqlite" "${flags[@]}" >"$work/server.log" 2>&1 &
+		pids+=($!)
+		for _ in $(seq 100); do (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.1; done
+		run "Flight SQL reference server, $mode" "$batch" "flight+grpc://127.0.0.1:$p"
+		kill "${pids[-1]}"
+	done
+done

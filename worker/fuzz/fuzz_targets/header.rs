@@ -1,0 +1,44 @@
+//! Fuzz target for `header::parse` and everything downstream of a parsed header (embeddings,
+//! the JSON record).
+//!
+//! The three modules are compiled into the target from their sources instead of depending on
+//! the `exrscan` crate: that crate also carries the sinks (DuckDB's C++, Arrow, kube), and
+//! building those under the fuzzer's sanitizers would cost far more than the fuzzing itself.
+//! The modules only need what `Cargo.toml` lists here.
+#![no_main]
+
+// Parts of the modules that only the `exrscan` binary or the sinks use are unused here.
+#[allow(dead_code)]
+#[path = "../../src/embed/mod.rs"]
+mod embed;
+#[allow(dead_code)]
+#[path = "../../src/header/mod.rs"]
+mod header;
+#[allow(dead_code)]
+#[path = "../../src/record/mod.rs"]
+mod record;
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    match header::parse(data) {
+        Ok(header::Progress::NeedMore(needed)) => {
+            assert!(needed > data.len(), "NeedMore({needed}) for a prefix of {}", data.len());
+        }
+        Ok(header::Progress::Complete(header)) => {
+            assert!(header.header_bytes <= data.len());
+            assert_eq!(header::parse(&data[..header.header_bytes]), Ok(header::Progress::Complete(header.clone())));
+            let embeddings = embed::embed(&header);
+            let mut line = Vec::new();
+            record::Record::ok("fuzz.1001.exr", Some(data.len() as u64), &header)
+                .with_embeddings(Some(&embeddings))
+                .write_line(&mut line)
+                .expect("records serialise");
+            let parsed: serde_json::Value = serde_json::from_slice(&line).expect("records are valid JSON");
+            assert_eq!(parsed["parts"].as_array().map(Vec::len), Some(header.parts.len()));
+        }
+        Err(error) => {
+            assert!(!error.to_string().contains('\n'), "one-line errors");
+        }
+    }
+});

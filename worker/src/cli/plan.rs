@@ -1,0 +1,100 @@
+//! `exrscan plan s3://bucket/prefix --shards N [--configmap NAME]`: lists the prefix once
+//! and cuts it into balanced key ranges, one per shard.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use exrscan::plan::configmap;
+use exrscan::shard::Outcome;
+use exrscan::source::s3::S3Url;
+
+use super::log::{self, LogFormat};
+use super::s3_args::{FilterArgs, S3Args, user_agent};
+
+/// Cut an S3 prefix into balanced partitions for N shards.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+The prefix is listed once (about one LIST request per 1000 keys); the keys the globs keep \
+are cut into N contiguous key ranges of (nearly) equal counts, shard i scanning range i. \
+The plan is printed as JSON, or written into the `plan.json` key of a ConfigMap.
+
+Exit status: 0 when the plan was made; 2 for bad usage or configuration (bad URL or glob, \
+no such bucket, access denied); 3 when S3 or the Kubernetes API stayed unreachable.")]
+pub struct Args {
+    /// The prefix to plan: s3://bucket/prefix.
+    #[arg(value_name = "S3_URL")]
+    url: String,
+    /// Number of shards.
+    #[arg(long, env = "EXRSCAN_SHARDS", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    shards: u32,
+    /// Write the plan into this ConfigMap's `plan.json` key instead of printing it.
+    #[arg(long, value_name = "NAME")]
+    configmap: Option<String>,
+    /// Namespace of the ConfigMap (else POD_NAMESPACE, else the kubeconfig's).
+    #[arg(long, value_name = "NAMESPACE")]
+    namespace: Option<String>,
+    #[command(flatten)]
+    s3: S3Args,
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// Log format.
+    #[arg(long, env = "EXRSCAN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    log::init(args.log_format, None);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let outcome = runtime.block_on(plan(args));
+    if let Some(error) = outcome.error() {
+        tracing::error!(outcome = outcome.name(), %error, "planning failed");
+    }
+    Ok(ExitCode::from(outcome.exit_code()))
+}
+
+async fn plan(args: &Args) -> Outcome {
+    let url = match S3Url::parse(&args.url) {
+        Ok(url) => url,
+        Err(e) => return Outcome::Config(e.to_string()),
+    };
+    let (include, exclude) = args.filter.patterns();
+    let source = match args.s3.source(&url, Vec::new(), (&include, &exclude), 1, user_agent("plan")) {
+        Ok(source) => source,
+        Err(e) => return Outcome::Config(e.to_string()),
+    };
+    let plan = match source.plan(args.shards).await {
+        Ok(plan) => plan,
+        Err(e) => return Outcome::of_source(&e),
+    };
+    let stats = source.stats();
+    tracing::info!(
+        listed = plan.listed,
+        objects = plan.objects,
+        shards = plan.shards,
+        list_requests = stats.list_requests,
+        "plan made"
+    );
+    match &args.configmap {
+        Some(name) => match configmap::publish(&plan, name, args.namespace.as_deref()).await {
+            Ok(()) => {
+                tracing::info!(configmap = %name, "plan written");
+                Outcome::Done
+            }
+            Err(kube::Error::Api(status)) if matches!(status.code, 400 | 401 | 403 | 404 | 422) => {
+                Outcome::Config(format!("writing ConfigMap {name}: {status}"))
+            }
+            Err(e @ (kube::Error::InferConfig(_) | kube::Error::InferKubeconfig(_))) => {
+                Outcome::Config(format!("no Kubernetes client configuration: {e}"))
+            }
+            Err(e) => Outcome::Unavailable(format!("writing ConfigMap {name}: {e}")),
+        },
+        None => {
+            let mut out = std::io::stdout().lock();
+            match writeln!(out, "{}", plan.to_json()) {
+                Ok(()) => Outcome::Done,
+                Err(e) => Outcome::Unavailable(format!("writing the plan: {e}")),
+            }
+        }
+    }
+}

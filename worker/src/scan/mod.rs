@@ -1,0 +1,176 @@
+//! The scan pipeline: list → skip objects the catalog holds unchanged (one lookup per chunk
+//! of the listing) → read header prefixes (bounded concurrency) → parse → embed → catalog
+//! rows → batches (by files and bytes) → sink, writing while the next batch is read.
+
+pub mod progress;
+mod tally;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use tokio::sync::mpsc;
+
+pub use tally::{Counts, FAILURE_SAMPLE, Failure, Summary, Tally};
+
+use crate::catalog::{CatalogBuilder, CatalogError, ScanInfo};
+use crate::embed;
+use crate::sink::{Sink, SinkError, Writer};
+use crate::source::{Source, SourceError};
+
+/// How a scan runs.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// Headers read at once.
+    pub concurrency: usize,
+    /// Files per sink batch (at most).
+    pub batch_files: usize,
+    /// Approximate bytes of rows per sink batch (at most).
+    pub batch_bytes: usize,
+    /// Compute and store embeddings.
+    pub embeddings: bool,
+    /// Stamped on every `files` row.
+    pub scan: ScanInfo,
+    /// Skip, without reading them, listed files the sink already holds with the same URI,
+    /// size and ETag (resume after an interrupted run).
+    pub skip_indexed: bool,
+}
+
+/// Listed files checked against the catalog per lookup (at most).
+const LOOKUP_CHUNK: usize = 512;
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        Self { concurrency: 32, batch_files: 1000, batch_bytes: 16 * 1024 * 1024, embeddings: true, scan: ScanInfo::default(), skip_indexed: true }
+    }
+}
+
+/// Why a scan stopped before the end.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// The source could not be listed.
+    #[error("source: {0}")]
+    Source(#[from] SourceError),
+    /// The sink failed permanently or kept failing past the retry policy.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// Rows could not be built.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+/// Scans `source` into `writer`, updating `tally` as it goes (for progress), and returns
+/// the summary. Files that cannot be read are counted and sampled, not fatal.
+pub async fn run<S: Source, K: Sink>(
+    source: Arc<S>,
+    writer: &mut Writer<K>,
+    options: &ScanOptions,
+    tally: &Tally,
+) -> Result<Summary, ScanError> {
+    let started = Instant::now();
+    let (found_tx, mut found_rx) = mpsc::channel(4096);
+    let lister = {
+        let source = Arc::clone(&source);
+        tokio::spawn(async move { source.list(found_tx).await })
+    };
+    let reader = Arc::clone(&source);
+    let (batch_tx, mut batch_rx) = mpsc::channel(2);
+    // The lookups of the listing and the writes of the batches share the sink.
+    let writer = &tokio::sync::Mutex::new(writer);
+
+    let produce = async move {
+        let listed = futures::stream::poll_fn(|cx| found_rx.poll_recv(cx));
+        let mut reads = listed
+            .filter_map(|item| {
+                let ready = match item {
+                    Ok(file) => {
+                        tally.discovered();
+                        Some(file)
+                    }
+                    Err(e) => {
+                        note_failure(tally, location(&e), e.to_string());
+                        None
+                    }
+                };
+                std::future::ready(ready)
+            })
+            .ready_chunks(LOOKUP_CHUNK)
+            // The next chunk's lookup runs while this chunk's headers are read.
+            .map(|mut files| async move {
+                if options.skip_indexed {
+                    match writer.lock().await.indexed(&files).await {
+                        Ok(known) if !known.is_empty() => {
+                            files.retain(|f| !known.contains(&f.uri));
+                            tally.unchanged_unread(known.len() as u64);
+                        }
+                        Ok(_) => {}
+                        // Only an optimisation: the write still checks file_ids.
+                        Err(error) => tracing::warn!(%error, "resume check failed; reading the files"),
+                    }
+                }
+                futures::stream::iter(files)
+            })
+            .buffered(2)
+            .flatten()
+            .map(|file| {
+                let source = Arc::clone(&reader);
+                async move {
+                    let read = source.read_header(&file).await;
+                    (file, read)
+                }
+            })
+            .buffer_unordered(options.concurrency.max(1));
+        let mut builder = CatalogBuilder::new(options.scan.clone());
+        while let Some((file, read)) = reads.next().await {
+            match read {
+                Ok(read) => {
+                    tally.processed(read.bytes_read);
+                    let embeddings = options.embeddings.then(|| embed::embed(&read.header));
+                    builder.add(read.file.unwrap_or(file), &read.header, embeddings.as_ref());
+                    if builder.files() >= options.batch_files || builder.estimated_bytes() >= options.batch_bytes {
+                        if batch_tx.send(builder.finish()?).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                }
+                Err(e @ SourceError::Unavailable { .. }) => return Err(e.into()),
+                Err(e) => note_failure(tally, file.key, e.to_string()),
+            }
+        }
+        if builder.files() > 0 {
+            // A closed receiver means the writer failed; its error is reported.
+            let _ = batch_tx.send(builder.finish()?).await;
+        }
+        Ok::<(), ScanError>(())
+    };
+    let consume = async {
+        while let Some(batch) = batch_rx.recv().await {
+            let outcome = writer.lock().await.put(&batch).await?;
+            tally.written(&outcome);
+        }
+        Ok::<(), ScanError>(())
+    };
+    // `produce` owns the batch sender: the writer's loop ends when it is done.
+    let (produced, consumed) = tokio::join!(produce, consume);
+    consumed?;
+    produced?;
+    lister.await.map_err(|e| SourceError::Unusable { location: "listing".into(), reason: e.to_string() })??;
+    Ok(tally.summary(started.elapsed()))
+}
+
+fn location(error: &SourceError) -> String {
+    match error {
+        SourceError::Unusable { location, .. }
+        | SourceError::Entry { location, .. }
+        | SourceError::Unavailable { location, .. } => location.clone(),
+        SourceError::File { .. } => String::new(),
+    }
+}
+
+fn note_failure(tally: &Tally, key: String, reason: String) {
+    if tally.failed(key.clone(), reason.clone()) {
+        tracing::warn!(%key, %reason, "file failed");
+    } else {
+        tracing::debug!(%key, %reason, "file failed");
+    }
+}

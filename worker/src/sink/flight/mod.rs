@@ -1,0 +1,529 @@
+//! VAST DataBase (or any Arrow Flight SQL server) through the `arrow-flight` crate.
+//!
+//! On connect the sink authenticates (basic-auth handshake for a bearer token, or a given
+//! token), reads the server's SqlInfo and decides its [`Plan`]: bulk ingest
+//! (`CommandStatementIngest`) when the server advertises it, else `INSERT` prepared
+//! statements with parameter batches; one transaction per batch when the server supports
+//! them; list or blob vectors, native or integer booleans and timestamps. Then it creates
+//! the schema and tables when missing and checks their columns.
+//!
+//! Without transactions a batch is written children first and `files` last: a `files` row
+//! is the commit mark, and the child rows of a `file_id` without one (left by a failed
+//! attempt) are deleted before they are written again.
+
+mod options;
+mod status;
+mod wire;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow_flight::flight_service_client::FlightServiceClient;
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use arrow_flight::sql::{
+    CommandStatementIngest, EndTransaction, SqlInfo, SqlSupportedTransaction, TableDefinitionOptions,
+    TableExistsOption, TableNotExistOption,
+};
+use arrow_flight::{FlightInfo, HandshakeRequest};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use futures::{StreamExt, stream};
+use tonic::codegen::Bytes;
+use tonic::metadata::MetadataMap;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
+
+pub use options::{Choice, Credentials, FlightOptions, IngestPath, ScalarEncoding, VectorEncoding};
+pub use wire::{Dialect, Plan};
+
+use super::duckdb::id_list;
+use super::lookup::IndexedQuery;
+use super::similar::TopK;
+use super::{Neighbour, SimilarBy, Sink, SinkError};
+use crate::catalog::{CatalogBatch, SourceFile, Table};
+
+/// Largest gRPC message accepted from the server.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// What the server says about itself (SqlInfo).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct ServerInfo {
+    name: String,
+    version: String,
+    transactions: bool,
+    bulk_ingest: bool,
+    ingest_transactions: bool,
+    ddl_schema: bool,
+}
+
+/// A connected Flight SQL sink.
+pub struct FlightSink {
+    options: FlightOptions,
+    credentials: Credentials,
+    client: FlightSqlServiceClient<Channel>,
+    plan: Plan,
+}
+
+impl FlightSink {
+    /// Connects, authenticates, reads SqlInfo, and creates the schema and tables if missing.
+    pub async fn connect(options: FlightOptions, credentials: Credentials) -> Result<Self, SinkError> {
+        credentials.validate()?;
+        let channel = channel(&options).await?;
+        let inner = FlightServiceClient::new(channel)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let client = FlightSqlServiceClient::new_from_inner(inner);
+        let plan = Plan {
+            ingest: IngestPath::Prepared,
+            transactions: false,
+            vectors: VectorEncoding::Blob,
+            scalars: ScalarEncoding::Integer,
+            dialect: Dialect::Standard,
+        };
+        let mut sink = Self { options, credentials, client, plan };
+        sink.authenticate().await?;
+        let info = sink.server_info().await?;
+        sink.plan = decide(&sink.options, &info)?;
+        tracing::info!(
+            server = %info.name, version = %info.version, plan = ?sink.plan,
+            "connected to Flight SQL server {}", sink.options.endpoint()
+        );
+        if let (Some(schema), true, true) = (&sink.options.schema, sink.options.create, info.ddl_schema) {
+            let ddl = format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"");
+            sink.client.execute_update(ddl, None).await.map_err(|e| sink.error(e, "creating the schema"))?;
+        }
+        for table in Table::ALL {
+            sink.ensure_table(table).await?;
+        }
+        Ok(sink)
+    }
+
+    /// How this sink talks to its server.
+    pub fn plan(&self) -> Plan {
+        self.plan
+    }
+
+    fn error(&self, error: arrow_flight::error::FlightError, what: &str) -> SinkError {
+        status::from_flight(error, what, self.credentials.username.is_some())
+    }
+
+    /// Sets the bearer token: the given one, or one from a basic-auth handshake.
+    async fn authenticate(&mut self) -> Result<(), SinkError> {
+        if let Some(token) = &self.credentials.token {
+            self.client.set_token(token.clone());
+            return Ok(());
+        }
+        let (Some(user), Some(password)) = (&self.credentials.username, &self.credentials.password) else {
+            return Ok(());
+        };
+        self.client.clear_token();
+        let mut request =
+            tonic::Request::new(stream::iter([HandshakeRequest { protocol_version: 0, payload: Bytes::new() }]));
+        let basic = format!("Basic {}", BASE64.encode(format!("{user}:{password}")));
+        let value = basic.parse().map_err(|_| SinkError::Config("the Flight SQL user name or password is not valid in a header".into()))?;
+        request.metadata_mut().insert("authorization", value);
+        let response =
+            self.client.inner_mut().handshake(request).await.map_err(|s| status::from_status(&s, "handshake", false))?;
+        // The token comes in the response headers or, from arrow-go servers, the trailers.
+        let mut token = bearer(response.metadata());
+        let mut replies = response.into_inner();
+        while replies.message().await.map_err(|s| status::from_status(&s, "handshake", false))?.is_some() {}
+        if token.is_none() {
+            let trailers = replies.trailers().await.map_err(|s| status::from_status(&s, "handshake", false))?;
+            token = trailers.as_ref().and_then(bearer);
+        }
+        let token = token.ok_or_else(|| SinkError::Auth("the server's handshake returned no bearer token".into()))?;
+        self.client.set_token(token);
+        Ok(())
+    }
+
+    async fn server_info(&mut self) -> Result<ServerInfo, SinkError> {
+        let wanted = vec![
+            SqlInfo::FlightSqlServerName,
+            SqlInfo::FlightSqlServerVersion,
+            SqlInfo::FlightSqlServerTransaction,
+            SqlInfo::FlightSqlServerBulkIngestion,
+            SqlInfo::FlightSqlServerIngestTransactionsSupported,
+            SqlInfo::SqlDdlSchema,
+            SqlInfo::SqlTransactionsSupported,
+        ];
+        let flight_info = self.client.get_sql_info(wanted).await.map_err(|e| self.error(e, "SqlInfo"))?;
+        let mut values: HashMap<u32, InfoValue> = HashMap::new();
+        self.fetch(flight_info, "SqlInfo", |batch| {
+            let names = batch.column(0).as_primitive_opt::<arrow::datatypes::UInt32Type>();
+            let Some(names) = names else { return };
+            let Some(union) = batch.column(1).as_union_opt() else { return };
+            for row in 0..batch.num_rows() {
+                let child = union.child(union.type_id(row));
+                let offset = union.value_offset(row);
+                if let Some(value) = InfoValue::read(child.as_ref(), offset) {
+                    values.insert(names.value(row), value);
+                }
+            }
+        })
+        .await?;
+        let get = |info: SqlInfo| values.get(&(info as u32));
+        let text = |info| get(info).and_then(InfoValue::text).unwrap_or_default();
+        let flag = |info| get(info).and_then(InfoValue::flag).unwrap_or(false);
+        let transaction_level = get(SqlInfo::FlightSqlServerTransaction).and_then(InfoValue::int).unwrap_or(0);
+        Ok(ServerInfo {
+            name: text(SqlInfo::FlightSqlServerName),
+            version: text(SqlInfo::FlightSqlServerVersion),
+            transactions: transaction_level >= SqlSupportedTransaction::Transaction as i64,
+            bulk_ingest: flag(SqlInfo::FlightSqlServerBulkIngestion),
+            ingest_transactions: flag(SqlInfo::FlightSqlServerIngestTransactionsSupported),
+            ddl_schema: flag(SqlInfo::SqlDdlSchema),
+        })
+    }
+
+    /// Runs every endpoint of `info` on this server, calling `each` per record batch; returns
+    /// the result schema.
+    async fn fetch(
+        &mut self,
+        info: FlightInfo,
+        what: &str,
+        mut each: impl FnMut(&RecordBatch),
+    ) -> Result<Option<SchemaRef>, SinkError> {
+        let mut schema = None;
+        for endpoint in info.endpoint {
+            let Some(ticket) = endpoint.ticket else { continue };
+            let mut batches = self.client.do_get(ticket).await.map_err(|e| self.error(e, what))?;
+            while let Some(batch) = batches.next().await {
+                each(&batch.map_err(|e| self.error(e, what))?);
+            }
+            schema = schema.or_else(|| batches.schema().cloned());
+        }
+        Ok(schema)
+    }
+
+    /// Runs a query, calling `each` per record batch; returns the result schema.
+    async fn query(&mut self, sql: String, each: impl FnMut(&RecordBatch)) -> Result<Option<SchemaRef>, SinkError> {
+        let info = self.client.execute(sql, None).await.map_err(|e| self.error(e, "query"))?;
+        self.fetch(info, "query", each).await
+    }
+
+    /// Creates `table` if missing (when allowed) and checks that it has the catalog's columns.
+    async fn ensure_table(&mut self, table: Table) -> Result<(), SinkError> {
+        let probe = format!("SELECT * FROM {} WHERE 1 = 0", self.options.table_name(table));
+        let columns = match self.query(probe.clone(), |_| {}).await {
+            Ok(schema) => schema,
+            Err(e) if e.is_transient() || matches!(e, SinkError::Auth(_)) => return Err(e),
+            Err(missing) => {
+                if !self.options.create {
+                    return Err(SinkError::Schema(format!(
+                        "table {} is not readable and create=false: {missing}",
+                        self.options.table_name(table)
+                    )));
+                }
+                self.create_table(table).await?;
+                self.query(probe, |_| {}).await?
+            }
+        };
+        let found: HashSet<String> =
+            columns.iter().flat_map(|s| s.fields().iter().map(|f| f.name().to_lowercase())).collect();
+        let missing: Vec<String> = self
+            .plan
+            .wire_schema(table)
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .filter(|name| !found.contains(name))
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(SinkError::Schema(format!(
+                "table {} lacks the columns {}",
+                self.options.table_name(table),
+                missing.join(", ")
+            )))
+        }
+    }
+
+    async fn create_table(&mut self, table: Table) -> Result<(), SinkError> {
+        match self.plan.ingest {
+            IngestPath::Prepared => {
+                let ddl = self.plan.create_table(&self.options, table)?;
+                self.client.execute_update(ddl, None).await.map_err(|e| self.error(e, "creating a table"))?;
+            }
+            IngestPath::Bulk => {
+                let empty = RecordBatch::new_empty(self.plan.wire_schema(table));
+                self.ingest(table, empty, None, TableNotExistOption::Create).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn ingest(
+        &mut self,
+        table: Table,
+        rows: RecordBatch,
+        transaction: Option<Bytes>,
+        if_not_exist: TableNotExistOption,
+    ) -> Result<(), SinkError> {
+        let command = CommandStatementIngest {
+            table_definition_options: Some(TableDefinitionOptions {
+                if_not_exist: if_not_exist as i32,
+                if_exists: TableExistsOption::Append as i32,
+            }),
+            table: self.options.bare_table_name(table),
+            schema: self.options.schema.clone(),
+            catalog: None,
+            temporary: false,
+            transaction_id: transaction,
+            options: HashMap::new(),
+        };
+        self.client
+            .execute_ingest(command, stream::iter([Ok(rows)]))
+            .await
+            .map_err(|e| self.error(e, &format!("ingesting into {}", table.name())))?;
+        Ok(())
+    }
+
+    async fn insert(&mut self, table: Table, rows: RecordBatch, transaction: Option<Bytes>) -> Result<(), SinkError> {
+        let schema = rows.schema();
+        let names: Vec<String> = schema.fields().iter().map(|f| format!("\"{}\"", f.name())).collect();
+        let marks = vec!["?"; names.len()].join(", ");
+        let sql = format!("INSERT INTO {} ({}) VALUES ({marks})", self.options.table_name(table), names.join(", "));
+        let what = format!("inserting into {}", table.name());
+        let mut statement = self.client.prepare(sql, transaction).await.map_err(|e| self.error(e, &what))?;
+        statement.set_parameters(rows).map_err(|e| self.error(e, &what))?;
+        let result = statement.execute_update().await.map_err(|e| self.error(e, &what));
+        if let Err(e) = statement.close().await {
+            tracing::debug!(error = %e, "closing a prepared statement");
+        }
+        result.map(drop)
+    }
+
+    async fn write_tables(&mut self, batch: &CatalogBatch, transaction: Option<Bytes>) -> Result<(), SinkError> {
+        let order = if transaction.is_some() {
+            Table::ALL
+        } else {
+            // `files` last: it marks the file as complete.
+            let ids = id_list(batch.file_ids())?;
+            for table in [Table::Parts, Table::Channels, Table::Attributes] {
+                let delete = format!("DELETE FROM {} WHERE file_id IN ({ids})", self.options.table_name(table));
+                self.client.execute_update(delete, None).await.map_err(|e| self.error(e, "removing partial rows"))?;
+            }
+            [Table::Parts, Table::Channels, Table::Attributes, Table::Files]
+        };
+        for table in order {
+            let rows = self.plan.to_wire(table, batch.table(table))?;
+            if rows.num_rows() == 0 {
+                continue;
+            }
+            match self.plan.ingest {
+                IngestPath::Bulk => self.ingest(table, rows, transaction.clone(), TableNotExistOption::Fail).await?,
+                IngestPath::Prepared => self.insert(table, rows, transaction.clone()).await?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The bearer token in an `authorization` entry.
+fn bearer(metadata: &MetadataMap) -> Option<String> {
+    let value = metadata.get("authorization")?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+}
+
+/// The gRPC channel: plain or TLS (system roots, or the given CA).
+async fn channel(options: &FlightOptions) -> Result<Channel, SinkError> {
+    let uri = options.endpoint();
+    let bad = |e: tonic::transport::Error| SinkError::Config(format!("{uri}: {e}"));
+    let mut endpoint = Endpoint::from_shared(uri.clone())
+        .map_err(bad)?
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(options.timeout)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30));
+    if options.tls {
+        let mut tls = ClientTlsConfig::new();
+        tls = match &options.ca_file {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| SinkError::Config(format!("reading the CA file {}: {e}", path.display())))?;
+                tls.ca_certificate(Certificate::from_pem(pem))
+            }
+            None => tls.with_native_roots(),
+        };
+        if let Some(domain) = &options.tls_domain {
+            tls = tls.domain_name(domain.clone());
+        }
+        endpoint = endpoint.tls_config(tls).map_err(bad)?;
+    }
+    endpoint.connect().await.map_err(|e| status::from_transport(&e, &uri))
+}
+
+/// The plan for a server: options where set, else what its SqlInfo allows.
+fn decide(options: &FlightOptions, info: &ServerInfo) -> Result<Plan, SinkError> {
+    let ingest = match options.ingest {
+        Choice::Set(IngestPath::Bulk) if !info.bulk_ingest => {
+            return Err(SinkError::Config("ingest=bulk, but the server does not advertise bulk ingest".into()));
+        }
+        Choice::Set(path) => path,
+        Choice::Auto if info.bulk_ingest => IngestPath::Bulk,
+        Choice::Auto => IngestPath::Prepared,
+    };
+    let supported = info.transactions && (ingest == IngestPath::Prepared || info.ingest_transactions);
+    let transactions = match options.transactions {
+        Choice::Set(true) if !supported => {
+            return Err(SinkError::Config(format!("transactions=on, but the server has no transactions for {ingest:?} writes")));
+        }
+        Choice::Set(on) => on,
+        Choice::Auto => supported,
+    };
+    let vectors = match (options.vectors, ingest) {
+        (Choice::Set(VectorEncoding::List), IngestPath::Prepared) => {
+            return Err(SinkError::Config(
+                "vectors=list needs bulk ingest; this server takes prepared statements: use vectors=blob".into(),
+            ));
+        }
+        (Choice::Set(v), _) => v,
+        (Choice::Auto, IngestPath::Bulk) => VectorEncoding::List,
+        (Choice::Auto, IngestPath::Prepared) => VectorEncoding::Blob,
+    };
+    let scalars = match (options.scalars, ingest) {
+        (Choice::Set(s), _) => s,
+        (Choice::Auto, IngestPath::Bulk) => ScalarEncoding::Native,
+        (Choice::Auto, IngestPath::Prepared) => ScalarEncoding::Integer,
+    };
+    let sqlite = format!("{} {}", info.name, info.version).to_lowercase().contains("sqlite");
+    let dialect = if sqlite { Dialect::Sqlite } else { Dialect::Standard };
+    Ok(Plan { ingest, transactions, vectors, scalars, dialect })
+}
+
+/// One SqlInfo value (the dense union's members that the sink reads).
+#[derive(Debug, Clone, PartialEq)]
+enum InfoValue {
+    Text(String),
+    Flag(bool),
+    Int(i64),
+}
+
+impl InfoValue {
+    fn read(child: &dyn Array, offset: usize) -> Option<Self> {
+        if offset >= child.len() || child.is_null(offset) {
+            return None;
+        }
+        Some(match child.data_type() {
+            DataType::Utf8 => InfoValue::Text(child.as_string::<i32>().value(offset).to_string()),
+            DataType::Boolean => InfoValue::Flag(child.as_boolean().value(offset)),
+            DataType::Int64 => InfoValue::Int(child.as_primitive::<arrow::datatypes::Int64Type>().value(offset)),
+            DataType::Int32 => {
+                InfoValue::Int(i64::from(child.as_primitive::<arrow::datatypes::Int32Type>().value(offset)))
+            }
+            _ => return None,
+        })
+    }
+
+    fn text(&self) -> Option<String> {
+        match self {
+            InfoValue::Text(t) => Some(t.clone()),
+            _ => None,
+        }
+    }
+
+    fn flag(&self) -> Option<bool> {
+        match self {
+            InfoValue::Flag(b) => Some(*b),
+            InfoValue::Int(i) => Some(*i != 0),
+            InfoValue::Text(_) => None,
+        }
+    }
+
+    fn int(&self) -> Option<i64> {
+        match self {
+            InfoValue::Int(i) => Some(*i),
+            InfoValue::Flag(b) => Some(i64::from(*b)),
+            InfoValue::Text(_) => None,
+        }
+    }
+}
+
+impl Sink for FlightSink {
+    async fn existing(&mut self, ids: &[String]) -> Result<HashSet<String>, SinkError> {
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let sql = format!("SELECT file_id FROM {} WHERE file_id IN ({})", self.options.table_name(Table::Files), id_list(ids)?);
+        let mut found = HashSet::new();
+        let mut bad_type = None;
+        self.query(sql, |batch| match batch.column(0).as_string_opt::<i32>() {
+            Some(ids) => found.extend(ids.iter().flatten().map(str::to_owned)),
+            None => bad_type = Some(batch.column(0).data_type().clone()),
+        })
+        .await?;
+        match bad_type {
+            Some(t) => Err(SinkError::Schema(format!("files.file_id comes back as {t}, not text"))),
+            None => Ok(found),
+        }
+    }
+
+    async fn write(&mut self, batch: &CatalogBatch) -> Result<(), SinkError> {
+        if !self.plan.transactions {
+            return self.write_tables(batch, None).await;
+        }
+        let transaction = self.client.begin_transaction().await.map_err(|e| self.error(e, "begin transaction"))?;
+        match self.write_tables(batch, Some(transaction.clone())).await {
+            Ok(()) => self
+                .client
+                .end_transaction(transaction, EndTransaction::Commit)
+                .await
+                .map_err(|e| self.error(e, "commit")),
+            Err(error) => {
+                if let Err(e) = self.client.end_transaction(transaction, EndTransaction::Rollback).await {
+                    tracing::debug!(error = %e, "rolling back after a failed write");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn indexed(&mut self, files: &[SourceFile]) -> Result<HashSet<String>, SinkError> {
+        let query = IndexedQuery::new(&self.options.table_name(Table::Files), files);
+        let Some(sql) = query.sql.clone() else { return Ok(HashSet::new()) };
+        let mut found = HashSet::new();
+        self.query(sql, |batch| query.collect(batch, &mut found)).await?;
+        Ok(found)
+    }
+
+    async fn recover(&mut self) -> Result<(), SinkError> {
+        // A restarted server may have forgotten the token it issued.
+        self.authenticate().await
+    }
+
+    async fn similar(
+        &mut self,
+        by: SimilarBy,
+        vector: &[f32],
+        k: usize,
+        exclude_uri: Option<&str>,
+    ) -> Result<Vec<Neighbour>, SinkError> {
+        let column = by.column();
+        let sql = format!(
+            "SELECT file_id, source_uri, inspected_at, {column} FROM {} WHERE {column} IS NOT NULL",
+            self.options.table_name(Table::Files)
+        );
+        let mut top = TopK::default();
+        self.query(sql, |batch| {
+            let (Some(ids), Some(uris)) = (batch.column(0).as_string_opt::<i32>(), batch.column(1).as_string_opt::<i32>())
+            else {
+                return;
+            };
+            let Ok(times) = arrow::compute::cast(batch.column(2), &DataType::Int64) else { return };
+            let times = times.as_primitive::<arrow::datatypes::Int64Type>();
+            for row in 0..batch.num_rows() {
+                if let Some(stored) = wire::decode_vector(batch.column(3).as_ref(), row) {
+                    if stored.len() == vector.len() {
+                        top.offer(vector, ids.value(row), uris.value(row), times.value(row), &stored);
+                    }
+                }
+            }
+        })
+        .await?;
+        Ok(top.finish(k, exclude_uri))
+    }
+}

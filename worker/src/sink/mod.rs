@@ -1,0 +1,264 @@
+//! Where catalog rows go: the [`Sink`] interface, its two implementations (embedded DuckDB,
+//! Arrow Flight SQL) chosen by URI, and the idempotent, retried [`Writer`] on top.
+//!
+//! A sink does two things per batch: one existence check of the batch's `file_id`s (one
+//! round trip), then an atomic write of the new files' rows to the four tables. The
+//! [`Writer`] runs both under a bounded, jittered retry on transient errors; because the
+//! existence check is repeated on every attempt, a retry after a write that did land
+//! writes nothing twice.
+
+pub mod duckdb;
+pub mod flight;
+mod lookup;
+mod retry;
+mod similar;
+mod uri;
+
+use std::collections::HashSet;
+use std::future::Future;
+
+pub use retry::RetryPolicy;
+pub use similar::{Neighbour, SimilarBy};
+pub use uri::SinkUri;
+
+use crate::catalog::{CatalogBatch, CatalogError, SourceFile};
+
+/// Why a sink operation failed. Only [`SinkError::Transient`] is retried.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    /// The sink URI or an option is wrong.
+    #[error("bad sink configuration: {0}")]
+    Config(String),
+    /// The server refused the credentials.
+    #[error("authentication failed: {0}")]
+    Auth(String),
+    /// The tables exist with other columns than the catalog's.
+    #[error("catalog schema mismatch: {0}")]
+    Schema(String),
+    /// A failure that a later attempt may not see (server unavailable, overloaded, slow).
+    #[error("transient sink failure: {0}")]
+    Transient(String),
+    /// Any other failure of the database.
+    #[error("sink failure: {0}")]
+    Failed(String),
+    /// The rows could not be prepared.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+impl SinkError {
+    /// Whether a retry may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SinkError::Transient(_))
+    }
+}
+
+/// A catalog database that takes [`CatalogBatch`]es.
+pub trait Sink: Send {
+    /// The subset of `ids` already in the catalog, in one round trip.
+    fn existing(&mut self, ids: &[String]) -> impl Future<Output = Result<HashSet<String>, SinkError>> + Send;
+
+    /// Writes every row of `batch` to the four tables atomically: all of them or none.
+    fn write(&mut self, batch: &CatalogBatch) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// The URIs of those `files` (as listed, before reading) that the catalog already holds
+    /// with the same URI, size and ETag, in one round trip. Files without an ETag are never
+    /// in the answer.
+    fn indexed(&mut self, files: &[SourceFile]) -> impl Future<Output = Result<HashSet<String>, SinkError>> + Send;
+
+    /// Repairs what a transient failure may have broken (e.g. a session or token lost in a
+    /// server restart) before the next attempt.
+    fn recover(&mut self) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// The `k` indexed files nearest to `vector` by cosine similarity of the `by` vectors,
+    /// best first, leaving out `exclude_uri`. Only the newest `file_id` of a URI counts.
+    fn similar(
+        &mut self,
+        by: SimilarBy,
+        vector: &[f32],
+        k: usize,
+        exclude_uri: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<Neighbour>, SinkError>> + Send;
+}
+
+/// The sink a URI names.
+pub enum AnySink {
+    /// `duckdb:///path/catalog.duckdb`
+    Duckdb(duckdb::DuckdbSink),
+    /// `flight+grpc://…`, `flight+grpc+tls://…`
+    Flight(Box<flight::FlightSink>),
+}
+
+impl AnySink {
+    /// Opens the sink `uri` names, creating its tables if missing. Flight SQL credentials
+    /// come from `credentials`, never from the URI.
+    pub async fn open(uri: &SinkUri, credentials: flight::Credentials, retry: &RetryPolicy) -> Result<Self, SinkError> {
+        match uri {
+            SinkUri::Duckdb(path) => {
+                let path = path.clone();
+                let sink = tokio::task::spawn_blocking(move || duckdb::DuckdbSink::open(&path))
+                    .await
+                    .map_err(|e| SinkError::Failed(format!("DuckDB open task: {e}")))??;
+                Ok(AnySink::Duckdb(sink))
+            }
+            SinkUri::Flight(options) => {
+                let sink = retry.run(|| flight::FlightSink::connect(options.clone(), credentials.clone())).await?;
+                Ok(AnySink::Flight(Box::new(sink)))
+            }
+        }
+    }
+}
+
+impl Sink for AnySink {
+    async fn existing(&mut self, ids: &[String]) -> Result<HashSet<String>, SinkError> {
+        match self {
+            AnySink::Duckdb(s) => s.existing(ids).await,
+            AnySink::Flight(s) => s.existing(ids).await,
+        }
+    }
+
+    async fn write(&mut self, batch: &CatalogBatch) -> Result<(), SinkError> {
+        match self {
+            AnySink::Duckdb(s) => s.write(batch).await,
+            AnySink::Flight(s) => s.write(batch).await,
+        }
+    }
+
+    async fn indexed(&mut self, files: &[SourceFile]) -> Result<HashSet<String>, SinkError> {
+        match self {
+            AnySink::Duckdb(s) => s.indexed(files).await,
+            AnySink::Flight(s) => s.indexed(files).await,
+        }
+    }
+
+    async fn recover(&mut self) -> Result<(), SinkError> {
+        match self {
+            AnySink::Duckdb(s) => s.recover().await,
+            AnySink::Flight(s) => s.recover().await,
+        }
+    }
+
+    async fn similar(
+        &mut self,
+        by: SimilarBy,
+        vector: &[f32],
+        k: usize,
+        exclude_uri: Option<&str>,
+    ) -> Result<Vec<Neighbour>, SinkError> {
+        match self {
+            AnySink::Duckdb(s) => s.similar(by, vector, k, exclude_uri).await,
+            AnySink::Flight(s) => s.similar(by, vector, k, exclude_uri).await,
+        }
+    }
+}
+
+/// What [`Writer::put`] did with a batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PutOutcome {
+    /// Files written by this call.
+    pub inserted: u64,
+    /// Files already in the catalog (nothing written for them).
+    pub unchanged: u64,
+    /// Rows written over the four tables.
+    pub rows: u64,
+    /// Attempts that failed transiently before the one that succeeded.
+    pub retries: u32,
+}
+
+/// A sink with idempotent, retried batch writes.
+pub struct Writer<S> {
+    sink: S,
+    retry: RetryPolicy,
+}
+
+impl<S: Sink> Writer<S> {
+    /// Wraps `sink`, retrying transient failures under `retry`.
+    pub fn new(sink: S, retry: RetryPolicy) -> Self {
+        Self { sink, retry }
+    }
+
+    /// The sink, e.g. for queries.
+    pub fn sink_mut(&mut self) -> &mut S {
+        &mut self.sink
+    }
+
+    /// Writes the files of `batch` that are not in the catalog yet.
+    ///
+    /// Every attempt checks which `file_id`s exist and writes only the others, so retrying
+    /// after a failure that happened after the server committed (the reply was lost) writes
+    /// nothing twice; those files then count as inserted by this call, since its own first
+    /// attempt had found them missing.
+    pub async fn put(&mut self, batch: &CatalogBatch) -> Result<PutOutcome, SinkError> {
+        let mut attempted: HashSet<String> = HashSet::new();
+        let mut backoff = self.retry.backoff();
+        let mut retries = 0;
+        loop {
+            match self.attempt(batch, &attempted).await {
+                Ok(mut outcome) => {
+                    outcome.retries = retries;
+                    return Ok(outcome);
+                }
+                Err((error, tried)) if error.is_transient() => {
+                    attempted.extend(tried);
+                    let Some(wait) = retry::next_wait(&mut backoff) else {
+                        return Err(error);
+                    };
+                    retries += 1;
+                    tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "sink write failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    if let Err(e) = self.sink.recover().await {
+                        if !e.is_transient() {
+                            return Err(e);
+                        }
+                    }
+                }
+                Err((error, _)) => return Err(error),
+            }
+        }
+    }
+
+    /// [`Sink::indexed`] under the retry policy.
+    pub async fn indexed(&mut self, files: &[SourceFile]) -> Result<HashSet<String>, SinkError> {
+        let mut backoff = self.retry.backoff();
+        loop {
+            match self.sink.indexed(files).await {
+                Ok(found) => return Ok(found),
+                Err(error) if error.is_transient() => {
+                    let Some(wait) = retry::next_wait(&mut backoff) else {
+                        return Err(error);
+                    };
+                    tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "sink lookup failed; retrying");
+                    tokio::time::sleep(wait).await;
+                    if let Err(e) = self.sink.recover().await {
+                        if !e.is_transient() {
+                            return Err(e);
+                        }
+                    }
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// One existence check and write; on failure, also the ids it tried to write.
+    async fn attempt(
+        &mut self,
+        batch: &CatalogBatch,
+        attempted: &HashSet<String>,
+    ) -> Result<PutOutcome, (SinkError, Vec<String>)> {
+        if batch.is_empty() {
+            return Ok(PutOutcome::default());
+        }
+        let existing = self.sink.existing(batch.file_ids()).await.map_err(|e| (e, Vec::new()))?;
+        let fresh = batch.without(&existing).map_err(|e| (e.into(), Vec::new()))?;
+        let landed_earlier = existing.iter().filter(|id| attempted.contains(*id)).count() as u64;
+        let total = batch.files() as u64;
+        if !fresh.is_empty() {
+            if let Err(e) = self.sink.write(&fresh).await {
+                return Err((e, fresh.file_ids().to_vec()));
+            }
+        }
+        let inserted = fresh.files() as u64 + landed_earlier;
+        Ok(PutOutcome { inserted, unchanged: total - inserted, rows: fresh.rows() as u64, retries: 0 })
+    }
+}

@@ -1,0 +1,194 @@
+//! A local directory tree (or one file) as a [`Source`]. Files ending in `.exr` (any case)
+//! are listed in a deterministic order (sorted per directory); symbolic links to files are
+//! followed, links to directories are not (no cycles).
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+use tokio::sync::mpsc;
+
+use super::{ReadHeader, Source, SourceError};
+use crate::catalog::SourceFile;
+use crate::header::{self, ReadError};
+
+/// A local directory (or a single file) to scan.
+#[derive(Debug, Clone)]
+pub struct LocalSource {
+    /// Absolute path of the directory (for a single file, its directory).
+    root: PathBuf,
+    /// Set when the source is a single file: its name.
+    single: Option<String>,
+}
+
+fn is_exr(name: &str) -> bool {
+    name.rsplit_once('.').is_some_and(|(_, ext)| ext.eq_ignore_ascii_case("exr"))
+}
+
+impl LocalSource {
+    /// A source for `path`, a directory or an EXR file.
+    pub fn new(path: &Path) -> Result<Self, SourceError> {
+        let unusable = |reason: String| SourceError::Unusable { location: path.display().to_string(), reason };
+        let absolute = fs::canonicalize(path).map_err(|e| unusable(e.to_string()))?;
+        let meta = fs::metadata(&absolute).map_err(|e| unusable(e.to_string()))?;
+        if meta.is_dir() {
+            return Ok(Self { root: absolute, single: None });
+        }
+        match (absolute.parent(), absolute.file_name().and_then(|n| n.to_str())) {
+            (Some(dir), Some(name)) if meta.is_file() => {
+                Ok(Self { root: dir.to_path_buf(), single: Some(name.to_string()) })
+            }
+            _ => Err(unusable("neither a directory nor a file".into())),
+        }
+    }
+
+    /// The absolute directory scanned.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The catalog entry of `path` (absolute, under the root).
+    fn entry(&self, path: &Path, meta: &fs::Metadata) -> Option<SourceFile> {
+        let key = path.strip_prefix(&self.root).ok()?.to_str()?.replace(std::path::MAIN_SEPARATOR, "/");
+        Some(SourceFile {
+            uri: file_uri(path)?,
+            bucket: None,
+            key,
+            size_bytes: meta.len(),
+            last_modified: meta.modified().ok(),
+            etag: None,
+        })
+    }
+
+    /// Walks the tree, calling `found` per EXR file or per unreadable entry; stops when
+    /// `found` returns false.
+    fn walk(&self, found: &mut dyn FnMut(Result<SourceFile, SourceError>) -> bool) -> Result<(), SourceError> {
+        if let Some(name) = &self.single {
+            let path = self.root.join(name);
+            let meta = fs::metadata(&path).map_err(|e| SourceError::Unusable {
+                location: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            if let Some(file) = self.entry(&path, &meta) {
+                found(Ok(file));
+            }
+            return Ok(());
+        }
+        let mut dirs = vec![self.root.clone()];
+        while let Some(dir) = dirs.pop() {
+            let listing = match fs::read_dir(&dir) {
+                Ok(listing) => listing,
+                Err(e) if dir == self.root => {
+                    return Err(SourceError::Unusable { location: dir.display().to_string(), reason: e.to_string() });
+                }
+                Err(e) => {
+                    if !found(Err(SourceError::Entry { location: dir.display().to_string(), reason: e.to_string() })) {
+                        return Ok(());
+                    }
+                    continue;
+                }
+            };
+            let mut entries: Vec<_> = listing.filter_map(Result::ok).collect();
+            entries.sort_by_key(|e| e.file_name());
+            let mut subdirs = Vec::new();
+            for entry in entries {
+                let path = entry.path();
+                let Ok(kind) = entry.file_type() else { continue };
+                if kind.is_dir() {
+                    subdirs.push(path);
+                    continue;
+                }
+                let name = entry.file_name();
+                if !name.to_str().is_some_and(is_exr) {
+                    continue;
+                }
+                // Follows a link to a file; a link to a directory is skipped.
+                let item = match fs::metadata(&path) {
+                    Ok(meta) if meta.is_file() => match self.entry(&path, &meta) {
+                        Some(file) => Ok(file),
+                        None => Err(SourceError::Entry {
+                            location: path.display().to_string(),
+                            reason: "path is not UTF-8".into(),
+                        }),
+                    },
+                    Ok(_) => continue,
+                    Err(e) => Err(SourceError::Entry { location: path.display().to_string(), reason: e.to_string() }),
+                };
+                if !found(item) {
+                    return Ok(());
+                }
+            }
+            // Depth first, in name order.
+            dirs.extend(subdirs.into_iter().rev());
+        }
+        Ok(())
+    }
+}
+
+/// `file://` followed by the absolute path, with `%`, space, `#` and `?` escaped; `None`
+/// for a path that is not UTF-8.
+pub fn file_uri(path: &Path) -> Option<String> {
+    let text = path.to_str()?;
+    let mut uri = String::with_capacity(text.len() + 7);
+    uri.push_str("file://");
+    for c in text.chars() {
+        match c {
+            '%' => uri.push_str("%25"),
+            ' ' => uri.push_str("%20"),
+            '#' => uri.push_str("%23"),
+            '?' => uri.push_str("%3F"),
+            c => uri.push(c),
+        }
+    }
+    Some(uri)
+}
+
+impl Source for LocalSource {
+    async fn list(&self, found: mpsc::Sender<Result<SourceFile, SourceError>>) -> Result<(), SourceError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.walk(&mut |item| found.blocking_send(item).is_ok()))
+            .await
+            .map_err(|e| SourceError::Unusable { location: "directory walk".into(), reason: e.to_string() })?
+    }
+
+    async fn read_header(&self, file: &SourceFile) -> Result<ReadHeader, SourceError> {
+        let path = self.root.join(&file.key);
+        tokio::task::spawn_blocking(move || {
+            let mut f = File::open(&path).map_err(|e| SourceError::File { reason: format!("open failed: {e}") })?;
+            match header::read_header(&mut f) {
+                Ok((header, read)) => Ok(ReadHeader { header, bytes_read: read as u64, file: None }),
+                Err(e @ ReadError::Io(_)) => Err(SourceError::File { reason: e.to_string() }),
+                Err(ReadError::Header(e)) => Err(SourceError::File { reason: e.to_string() }),
+            }
+        })
+        .await
+        .map_err(|e| SourceError::File { reason: format!("read task: {e}") })?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn walks_exr_files_in_name_order() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        fs::create_dir_all(dir.path().join("b/c"))?;
+        for name in ["b/c/z.exr", "b/a.EXR", "a.exr", "notes.txt", "b/c/frame.exr.bak", "with space.exr"] {
+            fs::write(dir.path().join(name), b"x")?;
+        }
+        let source = LocalSource::new(dir.path())?;
+        let mut keys = Vec::new();
+        source.walk(&mut |item| {
+            if let Ok(file) = item {
+                keys.push((file.key, file.uri, file.size_bytes));
+            }
+            true
+        })?;
+        let names: Vec<&str> = keys.iter().map(|(k, _, _)| k.as_str()).collect();
+        assert_eq!(names, ["a.exr", "with space.exr", "b/a.EXR", "b/c/z.exr"]);
+        assert!(keys[1].1.ends_with("/with%20space.exr"), "{}", keys[1].1);
+        assert!(keys.iter().all(|(_, uri, size)| uri.starts_with("file:///") && *size == 1));
+        assert!(LocalSource::new(&dir.path().join("missing")).is_err());
+        Ok(())
+    }
+}

@@ -1,0 +1,137 @@
+//! What an S3 request failure means for a scan: retry it, skip the object, or stop.
+//!
+//! `object_store` reports HTTP statuses only inside its error messages (its status-bearing
+//! error type is private), so the status is read from the error chain's text; transport
+//! failures are recognised by their public [`HttpError`] type.
+
+use object_store::client::HttpError;
+
+/// A classified S3 failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum S3Failure {
+    /// The server is unreachable, overloaded (503 SlowDown, 429) or failing (5xx): a later
+    /// attempt may succeed.
+    #[error("S3 unavailable: {0}")]
+    Transient(String),
+    /// The credentials were refused (401/403).
+    #[error("S3 access denied: {0}")]
+    Denied(String),
+    /// The bucket or object does not exist (404).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The object changed between two requests (412 on `If-Match`).
+    #[error("object changed while it was read: {0}")]
+    Changed(String),
+    /// Any other refusal (400, 416 on an empty object, an unlistable key…).
+    #[error("S3 request refused: {0}")]
+    Refused(String),
+}
+
+impl S3Failure {
+    /// Whether a retry may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, S3Failure::Transient(_))
+    }
+}
+
+/// The HTTP status named in `message` (`… status code: 503 Service Unavailable …`).
+fn status_in(message: &str) -> Option<u16> {
+    let rest = &message[message.find("status code: ")? + "status code: ".len()..];
+    rest.get(..3)?.parse().ok()
+}
+
+/// One line: the error and its sources, without repeating nested messages.
+fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let line = e.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        source = e.source();
+    }
+    text.replace('\n', " ")
+}
+
+/// Classifies an `object_store` error.
+pub fn classify(error: &object_store::Error) -> S3Failure {
+    use object_store::Error as E;
+    let text = chain_text(error);
+    match error {
+        E::NotFound { .. } => return S3Failure::NotFound(text),
+        E::PermissionDenied { .. } | E::Unauthenticated { .. } => return S3Failure::Denied(text),
+        E::Precondition { .. } => return S3Failure::Changed(text),
+        E::InvalidPath { .. } => return S3Failure::Refused(text),
+        _ => {}
+    }
+    let mut status = None;
+    let mut transport = None;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = source {
+        if let Some(http) = e.downcast_ref::<HttpError>() {
+            transport = Some(http.kind());
+        }
+        status = status.or_else(|| status_in(&e.to_string()));
+        source = e.source();
+    }
+    match (status, transport) {
+        (Some(401 | 403), _) => S3Failure::Denied(text),
+        (Some(404), _) => S3Failure::NotFound(text),
+        (Some(412), _) => S3Failure::Changed(text),
+        (Some(408 | 429), _) | (Some(500..=599), _) => S3Failure::Transient(text),
+        (Some(_), _) => S3Failure::Refused(text),
+        // Any transport failure (connect, reset, timeout, a body cut short) may pass.
+        (None, Some(_)) => S3Failure::Transient(text),
+        // An error document inside a 200 response (S3 does this for SlowDown too).
+        (None, None) if text.contains("SlowDown") || text.contains("InternalError") => S3Failure::Transient(text),
+        (None, None) => S3Failure::Refused(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use object_store::client::HttpErrorKind;
+
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error(
+        "Error performing GET http://x/b/k in 2ms - Server returned non-2xx status code: {0}: <Error><Code>X</Code></Error>"
+    )]
+    struct Status(&'static str);
+
+    fn generic(status: &'static str) -> object_store::Error {
+        object_store::Error::Generic { store: "S3", source: Box::new(Status(status)) }
+    }
+
+    #[test]
+    fn statuses_are_read_from_the_message() {
+        assert!(classify(&generic("503 Service Unavailable")).is_transient());
+        assert!(classify(&generic("500 Internal Server Error")).is_transient());
+        assert!(classify(&generic("429 Too Many Requests")).is_transient());
+        assert!(matches!(classify(&generic("403 Forbidden")), S3Failure::Denied(_)));
+        assert!(matches!(classify(&generic("404 Not Found")), S3Failure::NotFound(_)));
+        assert!(matches!(classify(&generic("416 Range Not Satisfiable")), S3Failure::Refused(_)));
+        assert!(matches!(classify(&generic("412 Precondition Failed")), S3Failure::Changed(_)));
+    }
+
+    #[test]
+    fn transport_failures_are_transient() {
+        for kind in [HttpErrorKind::Connect, HttpErrorKind::Request, HttpErrorKind::Timeout, HttpErrorKind::Interrupted]
+        {
+            let source = Box::new(HttpError::new(kind, std::io::Error::other("reset")));
+            let error = object_store::Error::Generic { store: "S3", source };
+            assert!(classify(&error).is_transient(), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn typed_errors_keep_their_meaning() {
+        let e = object_store::Error::NotFound { path: "k".into(), source: Box::new(Status("404 Not Found")) };
+        assert!(matches!(classify(&e), S3Failure::NotFound(_)));
+        let e = object_store::Error::PermissionDenied { path: "k".into(), source: Box::new(Status("403 Forbidden")) };
+        assert!(matches!(classify(&e), S3Failure::Denied(_)));
+    }
+}

@@ -1,0 +1,240 @@
+//! An S3 bucket (AWS, MinIO, VAST, …) as a [`Source`], on `object_store`'s S3 client.
+//!
+//! Listing covers the partitions of a [`Plan`] only (see [`list`]). A header is read with
+//! ranged GETs: the first asks for `header_bytes` (64 KiB by default, enough for nearly
+//! every file), more are made only when the header reader says the header goes on, each
+//! with `If-Match` on the first response's ETag so that the bytes come from one version.
+//! The object's size, last-modified time and ETag are taken from the GET response (no
+//! HEAD). Transient failures (503 SlowDown, 5xx, connection errors) are retried with a
+//! bounded jittered backoff; a request that keeps failing makes the source
+//! [`SourceError::Unavailable`], which stops the scan (the shard is retried), while a
+//! per-object refusal (object gone, empty, not an EXR) fails that object only.
+
+mod failure;
+mod list;
+mod options;
+mod retry;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use object_store::aws::AmazonS3;
+use object_store::path::Path;
+use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore};
+use tokio::sync::mpsc;
+
+pub use failure::S3Failure;
+pub use list::{PAGE_KEYS, RangeLister};
+pub use options::{S3ConfigError, S3Credentials, S3Options, S3Url};
+pub use retry::{Retrier, S3Counts, S3Retry, S3Stats};
+
+use super::filter::KeyFilter;
+use super::{ReadHeader, Source, SourceError};
+use crate::catalog::SourceFile;
+use crate::header::{self, HeaderError, Progress, limits::MAX_HEADER_BYTES};
+use crate::plan::{Cutter, Partition, Plan};
+
+/// Default size of the first ranged GET.
+pub const DEFAULT_HEADER_BYTES: usize = 64 * 1024;
+
+/// The keys of some partitions of a bucket prefix.
+#[derive(Debug, Clone)]
+pub struct S3Source {
+    store: Arc<AmazonS3>,
+    bucket: String,
+    prefix: String,
+    partitions: Vec<Partition>,
+    filter: KeyFilter,
+    header_bytes: usize,
+    retrier: Retrier,
+}
+
+/// `s3://bucket/key`, with `%`, space, `#` and `?` percent-encoded (as `file://` URIs are).
+pub fn object_uri(bucket: &str, key: &str) -> String {
+    let mut uri = String::with_capacity(bucket.len() + key.len() + 6);
+    uri.push_str("s3://");
+    uri.push_str(bucket);
+    uri.push('/');
+    for c in key.chars() {
+        match c {
+            '%' => uri.push_str("%25"),
+            ' ' => uri.push_str("%20"),
+            '#' => uri.push_str("%23"),
+            '?' => uri.push_str("%3F"),
+            c => uri.push(c),
+        }
+    }
+    uri
+}
+
+fn unavailable(location: &str, failure: &S3Failure) -> SourceError {
+    SourceError::Unavailable { location: location.to_string(), reason: failure.to_string() }
+}
+
+/// What a failed listing means for the scan: a transient failure that outlasted the retries
+/// is an outage; anything else (no such bucket, access denied) is a configuration error.
+fn listing_error(location: &str, failure: &S3Failure) -> SourceError {
+    if failure.is_transient() {
+        unavailable(location, failure)
+    } else {
+        SourceError::Unusable { location: location.to_string(), reason: failure.to_string() }
+    }
+}
+
+impl S3Source {
+    /// A source for `partitions` of `s3://bucket/prefix`, filtered by `filter`.
+    pub fn new(
+        store: Arc<AmazonS3>,
+        url: &S3Url,
+        partitions: Vec<Partition>,
+        filter: KeyFilter,
+        header_bytes: usize,
+        retrier: Retrier,
+    ) -> Self {
+        Self {
+            store,
+            bucket: url.bucket.clone(),
+            prefix: url.prefix.clone(),
+            partitions,
+            filter,
+            header_bytes: header_bytes.clamp(1, MAX_HEADER_BYTES),
+            retrier,
+        }
+    }
+
+    /// Request counters.
+    pub fn stats(&self) -> S3Counts {
+        self.retrier.stats().counts()
+    }
+
+    fn location(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.prefix)
+    }
+
+    /// The catalog entry of a listed object, if the filter keeps it.
+    fn entry(&self, meta: ObjectMeta) -> Option<SourceFile> {
+        let key = meta.location.to_string();
+        let relative = key.strip_prefix(&self.prefix).unwrap_or(&key);
+        if !self.filter.keeps(relative) {
+            return None;
+        }
+        Some(SourceFile {
+            uri: object_uri(&self.bucket, &key),
+            bucket: Some(self.bucket.clone()),
+            key,
+            size_bytes: meta.size,
+            last_modified: Some(SystemTime::from(meta.last_modified)),
+            etag: meta.e_tag,
+        })
+    }
+
+    /// Lists the whole prefix once and cuts it into a balanced plan for `shards` shards.
+    pub async fn plan(&self, shards: u32) -> Result<Plan, SourceError> {
+        let mut cutter = Cutter::default();
+        let whole = Partition::everything(0);
+        let mut pages = RangeLister::new(&self.store, &self.retrier, &self.prefix, &whole);
+        while let Some(objects) = pages.next_page().await.map_err(|f| listing_error(&self.location(), &f))? {
+            for meta in objects {
+                let key = meta.location.as_ref();
+                let relative = key.strip_prefix(self.prefix.as_str()).unwrap_or(key);
+                cutter
+                    .push(key, self.filter.keeps(relative))
+                    .map_err(|reason| SourceError::Unusable { location: self.location(), reason })?;
+            }
+        }
+        tracing::info!(objects = cutter.kept(), shards, "listed the prefix for the plan");
+        Ok(cutter.finish(
+            &self.bucket,
+            &self.prefix,
+            shards,
+            self.filter.include_patterns(),
+            self.filter.exclude_patterns(),
+        ))
+    }
+
+    /// One ranged GET of `range`; the response's object metadata and bytes.
+    async fn get(
+        &self,
+        path: &Path,
+        range: std::ops::Range<u64>,
+        etag: Option<&str>,
+    ) -> Result<(ObjectMeta, Vec<u8>), S3Failure> {
+        let (meta, bytes) = self
+            .retrier
+            .run("GET", || async {
+                let options = GetOptions {
+                    range: Some(GetRange::Bounded(range.clone())),
+                    if_match: etag.map(str::to_owned),
+                    ..GetOptions::default()
+                };
+                let result = self.store.get_opts(path, options).await?;
+                let meta = result.meta.clone();
+                Ok((meta, result.bytes().await?))
+            })
+            .await?;
+        self.retrier.stats().get_request();
+        Ok((meta, bytes.to_vec()))
+    }
+
+    /// Reads the header of `file` with as few ranged GETs as it needs.
+    async fn read(&self, file: &SourceFile) -> Result<ReadHeader, SourceError> {
+        let reject = |reason: String| SourceError::File { reason };
+        let path = Path::parse(&file.key).map_err(|e| reject(format!("key cannot be requested: {e}")))?;
+        let fail = |failure: S3Failure| match failure {
+            f if f.is_transient() => unavailable(&file.uri, &f),
+            f => reject(f.to_string()),
+        };
+        let (meta, mut buf) = self.get(&path, 0..self.header_bytes as u64, None).await.map_err(fail)?;
+        let mut gets = 1;
+        let header = loop {
+            let needed = match header::parse(&buf) {
+                Ok(Progress::Complete(header)) => break header,
+                Ok(Progress::NeedMore(needed)) => needed,
+                Err(e) => return Err(reject(e.to_string())),
+            };
+            if buf.len() as u64 >= meta.size || buf.len() >= MAX_HEADER_BYTES {
+                let truncated = HeaderError::Truncated { needed, available: buf.len() };
+                return Err(reject(truncated.to_string()));
+            }
+            let want = needed.max(buf.len().saturating_mul(2)).min(MAX_HEADER_BYTES) as u64;
+            let (_, more) = self.get(&path, buf.len() as u64..want, meta.e_tag.as_deref()).await.map_err(fail)?;
+            if more.is_empty() {
+                return Err(reject("object shrank while its header was read".into()));
+            }
+            buf.extend_from_slice(&more);
+            gets += 1;
+        };
+        self.retrier.stats().header_read(gets);
+        let seen = SourceFile {
+            size_bytes: meta.size,
+            last_modified: Some(SystemTime::from(meta.last_modified)),
+            etag: meta.e_tag,
+            ..file.clone()
+        };
+        Ok(ReadHeader { header, bytes_read: buf.len() as u64, file: Some(seen).filter(|s| s != file) })
+    }
+}
+
+impl Source for S3Source {
+    async fn list(&self, found: mpsc::Sender<Result<SourceFile, SourceError>>) -> Result<(), SourceError> {
+        for partition in &self.partitions {
+            let mut pages = RangeLister::new(&self.store, &self.retrier, &self.prefix, partition);
+            while let Some(objects) = pages.next_page().await.map_err(|f| listing_error(&self.location(), &f))? {
+                let total = objects.len() as u64;
+                let mut kept = 0;
+                for file in objects.into_iter().filter_map(|meta| self.entry(meta)) {
+                    kept += 1;
+                    if found.send(Ok(file)).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                self.retrier.stats().skipped(total - kept);
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_header(&self, file: &SourceFile) -> Result<ReadHeader, SourceError> {
+        self.read(file).await
+    }
+}

@@ -1,0 +1,201 @@
+//! Faults during a shard run against a real S3 server: the shard killed and run again,
+//! the S3 server crashed and restarted mid-run, throttling. Nothing lost, nothing twice.
+
+mod bucket;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use bucket::{BUCKET, PREFIX, TestResult, Uploaded, catalog_keys, exrscan_s3, last_json, run, upload};
+use serde_json::Value;
+use testenv::{S3Options, S3Server};
+
+fn server(options: S3Options) -> S3Server {
+    S3Server::start_with(S3Options { audit: true, ..options }).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Writes a one-shard plan of the prefix and returns its path.
+fn one_shard_plan(s3: &S3Server, dir: &Path) -> std::path::PathBuf {
+    let out = run(exrscan_s3(s3).args(["plan", &format!("s3://{BUCKET}/{PREFIX}"), "--shards", "1"]));
+    let path = dir.join("plan.json");
+    std::fs::write(&path, &out.stdout).expect("plan written");
+    path
+}
+
+fn start_shard(s3: &S3Server, plan: &Path, db: &Path, extra: &[&str]) -> Child {
+    exrscan_s3(s3)
+        .args(["shard", "--index", "0", "--plan"])
+        .arg(plan)
+        .args(["--sink", &format!("duckdb://{}", db.display())])
+        .args(extra)
+        .env("EXRSCAN_TERMINATION_LOG", db.with_extension("termination"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("exrscan shard starts")
+}
+
+/// Waits until the server has answered `n` GETs of the shard, or the shard has exited.
+fn wait_for_gets(s3: &S3Server, child: &mut Child, n: usize) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return false;
+        }
+        let gets = s3.audit().expect("audit").entries().iter().filter(|e| e.api.name == "GetObject").count();
+        if gets >= n {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
+}
+
+fn finish(child: Child) -> Value {
+    let out = child.wait_with_output().expect("shard exits");
+    assert_eq!(out.status.code(), Some(0), "shard: {}", String::from_utf8_lossy(&out.stderr));
+    last_json(&out)
+}
+
+/// Every readable object exactly once in the catalog.
+fn assert_complete(db: &Path, uploaded: &Uploaded) {
+    let keys = catalog_keys(db);
+    let duplicated: Vec<_> = keys.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(duplicated.is_empty(), "rows written twice: {duplicated:?}");
+    assert_eq!(keys.into_keys().collect::<BTreeSet<_>>(), uploaded.readable, "every readable object indexed");
+}
+
+#[test]
+fn a_killed_shard_rerun_resumes_without_duplicates_or_rereading() -> TestResult {
+    let s3 = server(S3Options::default());
+    let uploaded = upload(&s3, 12);
+    let dir = testenv::work_dir("s3-kill")?;
+    let plan = one_shard_plan(&s3, dir.path());
+    let db = dir.path().join("catalog.duckdb");
+    s3.audit().expect("audit").clear();
+
+    // One GET at a time, so that the kill lands part-way through.
+    let mut first = start_shard(&s3, &plan, &db, &["--batch-files", "20", "--concurrency", "1"]);
+    assert!(wait_for_gets(&s3, &mut first, 300), "the shard was still running after 300 GETs");
+    first.kill()?;
+    let _ = first.wait();
+    let committed = catalog_keys(&db);
+    assert!(
+        !committed.is_empty() && committed.len() < uploaded.readable.len(),
+        "killed part-way: {} rows",
+        committed.len()
+    );
+
+    s3.audit().expect("audit").clear();
+    let report = finish(start_shard(&s3, &plan, &db, &[]));
+    assert_complete(&db, &uploaded);
+    let skipped = report["counts"]["unchanged"].as_u64().unwrap_or_default();
+    assert!(skipped >= committed.len() as u64, "the re-run skips what was committed: {report}");
+    assert_eq!(
+        report["counts"]["inserted"].as_u64().unwrap_or_default() + committed.len() as u64,
+        uploaded.readable.len() as u64
+    );
+    let entries = s3.audit().expect("audit").settle(Duration::from_millis(700), Duration::from_secs(30));
+    let refetched: BTreeSet<&str> =
+        entries.iter().filter(|e| e.api.name == "GetObject").map(|e| e.api.object.as_str()).collect();
+    assert!(committed.keys().all(|k| !refetched.contains(k.as_str())), "committed objects are not read again");
+    assert_eq!(refetched.len() as u64 + skipped, uploaded.exr.len() as u64, "everything else is read");
+    Ok(())
+}
+
+#[test]
+fn a_shard_rides_out_an_s3_restart() -> TestResult {
+    let mut s3 = server(S3Options::default());
+    let uploaded = upload(&s3, 20);
+    let dir = testenv::work_dir("s3-restart")?;
+    let plan = one_shard_plan(&s3, dir.path());
+    let db = dir.path().join("catalog.duckdb");
+    s3.audit().expect("audit").clear();
+
+    let mut shard = start_shard(&s3, &plan, &db, &["--concurrency", "8"]);
+    assert!(wait_for_gets(&s3, &mut shard, 300), "the shard was still running when S3 went down");
+    s3.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    s3.restart()?;
+    let report = finish(shard);
+    assert!(report["s3"]["retries"].as_u64().unwrap_or_default() > 0, "the outage was retried: {report}");
+    assert_eq!(report["counts"]["discovered"], uploaded.exr.len() as u64, "{report}");
+    assert_eq!(report["counts"]["failed"], uploaded.broken().len() as u64, "no object lost to the outage: {report}");
+    assert_complete(&db, &uploaded);
+    Ok(())
+}
+
+#[test]
+fn throttling_is_retried_until_every_object_is_read() -> TestResult {
+    // MinIO answers 429 SlowDown-style refusals beyond two requests in flight.
+    let s3 = server(S3Options { max_requests: Some(2), ..S3Options::default() });
+    let uploaded = upload(&s3, 6);
+    let dir = testenv::work_dir("s3-throttle")?;
+    let plan = one_shard_plan(&s3, dir.path());
+    let db = dir.path().join("catalog.duckdb");
+    s3.audit().expect("audit").clear();
+
+    let report = finish(start_shard(&s3, &plan, &db, &["--concurrency", "64"]));
+    // Refused requests never reach MinIO's handlers, so its audit log does not show them.
+    assert!(report["s3"]["retries"].as_u64().unwrap_or_default() > 0, "{report}");
+    assert_eq!(report["counts"]["failed"], uploaded.broken().len() as u64, "no object lost to throttling: {report}");
+    assert_complete(&db, &uploaded);
+    Ok(())
+}
+
+#[test]
+fn configuration_errors_exit_2_and_outages_exit_3() -> TestResult {
+    let mut s3 = server(S3Options::default());
+    upload(&s3, 1);
+    let dir = testenv::work_dir("s3-exit")?;
+    let plan = one_shard_plan(&s3, dir.path());
+    let db = dir.path().join("catalog.duckdb");
+    let code = |cmd: &mut std::process::Command| cmd.output().expect("exrscan runs").status.code();
+
+    let mut bad_secret = exrscan_s3(&s3);
+    bad_secret.env("AWS_SECRET_ACCESS_KEY", "wrong-secret").args([
+        "plan",
+        &format!("s3://{BUCKET}/{PREFIX}"),
+        "--shards",
+        "2",
+    ]);
+    assert_eq!(code(&mut bad_secret), Some(2), "refused credentials");
+    assert_eq!(code(exrscan_s3(&s3).args(["plan", "s3://no-such-bucket/x", "--shards", "2"])), Some(2));
+    let garbage = dir.path().join("garbage.json");
+    std::fs::write(&garbage, "{\"version\": 7}")?;
+    let log = dir.path().join("termination");
+    let out = exrscan_s3(&s3)
+        .args(["shard", "--index", "0", "--sink", "duckdb:///dev/null/x.duckdb", "--plan"])
+        .arg(&garbage)
+        .env("EXRSCAN_TERMINATION_LOG", &log)
+        .output()?;
+    assert_eq!(out.status.code(), Some(2), "unreadable plan");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&log)?)?;
+    assert_eq!(report["outcome"], "config", "{report}");
+    assert_eq!(
+        code(exrscan_s3(&s3).args(["shard", "--index", "5", "--sink", "duckdb:///tmp/x", "--plan"]).arg(&plan)),
+        Some(2)
+    );
+
+    s3.stop();
+    let out = exrscan_s3(&s3)
+        .args([
+            "shard",
+            "--index",
+            "0",
+            "--s3-retry-seconds",
+            "2",
+            "--sink",
+            &format!("duckdb://{}", db.display()),
+            "--plan",
+        ])
+        .arg(&plan)
+        .env("EXRSCAN_TERMINATION_LOG", &log)
+        .output()?;
+    assert_eq!(out.status.code(), Some(3), "S3 down past the retries: {}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&log)?)?;
+    assert_eq!(report["outcome"], "unavailable", "{report}");
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! The `exrscan scan` and `exrscan similar` commands over a local directory into DuckDB.
+
+mod fixtures;
+
+use std::process::Command;
+
+use fixtures::{TestResult, duckdb_rows, expected_rows, sample_tree, scalar};
+use serde_json::Value;
+
+fn exrscan() -> Command {
+    Command::new(testenv::paths::workspace_bin("exrscan").expect("the exrscan binary is built"))
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("exrscan runs");
+    assert!(out.status.success(), "{cmd:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `name  value` lines of the text summary.
+fn summary_value(summary: &str, name: &str) -> u64 {
+    summary
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.split_whitespace().next()))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no `{name}` in summary:\n{summary}"))
+}
+
+#[test]
+fn scan_prints_a_summary_and_rerun_inserts_nothing() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let tree = dir.path().join("renders");
+    let files = sample_tree(&tree, 2) as u64;
+    std::fs::write(tree.join("shot000/broken.exr"), b"not an exr at all")?;
+    std::fs::write(tree.join("shot000/notes.txt"), b"ignored")?;
+    let db = dir.path().join("cat/catalog.duckdb");
+    let sink = format!("duckdb://{}", db.display());
+
+    let first = run(exrscan().args(["scan", "--sink", &sink]).arg(&tree));
+    assert_eq!(summary_value(&first, "discovered"), files + 1, "{first}");
+    assert_eq!(summary_value(&first, "processed"), files);
+    assert_eq!(summary_value(&first, "inserted"), files);
+    assert_eq!(summary_value(&first, "unchanged"), 0);
+    assert_eq!(summary_value(&first, "failed"), 1);
+    assert!(summary_value(&first, "bytes read") > 0);
+    assert!(first.contains("elapsed"), "{first}");
+    assert!(first.contains("failed: shot000/broken.exr:"), "the failure is named: {first}");
+
+    let (f, p, c, a) = expected_rows(&tree.join("shot001"));
+    let n = |sql: &str| scalar(&duckdb_rows(&db, sql)) as u64;
+    assert_eq!(n("SELECT count(*) FROM files"), 2 * f);
+    assert_eq!(n("SELECT count(*) FROM parts"), 2 * p);
+    assert_eq!(n("SELECT count(*) FROM channels"), 2 * c);
+    assert_eq!(n("SELECT count(*) FROM attributes"), 2 * a);
+
+    let second = run(exrscan().args(["scan", "--json", "--batch-files", "3", "--sink", &sink]).arg(&tree));
+    let summary: Value = serde_json::from_str(second.trim())?;
+    assert_eq!(summary["inserted"], 0, "{summary}");
+    assert_eq!(summary["unchanged"], files);
+    assert_eq!(summary["failed"], 1);
+    assert_eq!(summary["rows_written"], 0);
+    assert_eq!(n("SELECT count(*) FROM files"), 2 * f);
+    Ok(())
+}
+
+#[test]
+fn similar_lists_the_nearest_indexed_files() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let tree = dir.path().join("renders");
+    sample_tree(&tree, 1);
+    let db = dir.path().join("catalog.duckdb");
+    let sink = format!("duckdb://{}", db.display());
+    run(exrscan().args(["scan", "--sink", &sink]).arg(&tree));
+
+    let query = tree.join("shot000/shot010_beauty.1002.exr");
+    let out = run(exrscan().args(["similar", "-k", "3", "--sink", &sink]).arg(&query));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    for line in &lines {
+        let mut fields = line.split_whitespace();
+        let score: f64 = fields.next().and_then(|s| s.parse().ok()).unwrap_or(-2.0);
+        let uri = fields.next().unwrap_or_default();
+        assert!(uri.contains("shot010_beauty.") && !uri.ends_with("1002.exr"), "{out}");
+        assert!(score >= 0.95, "{out}");
+    }
+
+    // By channel layout: the stereo file's layout differs from the beauty's.
+    let out = run(exrscan().args(["similar", "--by", "channels", "-k", "10", "--json", "--sink", &sink]).arg(&query));
+    let results: Vec<Value> = out.lines().map(serde_json::from_str).collect::<Result<_, _>>()?;
+    assert_eq!(results.len(), 8, "every other sample: {out}");
+    let score_of = |name: &str| {
+        results
+            .iter()
+            .find(|r| r["source_uri"].as_str().is_some_and(|u| u.ends_with(name)))
+            .and_then(|r| r["score"].as_f64())
+            .unwrap_or_else(|| panic!("{name} missing from {out}"))
+    };
+    assert!(score_of("shot010_beauty.1003.exr") > 0.999);
+    assert!(score_of("shot010_aovs.1001.exr") < score_of("shot010_beauty.1003.exr"));
+    let scores: Vec<f64> = results.iter().filter_map(|r| r["score"].as_f64()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "best first: {scores:?}");
+    Ok(())
+}
+
+#[test]
+fn bad_sink_uris_are_refused_clearly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (uri, message) in [
+        ("postgres://db/x", "unknown sink scheme"),
+        ("flight+grpc://user:pw@host:1", "credentials do not belong in the sink URI"),
+        ("flight+grpc://host:1?vectors=maybe", "vectors=maybe"),
+    ] {
+        let out = exrscan().args(["scan", "--sink", uri]).arg(dir.path()).output().expect("exrscan runs");
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(message), "{uri}: {stderr}");
+    }
+}

@@ -58,7 +58,7 @@ async fn happy_path(h: &Harness, op: &Operator) {
         assert!(applied.elapsed() < Duration::from_secs(10), "no Job 10 s after apply\n{}", h.diagnostics());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    eprintln!("apply → planner Job: {:?}", applied.elapsed());
+    eprintln!("kubectl apply → planner Job (kubectl start-up included): {:?}", applied.elapsed());
 
     // Live counts while the shards run.
     let live = h

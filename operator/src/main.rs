@@ -135,10 +135,10 @@ async fn run(config: RunConfig) -> anyhow::Result<()> {
             () = elector.hold() => Err(anyhow::anyhow!("lost the leader Lease; exiting so that a fresh process competes again")),
         };
         metrics.set_leader(false);
-        if outcome.is_ok() {
-            if let Err(error) = elector.release().await {
-                tracing::warn!(%error, "releasing the Lease failed; a standby takes over when it expires");
-            }
+        if outcome.is_ok()
+            && let Err(error) = elector.release().await
+        {
+            tracing::warn!(%error, "releasing the Lease failed; a standby takes over when it expires");
         }
         outcome
     } else {

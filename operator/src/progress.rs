@@ -65,7 +65,7 @@ impl Attempt {
         let report = summary.and_then(ShardReport::parse).or_else(|| progress.and_then(ShardReport::parse));
         let message = summary
             .filter(|m| ShardReport::parse(m).is_none())
-            .map(|m| last_line(m).to_string())
+            .map(crash_line)
             .filter(|m| !m.is_empty());
         Attempt {
             index,
@@ -162,6 +162,18 @@ pub fn count_indexes(list: &str) -> i32 {
         .sum()
 }
 
+/// The telling line of a crashed process's log tail: a Rust panic's message, else the last
+/// line that is not a `note:`.
+fn crash_line(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    if let Some(i) = lines.iter().position(|l| l.contains("panicked at"))
+        && let Some(message) = lines.get(i + 1)
+    {
+        return format!("panicked: {message}");
+    }
+    lines.iter().rev().find(|l| !l.starts_with("note:")).map(|l| l.to_string()).unwrap_or_default()
+}
+
 fn last_line(text: &str) -> &str {
     text.trim().lines().last().unwrap_or_default().trim()
 }
@@ -231,6 +243,13 @@ mod tests {
                 ("s2-a", "exit code 137: out of memory".to_string())
             ]
         );
+    }
+
+    #[test]
+    fn crash_logs_give_their_panic_message() {
+        let log = "INFO plan made\n\nthread 'main' panicked at src/x.rs:1:2:\n\nno CryptoProvider\nnote: run with `RUST_BACKTRACE=1`\n";
+        assert_eq!(crash_line(log), "panicked: no CryptoProvider");
+        assert_eq!(crash_line("a\nkilled\nnote: x\n"), "killed");
     }
 
     #[test]

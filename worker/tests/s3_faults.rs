@@ -37,11 +37,17 @@ fn start_shard(s3: &S3Server, plan: &Path, db: &Path, extra: &[&str]) -> Child {
         .expect("exrscan shard starts")
 }
 
-/// Waits until the server has answered `n` GETs of the shard, or the shard has exited.
+/// Waits until the server has answered `n` GETs of the shard; fails if the shard exits first.
 fn wait_for_gets(s3: &S3Server, child: &mut Child, n: usize) -> bool {
     let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline {
-        if matches!(child.try_wait(), Ok(Some(_))) {
+        if let Ok(Some(status)) = child.try_wait() {
+            let mut stderr = String::new();
+            if let Some(mut err) = child.stderr.take() {
+                let _ = std::io::Read::read_to_string(&mut err, &mut stderr);
+            }
+            let gets = s3.audit().expect("audit").entries().iter().filter(|e| e.api.name == "GetObject").count();
+            eprintln!("the shard exited ({status}) after {gets} audited GETs: {stderr}");
             return false;
         }
         let gets = s3.audit().expect("audit").entries().iter().filter(|e| e.api.name == "GetObject").count();

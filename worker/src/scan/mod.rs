@@ -78,9 +78,13 @@ pub async fn run<S: Source, K: Sink>(
     // The lookups of the listing and the writes of the batches share the sink.
     let writer = &tokio::sync::Mutex::new(writer);
 
-    let produce = async move {
+    let (unread_tx, mut unread_rx) = mpsc::channel(2 * LOOKUP_CHUNK);
+
+    // Checks the listing against the catalog, a chunk at a time. Always polled (joined
+    // below), so it never holds the sink while stalled by the stages after it.
+    let lookup = async move {
         let listed = futures::stream::poll_fn(|cx| found_rx.poll_recv(cx));
-        let mut reads = listed
+        let mut chunks = listed
             .filter_map(|item| {
                 let ready = match item {
                     Ok(file) => {
@@ -94,24 +98,31 @@ pub async fn run<S: Source, K: Sink>(
                 };
                 std::future::ready(ready)
             })
-            .ready_chunks(LOOKUP_CHUNK)
-            // The next chunk's lookup runs while this chunk's headers are read.
-            .map(|mut files| async move {
-                if options.skip_indexed {
-                    match writer.lock().await.indexed(&files).await {
-                        Ok(known) if !known.is_empty() => {
-                            files.retain(|f| !known.contains(&f.uri));
-                            tally.unchanged_unread(known.len() as u64);
-                        }
-                        Ok(_) => {}
-                        // Only an optimisation: the write still checks file_ids.
-                        Err(error) => tracing::warn!(%error, "resume check failed; reading the files"),
+            .ready_chunks(LOOKUP_CHUNK);
+        while let Some(mut files) = chunks.next().await {
+            if options.skip_indexed {
+                let known = writer.lock().await.indexed(&files).await;
+                match known {
+                    Ok(known) if !known.is_empty() => {
+                        files.retain(|f| !known.contains(&f.uri));
+                        tally.unchanged_unread(known.len() as u64);
                     }
+                    Ok(_) => {}
+                    // Only an optimisation: the write still checks file_ids.
+                    Err(error) => tracing::warn!(%error, "resume check failed; reading the files"),
                 }
-                futures::stream::iter(files)
-            })
-            .buffered(2)
-            .flatten()
+            }
+            for file in files {
+                if unread_tx.send(file).await.is_err() {
+                    return;
+                }
+            }
+        }
+    };
+
+    let produce = async move {
+        let unread = futures::stream::poll_fn(|cx| unread_rx.poll_recv(cx));
+        let mut reads = unread
             .map(|file| {
                 let source = Arc::clone(&reader);
                 async move {
@@ -151,7 +162,7 @@ pub async fn run<S: Source, K: Sink>(
         Ok::<(), ScanError>(())
     };
     // `produce` owns the batch sender: the writer's loop ends when it is done.
-    let (produced, consumed) = tokio::join!(produce, consume);
+    let ((), produced, consumed) = tokio::join!(lookup, produce, consume);
     consumed?;
     produced?;
     lister.await.map_err(|e| SourceError::Unusable { location: "listing".into(), reason: e.to_string() })??;

@@ -55,12 +55,12 @@ impl Cutter {
             return Ok(());
         }
         self.kept += 1;
-        if self.kept % self.stride == 0 {
+        if self.kept.is_multiple_of(self.stride) {
             self.samples.push(Sample { key: key.to_string(), kept: self.kept, listed: self.listed });
             if self.samples.len() > self.max_samples {
                 self.stride *= 2;
                 let stride = self.stride;
-                self.samples.retain(|s| s.kept % stride == 0);
+                self.samples.retain(|s| s.kept.is_multiple_of(stride));
             }
         }
         Ok(())

@@ -142,10 +142,10 @@ impl Plan {
             }
         }
         for window in self.partitions.windows(2) {
-            if let (Some(a), Some(b)) = (&window[0].until, &window[1].until) {
-                if b < a {
-                    return invalid(format!("partition bounds out of order: {a:?} then {b:?}"));
-                }
+            if let (Some(a), Some(b)) = (&window[0].until, &window[1].until)
+                && b < a
+            {
+                return invalid(format!("partition bounds out of order: {a:?} then {b:?}"));
             }
         }
         if let Some(p) = self.partitions.iter().find(|p| p.shard >= self.shards) {

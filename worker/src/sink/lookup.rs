@@ -61,10 +61,11 @@ impl<'a> IndexedQuery<'a> {
                 continue;
             }
             let uri = uris.value(row);
-            if let Some((size, etag)) = self.wanted.get(uri) {
-                if u64::try_from(sizes.value(row)).ok() == Some(*size) && etags.value(row) == *etag {
-                    found.insert(uri.to_string());
-                }
+            if let Some((size, etag)) = self.wanted.get(uri)
+                && u64::try_from(sizes.value(row)).ok() == Some(*size)
+                && etags.value(row) == *etag
+            {
+                found.insert(uri.to_string());
             }
         }
     }

@@ -242,6 +242,25 @@ async fn plan_stage(
             if scan.spec.suspend {
                 return Ok(PlanStage::Waiting(Outcome::new(Phase::Suspended, "Suspended", "spec.suspend is true; planning waits")));
             }
+            // A planner pod of a replaced run may still be stopping; it must not write its
+            // plan into this run's ConfigMap, so wait until it is gone.
+            let planners = apis
+                .pods
+                .list(&ListParams::default().labels(&format!(
+                    "{}={},{}={}",
+                    names::SCAN_LABEL,
+                    r.name,
+                    names::COMPONENT_LABEL,
+                    Component::Planner.as_str()
+                )))
+                .await?;
+            if planners.items.iter().any(|p| is_live_pod_of_other_run(p, run)) {
+                return Ok(PlanStage::Waiting(Outcome::new(
+                    Phase::Planning,
+                    "Planning",
+                    "waiting for the previous run's planner pod to stop",
+                )));
+            }
             match cm {
                 Some(stale) if plan::plan_run(&stale) != Some(run) => {
                     apis.config_maps.delete(&cm_name, &DeleteParams::default()).await.map(|_| ()).or_else(ignore_not_found)?;
@@ -380,6 +399,13 @@ fn ignore_not_found(e: kube::Error) -> Result<(), kube::Error> {
     }
 }
 
+/// Whether `pod` belongs to another run and has not stopped yet.
+fn is_live_pod_of_other_run(pod: &Pod, run: &str) -> bool {
+    let other = pod.labels().get(names::RUN_LABEL).is_some_and(|r| r != run);
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    other && !matches!(phase, Some("Succeeded" | "Failed"))
+}
+
 fn condition<'a>(job: &'a Job, type_: &str) -> Option<&'a k8s_openapi::api::batch::v1::JobCondition> {
     job.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == type_ && c.status == "True")
 }
@@ -437,4 +463,83 @@ fn event(type_: EventType, reason: &str, action: &str, note: String) -> Event {
 fn now() -> Time {
     let t = Timestamp::now();
     Time(Timestamp::from_second(t.as_second()).unwrap_or(t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objects::fixtures;
+    use k8s_openapi::api::batch::v1::{JobCondition, JobSpec, JobStatus};
+    use k8s_openapi::api::core::v1::PodStatus;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn job(conditions: Vec<(&str, Option<&str>)>, failed_indexes: Option<&str>, suspend: bool) -> Job {
+        Job {
+            metadata: ObjectMeta { name: Some("renders-abcd1234".into()), ..Default::default() },
+            spec: Some(JobSpec { suspend: Some(suspend), ..Default::default() }),
+            status: Some(JobStatus {
+                conditions: Some(
+                    conditions
+                        .into_iter()
+                        .map(|(t, reason)| JobCondition {
+                            type_: t.into(),
+                            status: "True".into(),
+                            reason: reason.map(String::from),
+                            message: Some("job message".into()),
+                            ..Default::default()
+                        })
+                        .collect(),
+                ),
+                failed_indexes: failed_indexes.map(String::from),
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn shards() -> exrscan_crds::ShardCounts {
+        exrscan_crds::ShardCounts { total: 4, succeeded: 3, failed: 1, ..Default::default() }
+    }
+
+    #[test]
+    fn job_conditions_decide_the_phase() {
+        let scan = fixtures::scan(fixtures::flight_spec());
+        let o = job_outcome(&scan, &job(vec![("Complete", None)], None, false), &shards(), None);
+        assert_eq!((o.phase, o.reason.as_str()), (Phase::Succeeded, "Succeeded"));
+        let o = job_outcome(&scan, &job(vec![("Failed", Some("FailedIndexes"))], Some("2"), false), &shards(), None);
+        assert_eq!((o.phase, o.reason.as_str()), (Phase::Failed, "ShardFailed"));
+        assert!(o.message.contains("shard(s) 2 failed past backoffLimitPerIndex=3"), "{}", o.message);
+        let o = job_outcome(&scan, &job(vec![("Failed", Some("PodFailurePolicy"))], None, false), &shards(), None);
+        assert_eq!((o.phase, o.reason.as_str()), (Phase::Failed, "ConfigurationError"));
+        let o = job_outcome(&scan, &job(vec![], None, true), &shards(), None);
+        assert_eq!(o.phase, Phase::Suspended);
+        let o = job_outcome(&scan, &job(vec![], None, false), &shards(), None);
+        assert_eq!((o.phase, o.message.as_str()), (Phase::Running, "3 of 4 shards done, 0 running"));
+    }
+
+    #[test]
+    fn phase_changes_raise_events() {
+        let done = Outcome::new(Phase::Succeeded, "Succeeded", "ok");
+        assert_eq!(transition_event(Some(Phase::Running), &done).map(|e| e.reason), Some("Completed".into()));
+        let failed = Outcome::new(Phase::Failed, "ShardFailed", "x");
+        let e = transition_event(Some(Phase::Running), &failed).expect("event");
+        assert_eq!((e.type_, e.reason.as_str()), (EventType::Warning, "ShardFailed"));
+        let running = Outcome::new(Phase::Running, "Running", "");
+        assert_eq!(transition_event(Some(Phase::Suspended), &running).map(|e| e.reason), Some("Resumed".into()));
+        assert!(transition_event(Some(Phase::Planning), &running).is_none());
+    }
+
+    #[test]
+    fn only_live_pods_of_other_runs_block_planning() {
+        let pod = |run: &str, phase: &str| Pod {
+            metadata: ObjectMeta {
+                labels: Some([(names::RUN_LABEL.to_string(), run.to_string())].into()),
+                ..Default::default()
+            },
+            spec: None,
+            status: Some(PodStatus { phase: Some(phase.into()), ..Default::default() }),
+        };
+        assert!(is_live_pod_of_other_run(&pod("old", "Running"), "new"));
+        assert!(!is_live_pod_of_other_run(&pod("old", "Failed"), "new"));
+        assert!(!is_live_pod_of_other_run(&pod("new", "Running"), "new"));
+    }
 }

@@ -184,3 +184,23 @@ fn one_process_scans_the_whole_prefix_and_a_rerun_reads_nothing_unchanged() -> T
     assert_eq!(regets, uploaded.broken(), "only the objects that failed are fetched again");
     Ok(())
 }
+
+#[test]
+fn the_resume_check_works_against_flight_sql_too() -> TestResult {
+    let s3 = audited_server();
+    let uploaded = upload(&s3, 2);
+    let flight = testenv::FlightSqlServer::start()?;
+    let url = format!("s3://{BUCKET}/{PREFIX}");
+    let scan = |s3: &S3Server| last_json(&run(exrscan_s3(s3).args(["scan", "--json", "--sink", &flight.uri(), &url])));
+    let first = scan(&s3);
+    assert_eq!(first["inserted"], uploaded.readable.len() as u64, "{first}");
+    s3.audit().expect("audit").clear();
+    let second = scan(&s3);
+    assert_eq!(second["inserted"], 0, "{second}");
+    assert_eq!(second["unchanged"], uploaded.readable.len() as u64, "{second}");
+    assert_eq!(second["processed"], 0, "nothing unchanged is read again: {second}");
+    let entries = settled(&s3);
+    let regets: BTreeSet<String> = requests(&entries, "(scan)", "GetObject").iter().map(|g| g.api.object.clone()).collect();
+    assert_eq!(regets, uploaded.broken(), "only the objects that failed are fetched again");
+    Ok(())
+}

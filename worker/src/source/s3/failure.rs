@@ -40,6 +40,17 @@ fn status_in(message: &str) -> Option<u16> {
     rest.get(..3)?.parse().ok()
 }
 
+/// `416 InvalidRange`: the status and the S3 error code of an error document, when the
+/// message carries them.
+fn concise(status: u16, text: &str) -> String {
+    let code = text.split_once("<Code>").and_then(|(_, rest)| rest.split_once("</Code>")).map(|(code, _)| code);
+    match (status, code) {
+        (416, _) => "416 InvalidRange: the object is empty".to_string(),
+        (_, Some(code)) => format!("{status} {code}"),
+        (_, None) => format!("HTTP {status}"),
+    }
+}
+
 /// One line: the error and its sources, without repeating nested messages.
 fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
@@ -60,9 +71,10 @@ pub fn classify(error: &object_store::Error) -> S3Failure {
     use object_store::Error as E;
     let text = chain_text(error);
     match error {
-        E::NotFound { .. } => return S3Failure::NotFound(text),
-        E::PermissionDenied { .. } | E::Unauthenticated { .. } => return S3Failure::Denied(text),
-        E::Precondition { .. } => return S3Failure::Changed(text),
+        E::NotFound { .. } => return S3Failure::NotFound(concise(404, &text)),
+        E::PermissionDenied { .. } => return S3Failure::Denied(concise(403, &text)),
+        E::Unauthenticated { .. } => return S3Failure::Denied(concise(401, &text)),
+        E::Precondition { .. } => return S3Failure::Changed(concise(412, &text)),
         E::InvalidPath { .. } => return S3Failure::Refused(text),
         _ => {}
     }
@@ -77,11 +89,11 @@ pub fn classify(error: &object_store::Error) -> S3Failure {
         source = e.source();
     }
     match (status, transport) {
-        (Some(401 | 403), _) => S3Failure::Denied(text),
-        (Some(404), _) => S3Failure::NotFound(text),
-        (Some(412), _) => S3Failure::Changed(text),
-        (Some(408 | 429), _) | (Some(500..=599), _) => S3Failure::Transient(text),
-        (Some(_), _) => S3Failure::Refused(text),
+        (Some(code @ (401 | 403)), _) => S3Failure::Denied(concise(code, &text)),
+        (Some(code @ 404), _) => S3Failure::NotFound(concise(code, &text)),
+        (Some(code @ 412), _) => S3Failure::Changed(concise(code, &text)),
+        (Some(code @ (408 | 429 | 500..=599)), _) => S3Failure::Transient(concise(code, &text)),
+        (Some(code), _) => S3Failure::Refused(concise(code, &text)),
         // Any transport failure (connect, reset, timeout, a body cut short) may pass.
         (None, Some(_)) => S3Failure::Transient(text),
         // An error document inside a 200 response (S3 does this for SlowDown too).
@@ -115,6 +127,9 @@ mod tests {
         assert!(matches!(classify(&generic("404 Not Found")), S3Failure::NotFound(_)));
         assert!(matches!(classify(&generic("416 Range Not Satisfiable")), S3Failure::Refused(_)));
         assert!(matches!(classify(&generic("412 Precondition Failed")), S3Failure::Changed(_)));
+        assert_eq!(classify(&generic("403 Forbidden")).to_string(), "S3 access denied: 403 X");
+        let empty = classify(&generic("416 Range Not Satisfiable")).to_string();
+        assert_eq!(empty, "S3 request refused: 416 InvalidRange: the object is empty");
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub struct S3Server {
     access_key: String,
     secret_key: String,
     audit: Option<AuditLog>,
+    /// Set by [`S3Server::serve_tls`]: the directory of `public.crt` and `private.key`.
+    certs: Option<PathBuf>,
     dir: TempDir,
 }
 
@@ -56,6 +58,7 @@ impl S3Server {
             access_key: "exrscan-test".into(),
             secret_key: "exrscan-test-secret-key".into(),
             audit,
+            certs: None,
             dir,
         };
         s3.restart()?;
@@ -88,21 +91,38 @@ impl S3Server {
         if let Some(max) = self.options.max_requests {
             cmd.env("MINIO_API_REQUESTS_MAX", max.to_string());
         }
+        if let Some(certs) = &self.certs {
+            cmd.arg("--certs-dir").arg(certs);
+        }
         if let Some(audit) = &self.audit {
             cmd.env("MINIO_AUDIT_WEBHOOK_ENABLE_EXRSCAN", "on")
                 .env("MINIO_AUDIT_WEBHOOK_ENDPOINT_EXRSCAN", audit.endpoint())
                 .env("MINIO_AUDIT_WEBHOOK_BATCH_SIZE_EXRSCAN", "1");
         }
         let mut server = Server::spawn("MinIO (S3)", cmd, &self.dir.path().join("minio.log"))?;
-        let ready = format!("http://{}/minio/health/ready", self.addr);
-        server.wait_until(Duration::from_secs(60), || http_status("GET", &ready) == Some(200))?;
+        if self.certs.is_some() {
+            // The readiness probe speaks plain HTTP; over TLS, an open port has to do.
+            server.wait_for_port(self.addr, Duration::from_secs(60))?;
+        } else {
+            let ready = format!("http://{}/minio/health/ready", self.addr);
+            server.wait_until(Duration::from_secs(60), || http_status("GET", &ready) == Some(200))?;
+        }
         self.server = Some(server);
         Ok(())
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// Restarts the server on the same data serving HTTPS with `certs_dir/public.crt` and
+    /// `certs_dir/private.key` (make buckets and objects before: [`create_bucket`](Self::create_bucket)
+    /// speaks plain HTTP).
+    pub fn serve_tls(&mut self, certs_dir: &std::path::Path) -> Result<(), Error> {
+        self.certs = Some(certs_dir.to_path_buf());
+        self.restart()
+    }
+
+    /// `http://127.0.0.1:PORT` (`https://` after [`serve_tls`](Self::serve_tls)).
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.certs.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The access key id of the root user.
@@ -135,9 +155,19 @@ impl S3Server {
             .map_err(|e| Error::Start { what: format!("S3 bucket {bucket}"), reason: e.to_string() })?;
         let credentials = Credentials::new(&self.access_key, &self.secret_key);
         let signed = bucket_handle.create_bucket(&credentials).sign(Duration::from_secs(60));
-        match http_status("PUT", signed.as_str()) {
-            Some(200) => Ok(()),
-            other => Err(Error::Start { what: format!("S3 bucket {bucket}"), reason: format!("CreateBucket answered {other:?}") }),
+        // A freshly started MinIO may still answer 503 while it initialises its drive.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match http_status("PUT", signed.as_str()) {
+                Some(200) => return Ok(()),
+                Some(503) | None if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+                other => {
+                    return Err(Error::Start {
+                        what: format!("S3 bucket {bucket}"),
+                        reason: format!("CreateBucket answered {other:?}"),
+                    });
+                }
+            }
         }
     }
 

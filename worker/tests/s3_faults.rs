@@ -205,3 +205,45 @@ fn configuration_errors_exit_2_and_outages_exit_3() -> TestResult {
     assert_eq!(report["outcome"], "unavailable", "{report}");
     Ok(())
 }
+
+/// A CA and a certificate for 127.0.0.1 signed by it, as MinIO's `public.crt`/`private.key`.
+fn certificates(dir: &Path) -> Result<std::path::PathBuf, Box<dyn std::error::Error>> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, "exrscan S3 test CA");
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+    let ca_key = KeyPair::generate()?;
+    let ca = ca_params.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca_params, ca_key);
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])?;
+    params.distinguished_name.push(DnType::CommonName, "127.0.0.1");
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, &issuer)?;
+    std::fs::create_dir_all(dir.join("certs"))?;
+    std::fs::write(dir.join("certs/public.crt"), cert.pem())?;
+    std::fs::write(dir.join("certs/private.key"), key.serialize_pem())?;
+    std::fs::write(dir.join("ca.pem"), ca.pem())?;
+    Ok(dir.join("ca.pem"))
+}
+
+#[test]
+fn a_private_ca_is_trusted_with_s3_ca_and_refused_without() -> TestResult {
+    let mut s3 = S3Server::start()?;
+    let uploaded = upload(&s3, 1);
+    let dir = testenv::work_dir("s3-tls")?;
+    let ca = certificates(dir.path())?;
+    s3.serve_tls(&dir.path().join("certs"))?;
+    assert!(s3.endpoint().starts_with("https://"));
+    let url = format!("s3://{BUCKET}/{PREFIX}");
+
+    let out = run(exrscan_s3(&s3).args(["plan", &url, "--shards", "1", "--s3-retry-seconds", "20", "--s3-ca"]).arg(&ca));
+    let plan: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(plan["objects"], uploaded.exr.len() as u64, "listed over TLS with the private CA");
+
+    let started = Instant::now();
+    let out = exrscan_s3(&s3).args(["plan", &url, "--shards", "1", "--s3-retry-seconds", "20"]).output()?;
+    assert_eq!(out.status.code(), Some(2), "an untrusted certificate is a configuration error: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(started.elapsed() < Duration::from_secs(15), "and is not retried");
+    Ok(())
+}

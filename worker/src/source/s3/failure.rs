@@ -94,7 +94,9 @@ pub fn classify(error: &object_store::Error) -> S3Failure {
         (Some(code @ 412), _) => S3Failure::Changed(concise(code, &text)),
         (Some(code @ (408 | 429 | 500..=599)), _) => S3Failure::Transient(concise(code, &text)),
         (Some(code), _) => S3Failure::Refused(concise(code, &text)),
-        // Any transport failure (connect, reset, timeout, a body cut short) may pass.
+        // An untrusted or mismatched certificate does not heal by waiting.
+        (None, Some(_)) if text.to_ascii_lowercase().contains("certificate") => S3Failure::Refused(text),
+        // Any other transport failure (connect, reset, timeout, a body cut short) may pass.
         (None, Some(_)) => S3Failure::Transient(text),
         // An error document inside a 200 response (S3 does this for SlowDown too).
         (None, None) if text.contains("SlowDown") || text.contains("InternalError") => S3Failure::Transient(text),
@@ -140,6 +142,9 @@ mod tests {
             let error = object_store::Error::Generic { store: "S3", source };
             assert!(classify(&error).is_transient(), "{kind:?}");
         }
+        let tls = HttpError::new(HttpErrorKind::Connect, std::io::Error::other("invalid peer certificate: UnknownIssuer"));
+        let error = object_store::Error::Generic { store: "S3", source: Box::new(tls) };
+        assert!(matches!(classify(&error), S3Failure::Refused(_)), "a certificate error is not retried");
     }
 
     #[test]

@@ -204,3 +204,43 @@ fn the_resume_check_works_against_flight_sql_too() -> TestResult {
     assert_eq!(regets, uploaded.broken(), "only the objects that failed are fetched again");
     Ok(())
 }
+
+#[test]
+fn include_and_exclude_globs_choose_what_is_planned_and_read() -> TestResult {
+    let s3 = audited_server();
+    let uploaded = upload(&s3, 2);
+    let wanted: BTreeSet<String> = uploaded
+        .exr
+        .iter()
+        .filter(|k| (k.contains("/sequence/") || k.contains("/broken/")) && !k.ends_with("/empty.exr"))
+        .cloned()
+        .collect();
+    assert!(wanted.len() > 10);
+    let url = format!("s3://{BUCKET}/{PREFIX}");
+    let globs = |cmd: &mut std::process::Command| {
+        cmd.env("EXRSCAN_INCLUDE", "shot*/sequence/**, **/BROKEN/*.exr").env("EXRSCAN_EXCLUDE", "empty.exr");
+    };
+    let mut plan_cmd = exrscan_s3(&s3);
+    globs(&mut plan_cmd);
+    let plan = Plan::from_json(&String::from_utf8_lossy(&run(plan_cmd.args(["plan", &url, "--shards", "2"])).stdout))?;
+    assert_eq!(plan.objects, wanted.len() as u64);
+    assert_eq!(plan.exclude, ["empty.exr"], "the plan carries the globs to the shards");
+
+    let dir = testenv::work_dir("s3-globs")?;
+    let plan_file = dir.path().join("plan.json");
+    std::fs::write(&plan_file, plan.to_json())?;
+    s3.audit().expect("audit").clear();
+    for index in ["0", "1"] {
+        // The shards filter with the plan's globs, whatever their own environment says.
+        run(exrscan_s3(&s3)
+            .args(["shard", "--index", index, "--plan"])
+            .arg(&plan_file)
+            .args(["--sink", &format!("duckdb://{}", dir.path().join("c.duckdb").display())])
+            .env("EXRSCAN_INCLUDE", "*.png")
+            .env("EXRSCAN_TERMINATION_LOG", dir.path().join("termination")));
+    }
+    let entries = settled(&s3);
+    let read: BTreeSet<String> = requests(&entries, "shard", "GetObject").iter().map(|g| g.api.object.clone()).collect();
+    assert_eq!(read, wanted);
+    Ok(())
+}

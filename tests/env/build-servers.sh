@@ -52,6 +52,7 @@ build() {
 	echo "build-servers: built $name in $((SECONDS - t0))s"
 }
 
+cp_dir=$here/go/controlplane
 cp_bins=(etcd kube-apiserver kube-controller-manager kubectl)
 cp_pkgs=(./etcd k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl)
 if [ -n "${KUBEBUILDER_ASSETS:-}" ]; then
@@ -65,10 +66,15 @@ if [ -n "${KUBEBUILDER_ASSETS:-}" ]; then
 	[ -x "$KUBEBUILDER_ASSETS/kubectl" ] && cp_bins=()
 fi
 
-cp_dir=$here/go/controlplane
 if [ ${#cp_bins[@]} -gt 0 ]; then
-	build controlplane "$(key "$cp_dir")-${#cp_bins[@]}" "${cp_bins[@]}" -- \
-		bash -c 'cd "$0" && go build -ldflags=-s -o "$1/" "${@:2}"' "$cp_dir" "$bin" "${cp_pkgs[@]}"
+	# Stamp the version as Kubernetes' own release build does, so `kubectl version` and
+	# helm's capability checks see the pinned release rather than v0.0.0-master.
+	kver=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$cp_dir/go.mod")
+	kminor=$(echo "$kver" | cut -d. -f2)
+	kv=k8s.io/component-base/version
+	cp_ldflags="-s -X $kv.gitVersion=$kver -X $kv.gitMajor=1 -X $kv.gitMinor=$kminor -X $kv.gitTreeState=clean"
+	build controlplane "$(key "$cp_dir")-$(echo "${cp_bins[*]} $cp_ldflags" | sha256sum | cut -c1-8)" "${cp_bins[@]}" -- \
+		bash -c 'cd "$0" && go build -ldflags="$2" -o "$1/" "${@:3}"' "$cp_dir" "$bin" "$cp_ldflags" "${cp_pkgs[@]}"
 fi
 
 fs_dir=$here/go/flightsql

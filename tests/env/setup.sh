@@ -5,7 +5,6 @@
 #   PyPI:    tests/env/requirements.txt (+ tests/corpus/requirements.txt) → $EXRSCAN_CACHE/venv
 #   Go:      etcd, kube-apiserver, kube-controller-manager, kubectl, MinIO, Apache Arrow's
 #            Flight SQL server, helm                                   tests/env/build-servers.sh
-#   crates:  cargo-fuzz                                                 $EXRSCAN_CACHE/cargo-tools
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -39,9 +38,4 @@ fi
 # Go-built servers.
 "$here/build-servers.sh"
 
-# cargo-fuzz for the bounded fuzz run.
-if [ ! -x "$cache/cargo-tools/bin/cargo-fuzz" ]; then
-	step "cargo install cargo-fuzz"
-	cargo install -q --locked --root "$cache/cargo-tools" cargo-fuzz
-fi
 step "ready"

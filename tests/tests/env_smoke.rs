@@ -56,7 +56,7 @@ async fn flight_sql_rust_writes_adbc_reads() {
             None,
         )
         .await
-        .expect("insert");
+        .unwrap_or_else(|e| panic!("insert: {e}\nserver log:\n{}", std::fs::read_to_string(server.log_path()).unwrap_or_default()));
     assert_eq!(inserted, 2);
 
     let info = client.execute("SELECT key, size FROM frames ORDER BY id".into(), None).await.expect("query");

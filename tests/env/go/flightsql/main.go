@@ -17,7 +17,9 @@ import (
 	"flag"
 	"log"
 	"net"
+	"os"
 	"strconv"
+	"syscall"
 
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/flight/flightsql"
@@ -78,7 +80,9 @@ func main() {
 	if err := server.Init(net.JoinHostPort(*host, strconv.Itoa(*port))); err != nil {
 		log.Fatal(err)
 	}
-	server.SetShutdownOnSignals()
+	// Name the signals: with none, Go relays every signal, including the runtime's own
+	// SIGURG preemption, and the server would stop at random.
+	server.SetShutdownOnSignals(os.Interrupt, syscall.SIGTERM)
 	// The test environment reads this line to learn the address.
 	log.Printf("Starting Flight SQL server on %s", server.Addr())
 	if err := server.Serve(); err != nil {

@@ -69,7 +69,8 @@ fi
 if [ ${#cp_bins[@]} -gt 0 ]; then
 	# Stamp the version as Kubernetes' own release build does, so `kubectl version` and
 	# helm's capability checks see the pinned release rather than v0.0.0-master.
-	kver=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$cp_dir/go.mod")
+	kver=$(cd "$cp_dir" && go list -m -f '{{.Version}}' k8s.io/kubernetes)
+	[[ $kver =~ ^v1\.[0-9]+\.[0-9]+$ ]] || { echo "build-servers: cannot read the Kubernetes version from $cp_dir/go.mod ($kver)" >&2; exit 1; }
 	kminor=$(echo "$kver" | cut -d. -f2)
 	kv=k8s.io/component-base/version
 	cp_ldflags="-s -X $kv.gitVersion=$kver -X $kv.gitMajor=1 -X $kv.gitMinor=$kminor -X $kv.gitTreeState=clean"

@@ -173,7 +173,8 @@ impl S3Source {
             })
             .await?;
         self.retrier.stats().get_request();
-        Ok((meta, bytes.to_vec()))
+        // Takes the buffer over without a copy when the response came in one piece.
+        Ok((meta, Vec::from(bytes)))
     }
 
     /// Reads the header of `file` with as few ranged GETs as it needs.

@@ -19,6 +19,7 @@ use testenv::process::{Server, free_port};
 
 const RELEASE: &str = "exrscan-operator";
 const RELEASE_NAMESPACE: &str = "exrscan-system";
+const SCOPED_RELEASE_NAMESPACE: &str = "exrscan-scoped";
 const SCAN_NAMESPACE: &str = "renders";
 const POD_NAME: &str = "exrscan-operator-helm-test";
 const RECONCILE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -28,6 +29,16 @@ fn workspace() -> PathBuf {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default()
+}
+
+/// The chart's `appVersion` (the default tag of both images).
+fn app_version() -> String {
+    let chart_yaml = std::fs::read_to_string(chart().join("Chart.yaml")).expect("Chart.yaml");
+    let line = chart_yaml
+        .lines()
+        .find_map(|l| l.strip_prefix("appVersion:"))
+        .expect("appVersion in Chart.yaml");
+    line.trim().trim_matches('"').to_string()
 }
 
 fn chart() -> PathBuf {
@@ -252,20 +263,20 @@ fn templates_render_the_optional_parts_and_restricted_pods() {
     assert!(custom.contains("ghcr.io/exrscan/exrscan-operator:1.2.3"));
 }
 
-/// Server-side dry-run of the chart's templates, then a real install whose Deployment settings
-/// run the operator (as the chart's ServiceAccount) until it reconciles a scan.
+/// Server-side dry-run of the chart's templates, then two installs — cluster-wide and
+/// per-namespace RBAC — whose Deployment settings run the operator (as the chart's
+/// ServiceAccount) until it reconciles a scan.
 #[test]
 fn chart_installs_and_its_deployment_runs_the_operator() {
     let cluster = ControlPlane::start().unwrap_or_else(|e| panic!("{e}"));
     let home = tempfile::tempdir().expect("helm home");
-    let kubectl = || cluster.kubectl();
 
-    let mut apply_crd = kubectl();
+    let mut apply_crd = cluster.kubectl();
     apply_crd
         .args(["apply", "--server-side", "-f"])
         .arg(chart().join("crds/exrscan.dev_exrscans.yaml"));
     succeed(apply_crd, None);
-    let mut established = kubectl();
+    let mut established = cluster.kubectl();
     established.args([
         "wait",
         "--for=condition=Established",
@@ -273,8 +284,13 @@ fn chart_installs_and_its_deployment_runs_the_operator() {
         "crd/exrscans.exrscan.dev",
     ]);
     succeed(established, None);
-    for namespace in [RELEASE_NAMESPACE, SCAN_NAMESPACE, "lighting"] {
-        let mut create = kubectl();
+    for namespace in [
+        RELEASE_NAMESPACE,
+        SCOPED_RELEASE_NAMESPACE,
+        SCAN_NAMESPACE,
+        "lighting",
+    ] {
+        let mut create = cluster.kubectl();
         create.args(["create", "namespace", namespace]);
         succeed(create, None);
     }
@@ -288,7 +304,7 @@ fn chart_installs_and_its_deployment_runs_the_operator() {
     for sets in [&[][..], &without_service_monitor[..]] {
         let (ok, rendered, stderr) = template(home.path(), sets);
         assert!(ok, "{stderr}");
-        let mut dry_run = kubectl();
+        let mut dry_run = cluster.kubectl();
         dry_run.args(["apply", "--dry-run=server", "-f", "-"]);
         let out = succeed(dry_run, Some(&rendered));
         assert!(
@@ -297,34 +313,110 @@ fn chart_installs_and_its_deployment_runs_the_operator() {
         );
     }
 
-    let worker_image = "registry.example.com/vfx/exrscan:2.0.0";
-    let mut install = helm(home.path());
-    install
-        .args(["install", RELEASE])
-        .arg(chart())
-        .args(["--namespace", RELEASE_NAMESPACE, "--kubeconfig"])
-        .arg(cluster.kubeconfig_path())
-        .args([
-            "--set",
+    let cluster_wide = Install {
+        release: RELEASE,
+        namespace: RELEASE_NAMESPACE,
+        sets: &[
             "workerImage.repository=registry.example.com/vfx/exrscan",
-            "--set",
             "workerImage.tag=2.0.0",
-        ])
-        .args(["--set", "logLevel=debug"]);
-    let notes = succeed(install, None);
+            "logLevel=debug",
+        ],
+        worker_image: "registry.example.com/vfx/exrscan:2.0.0",
+        scan_namespace: SCAN_NAMESPACE,
+    };
+    let operator = install_and_reconcile(&cluster, home.path(), &cluster_wide);
+    let log = std::fs::read_to_string(operator.log_path()).unwrap_or_default();
+    assert!(
+        log.contains("DEBUG"),
+        "logLevel=debug must reach RUST_LOG:\n{}",
+        operator.log_tail(20)
+    );
+    drop(operator);
+
+    // A scan outside the scoped release's namespaces, applied while no operator runs.
+    let mut ignored = cluster.kubectl();
+    ignored.args(["apply", "--namespace", SCAN_NAMESPACE, "-f", "-"]);
+    let example = std::fs::read_to_string(workspace().join("examples/minimal-scan.yaml"))
+        .expect("example scan");
+    succeed(
+        ignored,
+        Some(&example.replace("name: abc-renders", "name: not-watched")),
+    );
+
+    let scoped = Install {
+        release: "scoped",
+        namespace: SCOPED_RELEASE_NAMESPACE,
+        sets: &["watchNamespaces={lighting}"],
+        worker_image: &format!("ghcr.io/exrscan/exrscan:{}", app_version()),
+        scan_namespace: "lighting",
+    };
+    let operator = install_and_reconcile(&cluster, home.path(), &scoped);
+    let mut cluster_roles = cluster.kubectl();
+    cluster_roles.args(["get", "clusterroles", "-o", "name"]);
+    assert!(
+        !succeed(cluster_roles, None).contains("scoped-exrscan-operator"),
+        "watchNamespaces must not create a ClusterRole"
+    );
+    let mut get = cluster.kubectl();
+    get.args([
+        "get",
+        "exrscan",
+        "not-watched",
+        "--namespace",
+        SCAN_NAMESPACE,
+        "-o",
+        "jsonpath={.status}",
+    ]);
+    assert_eq!(
+        succeed(get, None),
+        "",
+        "a scan outside watchNamespaces got a status:\n{}",
+        operator.log_tail(20)
+    );
+}
+
+/// One `helm install` of the chart and the scan it must reconcile.
+struct Install<'a> {
+    release: &'a str,
+    namespace: &'a str,
+    sets: &'a [&'a str],
+    /// The worker image the values give the scan's Jobs.
+    worker_image: &'a str,
+    scan_namespace: &'a str,
+}
+
+/// Installs the chart, runs the operator with its stored Deployment's args, env, probes and
+/// ServiceAccount, and waits until `examples/minimal-scan.yaml` in the scan namespace has a
+/// status, a planner Job of the worker image and its worker RBAC. Returns the running operator.
+fn install_and_reconcile(cluster: &ControlPlane, home: &Path, install: &Install) -> Server {
+    let mut helm_install = helm(home);
+    helm_install
+        .args(["install", install.release])
+        .arg(chart())
+        .args(["--namespace", install.namespace, "--kubeconfig"])
+        .arg(cluster.kubeconfig_path());
+    for set in install.sets {
+        helm_install.args(["--set", set]);
+    }
+    let notes = succeed(helm_install, None);
     assert!(
         notes.contains("Create a first scan") && notes.contains("kind: ExrScan"),
         "NOTES.txt: {notes}"
     );
 
     // The Deployment as the API server stored it.
-    let mut get = kubectl();
+    let fullname = if install.release.contains("exrscan-operator") {
+        install.release.to_string()
+    } else {
+        format!("{}-exrscan-operator", install.release)
+    };
+    let mut get = cluster.kubectl();
     get.args([
         "get",
         "deployment",
-        "exrscan-operator",
+        &fullname,
         "--namespace",
-        RELEASE_NAMESPACE,
+        install.namespace,
         "-o",
         "json",
     ]);
@@ -341,18 +433,19 @@ fn chart_installs_and_its_deployment_runs_the_operator() {
     let container = pod.containers.first().cloned().expect("a container");
 
     // Run as the chart's ServiceAccount: its token in a copy of the admin kubeconfig.
-    let mut token = kubectl();
+    let mut token = cluster.kubectl();
     token.args([
         "create",
         "token",
         &account,
         "--namespace",
-        RELEASE_NAMESPACE,
+        install.namespace,
         "--duration=1h",
     ]);
     let token = succeed(token, None);
-    let dir = tempfile::tempdir().expect("work dir");
-    let kubeconfig = dir.path().join("operator.kubeconfig");
+    let dir = cluster.dir().join(install.release);
+    std::fs::create_dir_all(&dir).expect("operator work dir");
+    let kubeconfig = dir.join("operator.kubeconfig");
     let mut config: Value = serde_json::from_slice(
         &std::fs::read(cluster.kubeconfig_path()).expect("admin kubeconfig"),
     )
@@ -361,7 +454,7 @@ fn chart_installs_and_its_deployment_runs_the_operator() {
     std::fs::write(&kubeconfig, config.to_string()).expect("writing kubeconfig");
 
     let port = free_port().unwrap_or_else(|e| panic!("{e}"));
-    let operator = start_operator(&container, &kubeconfig, port, dir.path());
+    let operator = start_operator(&container, &kubeconfig, port, install.namespace, &dir);
     let base = format!("http://127.0.0.1:{port}");
     for probe in [
         container.liveness_probe.as_ref(),
@@ -378,42 +471,51 @@ fn chart_installs_and_its_deployment_runs_the_operator() {
 
     // The Lease in the release namespace, held under the Deployment's POD_NAME.
     wait_for(&operator, "the leader Lease", || {
-        let mut get = kubectl();
+        let mut get = cluster.kubectl();
         get.args([
             "get",
             "lease",
             "exrscan-operator",
             "--namespace",
-            RELEASE_NAMESPACE,
+            install.namespace,
             "-o",
             "jsonpath={.spec.holderIdentity}",
         ]);
         matches!(run(get, None), (true, out, _) if out == POD_NAME)
     });
 
-    let mut apply_scan = kubectl();
+    let mut apply_scan = cluster.kubectl();
     apply_scan
-        .args(["apply", "--namespace", SCAN_NAMESPACE, "-f"])
+        .args(["apply", "--namespace", install.scan_namespace, "-f"])
         .arg(workspace().join("examples/minimal-scan.yaml"));
     succeed(apply_scan, None);
 
-    let scan = wait_for_json(
-        &operator,
-        &kubectl,
-        &["get", "exrscan", "abc-renders"],
-        |s| {
-            s["status"]["phase"]
-                .as_str()
-                .is_some_and(|p| p == "Planning")
-        },
-    );
+    let get_json = |args: &[&str], done: &dyn Fn(&Value) -> bool| {
+        let mut last = Value::Null;
+        wait_for(&operator, &args.join(" "), || {
+            let mut get = cluster.kubectl();
+            get.args(args)
+                .args(["--namespace", install.scan_namespace, "-o", "json"]);
+            let (ok, out, _) = run(get, None);
+            last = if ok {
+                serde_json::from_str(&out).unwrap_or(Value::Null)
+            } else {
+                Value::Null
+            };
+            done(&last)
+        });
+        last
+    };
+    let scan = get_json(&["get", "exrscan", "abc-renders"], &|s| {
+        s["status"]["phase"].as_str() == Some("Planning")
+    });
     assert!(
         scan["status"]["conditions"]
             .as_array()
             .is_some_and(|c| !c.is_empty()),
         "status without conditions: {scan}"
     );
-    let jobs = wait_for_json(&operator, &kubectl, &["get", "jobs"], |j| {
+    let jobs = get_json(&["get", "jobs"], &|j| {
         j["items"].as_array().is_some_and(|i| !i.is_empty())
     });
     let job = &jobs["items"][0];
@@ -424,21 +526,21 @@ fn chart_installs_and_its_deployment_runs_the_operator() {
     );
     assert_eq!(
         job["spec"]["template"]["spec"]["containers"][0]["image"].as_str(),
-        Some(worker_image),
+        Some(install.worker_image),
         "the chart's workerImage must reach the scan's Jobs"
     );
-    let mut worker_sa = kubectl();
-    worker_sa.args([
+    let mut worker_rbac = cluster.kubectl();
+    worker_rbac.args([
         "get",
         "serviceaccount,role,rolebinding",
         "abc-renders-worker",
         "--namespace",
-        SCAN_NAMESPACE,
+        install.scan_namespace,
         "-o",
         "name",
     ]);
     assert_eq!(
-        succeed(worker_sa, None).lines().count(),
+        succeed(worker_rbac, None).lines().count(),
         3,
         "the worker's ServiceAccount, Role and RoleBinding"
     );
@@ -448,16 +550,18 @@ fn chart_installs_and_its_deployment_runs_the_operator() {
         !log.to_lowercase().contains("forbidden"),
         "the chart's RBAC refused the operator something:\n{log}"
     );
-    assert!(
-        log.contains("DEBUG"),
-        "logLevel=debug must reach RUST_LOG:\n{}",
-        operator.log_tail(20)
-    );
+    operator
 }
 
 /// Starts the operator with the container's args and env, the metrics address moved to a free
 /// loopback port and the downward-API variables filled in as the kubelet would.
-fn start_operator(container: &Container, kubeconfig: &Path, port: u16, dir: &Path) -> Server {
+fn start_operator(
+    container: &Container,
+    kubeconfig: &Path,
+    port: u16,
+    namespace: &str,
+    dir: &Path,
+) -> Server {
     let mut args = container.args.clone().unwrap_or_default();
     let metrics = args
         .iter_mut()
@@ -482,7 +586,7 @@ fn start_operator(container: &Container, kubeconfig: &Path, port: u16, dir: &Pat
         ) {
             (Some(value), _) => value,
             (None, Some(path)) if path == "metadata.name" => POD_NAME.to_string(),
-            (None, Some(path)) if path == "metadata.namespace" => RELEASE_NAMESPACE.to_string(),
+            (None, Some(path)) if path == "metadata.namespace" => namespace.to_string(),
             (value, path) => panic!("env {name}: the test cannot fill in {value:?} / {path:?}"),
         };
         command.env(name, value);
@@ -501,29 +605,6 @@ fn wait_for(operator: &Server, what: &str, mut ready: impl FnMut() -> bool) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-/// Polls `kubectl <args> -n SCAN_NAMESPACE -o json` until `done` holds for the object.
-fn wait_for_json(
-    operator: &Server,
-    kubectl: &dyn Fn() -> Command,
-    args: &[&str],
-    done: impl Fn(&Value) -> bool,
-) -> Value {
-    let mut last = Value::Null;
-    wait_for(operator, &args.join(" "), || {
-        let mut get = kubectl();
-        get.args(args)
-            .args(["--namespace", SCAN_NAMESPACE, "-o", "json"]);
-        let (ok, out, _) = run(get, None);
-        last = if ok {
-            serde_json::from_str(&out).unwrap_or(Value::Null)
-        } else {
-            Value::Null
-        };
-        done(&last)
-    });
-    last
 }
 
 /// The status code of a GET, or `None` when nothing answered.

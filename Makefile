@@ -13,8 +13,17 @@ FUZZ_SECONDS ?= 60
 
 .PHONY: demo test setup build fuzz bench
 
+# The demo catalog: a DuckDB file outside the clone.
+DEMO_CATALOG ?= $(EXRSCAN_CACHE)/demo/catalog.duckdb
+
+# Index samples/ into DuckDB, index it again (nothing new is written), then ask for the
+# frames most similar to one of them.
 demo:
-	cargo run -q -p exrscan -- inspect samples/*.exr
+	mkdir -p $(dir $(DEMO_CATALOG))
+	cargo build -q -p exrscan
+	$(CARGO_TARGET_DIR)/debug/exrscan scan samples --sink duckdb://$(DEMO_CATALOG)
+	$(CARGO_TARGET_DIR)/debug/exrscan scan samples --sink duckdb://$(DEMO_CATALOG)
+	$(CARGO_TARGET_DIR)/debug/exrscan similar samples/shot010_beauty.1001.exr --sink duckdb://$(DEMO_CATALOG) -k 3
 
 setup:
 	tests/env/setup.sh

@@ -49,11 +49,11 @@ pub struct S3Args {
 /// Which keys are scanned.
 #[derive(Debug, clap::Args)]
 pub struct FilterArgs {
-    /// Comma-separated globs of keys to scan, relative to the prefix (default `*.exr`, any
-    /// depth; case-insensitive; `*` stays within a path segment, `**` crosses them).
+    /// S3 sources: comma-separated globs of keys to scan, relative to the prefix (default
+    /// `*.exr`, any depth; case-insensitive; `*` stays within a path segment, `**` crosses them).
     #[arg(long, env = "EXRSCAN_INCLUDE", value_name = "GLOBS")]
     pub include: Option<String>,
-    /// Comma-separated globs of keys to leave out.
+    /// S3 sources: comma-separated globs of keys to leave out.
     #[arg(long, env = "EXRSCAN_EXCLUDE", value_name = "GLOBS")]
     pub exclude: Option<String>,
 }

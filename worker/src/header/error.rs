@@ -114,4 +114,13 @@ pub enum HeaderError {
         /// The type found in the file.
         found: String,
     },
+    /// A part of a multi-part file disagrees with the first part on attributes OpenEXR requires
+    /// all parts to share.
+    #[error("part {part}: shared attributes differ from part 0: {attributes}")]
+    SharedAttributes {
+        /// Part index.
+        part: usize,
+        /// The differing attributes, comma-separated.
+        attributes: String,
+    },
 }

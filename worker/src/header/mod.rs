@@ -42,6 +42,7 @@ mod error;
 pub mod limits;
 mod part;
 mod prefix;
+mod shared;
 mod value;
 
 #[cfg(test)]
@@ -217,6 +218,7 @@ fn read(buf: &[u8]) -> Result<Header, Stop> {
     if parts.is_empty() {
         return Err(HeaderError::NoParts.into());
     }
+    shared::check(&parts)?;
     if pos > MAX_HEADER_BYTES {
         return Err(HeaderError::TooLarge { limit: MAX_HEADER_BYTES }.into());
     }

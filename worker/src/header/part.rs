@@ -76,9 +76,9 @@ impl PartType {
 pub struct Part {
     /// Position of the part in the file.
     pub index: usize,
-    /// Storage type: the `type` attribute, or for single-part files without one, inferred from
-    /// the version flags (tiled flag → `tiledimage`, non-image flag → deep, else
-    /// `scanlineimage`).
+    /// Storage type: for single-part image files the tiled flag (`tiledimage` or
+    /// `scanlineimage`, whatever `type` says, as in OpenEXR); otherwise the `type` attribute,
+    /// or without one, inferred from the flags and the `tiles` attribute.
     pub part_type: PartType,
     /// `compression`
     pub compression: Compression,
@@ -86,9 +86,9 @@ pub struct Part {
     pub data_window: Box2i,
     /// `displayWindow`
     pub display_window: Box2i,
-    /// `pixelAspectRatio`
+    /// `pixelAspectRatio` (1.0 when absent, as in OpenEXR).
     pub pixel_aspect_ratio: f32,
-    /// `lineOrder`
+    /// `lineOrder` (`increasing_y` when absent, as in OpenEXR).
     pub line_order: LineOrder,
     /// `tiles`, when present (required for tiled parts).
     pub tiles: Option<TileDescription>,
@@ -194,9 +194,12 @@ impl Part {
             _ => None,
         })?;
 
+        // OpenEXR's InputFile overrides the `type` of a single-part image file with what the
+        // tiled flag says (old writers left stale types behind), so the flag wins here too.
+        let single_part_image = flags & (FLAG_MULTIPART | FLAG_NON_IMAGE) == 0;
         let part_type = match type_name {
-            Some(name) => PartType::from_name(name),
-            None => infer_type(flags, tiles.is_some()),
+            Some(name) if !single_part_image => PartType::from_name(name),
+            _ => infer_type(flags, tiles.is_some()),
         };
         if part_type.is_tiled() && tiles.is_none() {
             return Err(missing("tiles"));
@@ -207,8 +210,10 @@ impl Part {
             compression: compression.ok_or_else(|| missing("compression"))?,
             data_window: data_window.ok_or_else(|| missing("dataWindow"))?,
             display_window: display_window.ok_or_else(|| missing("displayWindow"))?,
-            pixel_aspect_ratio: pixel_aspect_ratio.ok_or_else(|| missing("pixelAspectRatio"))?,
-            line_order: line_order.ok_or_else(|| missing("lineOrder"))?,
+            // OpenEXR's Header::readFrom starts from a default header, so a file without these
+            // keeps the defaults (1.0, increasing_y) and is accepted.
+            pixel_aspect_ratio: pixel_aspect_ratio.unwrap_or(1.0),
+            line_order: line_order.unwrap_or(LineOrder(0)),
             tiles,
             channels: at.channels.ok_or_else(|| missing("channels"))?,
             name: at.name,

@@ -228,9 +228,9 @@ fn htj2k_is_named_and_unknown_codes_are_reported() {
     let header = parse_complete(&bytes).unwrap();
     assert_eq!(header.parts[0].compression, Compression(42));
     assert_eq!(header.parts[0].compression.to_string(), "unknown(42)");
-    // OpenEXR 3.5's ZSTD code: the exr crate refuses the file, this reader reports it.
+    // OpenEXR 3.5's ZSTD code: the exr crate refuses the file, this reader names it.
     let bytes = build::file(0, &[PartBytes::scanline(&["R"], 4, 4, 13)]);
-    assert_eq!(parse_complete(&bytes).unwrap().parts[0].compression.to_string(), "unknown(13)");
+    assert_eq!(parse_complete(&bytes).unwrap().parts[0].compression.to_string(), "zstd");
     assert!(exr::meta::MetaData::read_from_buffered(&bytes[..], false).is_err());
 }
 
@@ -273,7 +273,10 @@ fn single_part_without_type_attribute_infers_it_from_flags() {
     assert_eq!(tiled.parts[0].type_name(), "tiledimage");
     let deep = parse_complete(&build::file(FLAG_NON_IMAGE, &[PartBytes::scanline(&["R"], 4, 4, 0)])).unwrap();
     assert_eq!(deep.parts[0].type_name(), "deepscanline");
-    let odd = parse_complete(&build::file(0, &[PartBytes::scanline(&["R"], 4, 4, 0).with(build::string("type", "mystery"))])).unwrap();
+    // A single-part image file's flags override its `type` (OpenEXR's InputFile does this).
+    let stale = parse_complete(&build::file(0, &[PartBytes::scanline(&["R"], 4, 4, 0).with(build::string("type", "deeptile"))])).unwrap();
+    assert_eq!(stale.parts[0].part_type, PartType::ScanlineImage);
+    let odd = parse_complete(&build::file(FLAG_NON_IMAGE, &[PartBytes::scanline(&["R"], 4, 4, 0).with(build::string("type", "mystery"))])).unwrap();
     assert_eq!((odd.parts[0].part_type, odd.parts[0].type_name()), (PartType::Unknown, "mystery"));
     let missing_tiles = build::file(FLAG_TILED, &[PartBytes::scanline(&["R"], 4, 4, 0)]);
     assert_eq!(parse_complete(&missing_tiles), Err(HeaderError::MissingAttribute { part: 0, attribute: "tiles" }));
@@ -324,6 +327,14 @@ fn framing_errors() {
     assert!(matches!(parse_complete(&bad_int), Err(HeaderError::BadValue { reason: "value is shorter than its type", .. })));
     let long_int = build::file(0, &[PartBytes::scanline(&["R"], 4, 4, 0).with(attribute("n", "int", &[1, 2, 3, 4, 5]))]);
     assert!(matches!(parse_complete(&long_int), Err(HeaderError::BadValue { reason: "value is longer than its type", .. })));
+
+    let mut preview = vec![0xff; 8];
+    preview.extend_from_slice(&[0; 16]);
+    let huge_preview = build::file(0, &[PartBytes::scanline(&["R"], 4, 4, 0).with(attribute("p", "preview", &preview))]);
+    assert!(matches!(
+        parse_complete(&huge_preview),
+        Err(HeaderError::BadValue { reason: "pixel bytes do not match width * height * 4", .. })
+    ));
 
     let mut negative = build::file(0, &[PartBytes::scanline(&["R"], 4, 4, 0)]);
     negative.truncate(negative.len() - 1);

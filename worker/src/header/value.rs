@@ -41,13 +41,12 @@ code_type! {
     /// Compression method of a part (`compression` attribute), named as OpenEXR's
     /// `getCompressionNameFromId` names it.
     ///
-    /// Codes 0–11 are the same in every OpenEXR release that defines them. Codes from 12 on
-    /// are reported as unknown on purpose: OpenEXR's own branches disagree about them (the 3.5
-    /// Python bindings write LJ2K as 12 and ZSTD as 13, the development branch writes ZSTD as
-    /// 12), so naming them would be a guess.
+    /// The codes and names are OpenEXR 3.5's (`LJ2K_COMPRESSION` = 12, `ZSTD_COMPRESSION` =
+    /// 13, `NUM_COMPRESSION_METHODS` = 14), the release that writes the newest codecs we index.
     Compression(u8) {
         0 => "none", 1 => "rle", 2 => "zips", 3 => "zip", 4 => "piz", 5 => "pxr24",
         6 => "b44", 7 => "b44a", 8 => "dwaa", 9 => "dwab", 10 => "htj2k256", 11 => "htj2k32",
+        12 => "lj2k", 13 => "zstd",
     }
 }
 
@@ -489,8 +488,8 @@ fn string_vector(c: &mut Cursor<'_>, budget: &mut Budget) -> Result<Vec<String>,
 fn preview(c: &mut Cursor<'_>) -> Result<Preview, ValueError> {
     let width = c.u32()?;
     let height = c.u32()?;
-    let len = u64::from(width) * u64::from(height) * 4;
-    if len != c.remaining() as u64 {
+    let len = u64::from(width).checked_mul(u64::from(height)).and_then(|n| n.checked_mul(4));
+    if len != Some(c.remaining() as u64) {
         return Err("pixel bytes do not match width * height * 4");
     }
     Ok(Preview { width, height, sha256: Sha256::digest(c.rest()).into() })

@@ -3,7 +3,8 @@
 
 use super::value::ValueError;
 
-const SHORT: ValueError = "value is shorter than its type";
+/// The error of every read past the end of the bytes.
+pub(super) const SHORT: ValueError = "value is shorter than its type";
 
 /// Why a null-terminated name could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,15 +19,16 @@ pub(super) enum NameError {
 pub(super) struct Cursor<'a> {
     data: &'a [u8],
     pos: usize,
+    wanted: usize,
 }
 
 impl<'a> Cursor<'a> {
     pub(super) fn new(data: &'a [u8]) -> Self {
-        Self { data, pos: 0 }
+        Self { data, pos: 0, wanted: 0 }
     }
 
     pub(super) fn at(data: &'a [u8], pos: usize) -> Self {
-        Self { data, pos }
+        Self { data, pos, wanted: 0 }
     }
 
     pub(super) fn position(&self) -> usize {
@@ -37,10 +39,19 @@ impl<'a> Cursor<'a> {
         self.data.len().saturating_sub(self.pos)
     }
 
+    /// After a read failed for lack of bytes: how many bytes (from the start of the slice) it
+    /// would have needed at least.
+    pub(super) fn wanted(&self) -> usize {
+        self.wanted
+    }
+
     /// The next `n` bytes, or `None` (consuming nothing) when fewer remain.
     pub(super) fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let end = self.pos.checked_add(n)?;
-        let bytes = self.data.get(self.pos..end)?;
+        let end = self.pos.saturating_add(n);
+        let Some(bytes) = self.data.get(self.pos..end) else {
+            self.wanted = end;
+            return None;
+        };
         self.pos = end;
         Some(bytes)
     }
@@ -62,7 +73,10 @@ impl<'a> Cursor<'a> {
                 Ok(&window[..len])
             }
             None if window.len() > max => Err(NameError::TooLong),
-            None => Err(NameError::Unterminated),
+            None => {
+                self.wanted = self.data.len().saturating_add(1);
+                Err(NameError::Unterminated)
+            }
         }
     }
 

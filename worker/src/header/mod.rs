@@ -83,7 +83,8 @@ pub enum Progress {
     /// The prefix holds the whole header.
     Complete(Header),
     /// The header goes on past the prefix: a prefix of at least this many bytes (in total) is
-    /// needed. This is a lower bound (exact when the prefix ends inside an attribute value);
+    /// needed. This is a lower bound (exact when the prefix ends inside a value whose length
+    /// is its declared size: strings, vectors, unknown types);
     /// callers should grow by at least a chunk, e.g. to `max(n, 2 * prefix.len())`.
     NeedMore(usize),
 }
@@ -249,6 +250,13 @@ fn read_attributes(
         let Ok(size) = usize::try_from(size) else {
             return Err(HeaderError::NegativeSize { part, attribute: value::text(name) }.into());
         };
+        let start = c.position();
+        if value::read_by_structure(type_name) {
+            let (value, len) = read_by_structure(buf, start, part, name, type_name, budget)?;
+            attributes.insert(part, name, value)?;
+            *pos = start + len;
+            continue;
+        }
         if size > MAX_ATTRIBUTE_BYTES {
             let error = HeaderError::AttributeTooLarge {
                 part,
@@ -258,7 +266,6 @@ fn read_attributes(
             };
             return Err(error.into());
         }
-        let start = c.position();
         let end = start + size;
         let Some(data) = buf.get(start..end) else {
             // The value and at least the next name's first byte.
@@ -267,17 +274,50 @@ fn read_attributes(
         if !budget.attribute() {
             return Err(HeaderError::TooMany { what: "attributes", limit: limits::MAX_ATTRIBUTES }.into());
         }
-        let value = value::decode(type_name, data, budget).map_err(|error| match error {
-            DecodeError::Bad(reason) => HeaderError::BadValue {
-                part,
-                attribute: value::text(name),
-                type_name: value::text(type_name),
-                reason,
-            },
-            DecodeError::TooMany(what, limit) => HeaderError::TooMany { what, limit },
-        })?;
+        let value = value::decode(type_name, data, budget)
+            .map_err(|error| decode_error(error, part, name, type_name))?;
         attributes.insert(part, name, value)?;
         *pos = end;
+    }
+}
+
+/// Reads a value of a known type by its structure from `start`, ignoring its declared size as
+/// OpenEXR 3.1 does (see [`value::read_by_structure`]); returns it and its length in bytes.
+/// At most [`MAX_ATTRIBUTE_BYTES`] are looked at, so the declared size never drives allocation.
+fn read_by_structure(
+    buf: &[u8],
+    start: usize,
+    part: usize,
+    name: &[u8],
+    type_name: &[u8],
+    budget: &mut Budget,
+) -> Result<(AttributeValue, usize), Stop> {
+    if !budget.attribute() {
+        return Err(HeaderError::TooMany { what: "attributes", limit: limits::MAX_ATTRIBUTES }.into());
+    }
+    let end = buf.len().min(start.saturating_add(MAX_ATTRIBUTE_BYTES));
+    let bytes = buf.get(start..end).unwrap_or_default();
+    match value::decode_by_structure(type_name, bytes, budget) {
+        Err(DecodeError::Short(wanted)) if end == buf.len() => Err(Stop::NeedMore(start + wanted)),
+        result => result.map_err(|error| decode_error(error, part, name, type_name).into()),
+    }
+}
+
+fn decode_error(error: DecodeError, part: usize, name: &[u8], type_name: &[u8]) -> HeaderError {
+    match error {
+        DecodeError::Bad(reason) => HeaderError::BadValue {
+            part,
+            attribute: value::text(name),
+            type_name: value::text(type_name),
+            reason,
+        },
+        DecodeError::Short(_) => HeaderError::BadValue {
+            part,
+            attribute: value::text(name),
+            type_name: value::text(type_name),
+            reason: "value is longer than the attribute size limit",
+        },
+        DecodeError::TooMany(what, limit) => HeaderError::TooMany { what, limit },
     }
 }
 

@@ -82,9 +82,9 @@ pub struct Part {
     pub part_type: PartType,
     /// `compression`
     pub compression: Compression,
-    /// `dataWindow`
+    /// `dataWindow` ((0, 0) – (63, 63) when absent, as in OpenEXR).
     pub data_window: Box2i,
-    /// `displayWindow`
+    /// `displayWindow` ((0, 0) – (63, 63) when absent, as in OpenEXR).
     pub display_window: Box2i,
     /// `pixelAspectRatio` (1.0 when absent, as in OpenEXR).
     pub pixel_aspect_ratio: f32,
@@ -208,10 +208,10 @@ impl Part {
             index,
             part_type,
             compression: compression.ok_or_else(|| missing("compression"))?,
-            data_window: data_window.ok_or_else(|| missing("dataWindow"))?,
-            display_window: display_window.ok_or_else(|| missing("displayWindow"))?,
-            // OpenEXR's Header::readFrom starts from a default header, so a file without these
-            // keeps the defaults (1.0, increasing_y) and is accepted.
+            // OpenEXR's Header::readFrom fills in a default `Header()`, so a file without these
+            // keeps its defaults (64×64 windows, aspect 1.0, increasing_y) and is accepted.
+            data_window: data_window.unwrap_or(DEFAULT_WINDOW),
+            display_window: display_window.unwrap_or(DEFAULT_WINDOW),
             pixel_aspect_ratio: pixel_aspect_ratio.unwrap_or(1.0),
             line_order: line_order.unwrap_or(LineOrder(0)),
             tiles,
@@ -223,6 +223,9 @@ impl Part {
         })
     }
 }
+
+/// The windows of OpenEXR's default `Header()`: (0, 0) – (63, 63).
+const DEFAULT_WINDOW: Box2i = Box2i { min: [0, 0], max: [63, 63] };
 
 /// Positions of the attributes a part needs in typed form.
 #[derive(Default)]

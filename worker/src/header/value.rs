@@ -4,8 +4,8 @@
 use sha2::{Digest, Sha256};
 
 use super::channel::{Channel, PixelType};
-use super::cursor::Cursor;
-use super::limits::{Budget, MAX_NAME_BYTES};
+use super::cursor::{Cursor, NameError, SHORT};
+use super::limits::{Budget, MAX_ATTRIBUTE_BYTES, MAX_NAME_BYTES};
 
 /// An enum-like code as stored in the file, with OpenEXR's names for the known codes.
 macro_rules! code_type {
@@ -360,6 +360,9 @@ pub(super) enum DecodeError {
     Bad(ValueError),
     /// A count cap was reached: what was counted and the cap.
     TooMany(&'static str, usize),
+    /// The bytes end inside a value read by its structure ([`decode_by_structure`]); the
+    /// value needs at least this many bytes.
+    Short(usize),
 }
 
 impl From<ValueError> for DecodeError {
@@ -368,19 +371,60 @@ impl From<ValueError> for DecodeError {
     }
 }
 
-/// Decodes the `data` of an attribute of type `type_name`. Unknown types become
-/// [`AttributeValue::Raw`]; known types must have exactly the size OpenEXR writes.
+/// Whether values of `type_name` are read by their structure, ignoring the declared size.
+///
+/// OpenEXR 3.1 (Debian's `exrheader`) reads every known type except `string`, `stringvector`
+/// and `floatvector` this way (`TypedAttribute::readValueFrom` ignores the size), and the next
+/// attribute starts where the value ends; files with wrong declared sizes (e.g. a `chlist` of
+/// 0x30303030 bytes) are accepted. Unknown types (`bytes` included) take the declared size.
+pub(super) fn read_by_structure(type_name: &[u8]) -> bool {
+    matches!(
+        type_name,
+        b"box2i" | b"box2f" | b"chlist" | b"chromaticities" | b"compression" | b"double"
+            | b"envmap" | b"float" | b"int" | b"keycode" | b"lineOrder" | b"m33f" | b"m33d"
+            | b"m44f" | b"m44d" | b"preview" | b"rational" | b"tiledesc" | b"timecode" | b"v2i"
+            | b"v2f" | b"v2d" | b"v3i" | b"v3f" | b"v3d" | b"deepImageState"
+    )
+}
+
+/// Decodes a value of a [`read_by_structure`] type from the front of `bytes` (the header from
+/// the value on, capped by the caller); returns it and the number of bytes it takes, or
+/// [`DecodeError::Short`] when `bytes` end inside it. No size read from the file drives an
+/// allocation: channel lists grow per channel present, previews are hashed in place.
+pub(super) fn decode_by_structure(
+    type_name: &[u8],
+    bytes: &[u8],
+    budget: &mut Budget,
+) -> Result<(AttributeValue, usize), DecodeError> {
+    let mut c = Cursor::new(bytes);
+    match decode_from(type_name, &mut c, budget) {
+        Ok(value) => Ok((value, c.position())),
+        Err(DecodeError::Bad(reason)) if reason == SHORT => Err(DecodeError::Short(c.wanted())),
+        Err(error) => Err(error),
+    }
+}
+
+/// Decodes the `data` (of the declared size) of an attribute of type `type_name`. Unknown
+/// types become [`AttributeValue::Raw`]; the value must fill `data` exactly.
 pub(super) fn decode(
     type_name: &[u8],
     data: &[u8],
     budget: &mut Budget,
 ) -> Result<AttributeValue, DecodeError> {
-    use AttributeValue as V;
     let mut c = Cursor::new(data);
+    let value = decode_from(type_name, &mut c, budget)?;
+    if c.remaining() != 0 {
+        return Err(DecodeError::Bad("value is longer than its type"));
+    }
+    Ok(value)
+}
+
+fn decode_from(type_name: &[u8], c: &mut Cursor<'_>, budget: &mut Budget) -> Result<AttributeValue, DecodeError> {
+    use AttributeValue as V;
     let value = match type_name {
         b"box2i" => V::Box2i(Box2i { min: c.i32s()?, max: c.i32s()? }),
         b"box2f" => V::Box2f(Box2f { min: c.f32s()?, max: c.f32s()? }),
-        b"chlist" => V::ChannelList(channel_list(&mut c, budget)?),
+        b"chlist" => V::ChannelList(channel_list(c, budget)?),
         b"chromaticities" => V::Chromaticities(Chromaticities {
             red: c.f32s()?,
             green: c.f32s()?,
@@ -392,7 +436,7 @@ pub(super) fn decode(
         b"envmap" => V::Envmap(Envmap(c.u8()?)),
         b"float" => V::Float(c.f32()?),
         b"floatvector" => {
-            if data.len() % 4 != 0 {
+            if c.remaining() % 4 != 0 {
                 return Err(DecodeError::Bad("size is not a multiple of 4"));
             }
             V::FloatVector(c.rest().chunks_exact(4).map(|b| Cursor::new(b).f32()).collect::<Result<_, _>>()?)
@@ -416,10 +460,10 @@ pub(super) fn decode(
         b"m33d" => V::M33d([c.f64s()?, c.f64s()?, c.f64s()?]),
         b"m44f" => V::M44f([c.f32s()?, c.f32s()?, c.f32s()?, c.f32s()?]),
         b"m44d" => V::M44d([c.f64s()?, c.f64s()?, c.f64s()?, c.f64s()?]),
-        b"preview" => V::Preview(preview(&mut c)?),
+        b"preview" => V::Preview(preview(c)?),
         b"rational" => V::Rational(Rational { n: c.i32()?, d: c.u32()? }),
         b"string" => V::String(text(c.rest())),
-        b"stringvector" => V::StringVector(string_vector(&mut c, budget)?),
+        b"stringvector" => V::StringVector(string_vector(c, budget)?),
         b"tiledesc" => {
             let x_size = c.u32()?;
             let y_size = c.u32()?;
@@ -446,9 +490,6 @@ pub(super) fn decode(
         }
         _ => V::Raw { type_name: text(type_name), data: c.rest().to_vec() },
     };
-    if c.remaining() != 0 {
-        return Err(DecodeError::Bad("value is longer than its type"));
-    }
     Ok(value)
 }
 
@@ -460,14 +501,17 @@ pub(super) fn text(bytes: &[u8]) -> String {
 fn channel_list(c: &mut Cursor<'_>, budget: &mut Budget) -> Result<Vec<Channel>, DecodeError> {
     let mut channels = Vec::new();
     loop {
-        let name = c.name(MAX_NAME_BYTES).map_err(|_| "channel name not terminated within 255 bytes")?;
+        let name = c.name(MAX_NAME_BYTES).map_err(|error| match error {
+            NameError::TooLong => "channel name longer than 255 bytes",
+            NameError::Unterminated => SHORT,
+        })?;
         if name.is_empty() {
             return Ok(channels);
         }
         budget.channel()?;
         let pixel_type = PixelType(c.i32()?);
         let p_linear = c.u8()? != 0;
-        c.take(3).ok_or("truncated channel")?;
+        c.take(3).ok_or(SHORT)?;
         let x_sampling = c.i32()?;
         let y_sampling = c.i32()?;
         channels.push(Channel { name: text(name), pixel_type, p_linear, x_sampling, y_sampling });
@@ -489,8 +533,7 @@ fn preview(c: &mut Cursor<'_>) -> Result<Preview, ValueError> {
     let width = c.u32()?;
     let height = c.u32()?;
     let len = u64::from(width).checked_mul(u64::from(height)).and_then(|n| n.checked_mul(4));
-    if len != Some(c.remaining() as u64) {
-        return Err("pixel bytes do not match width * height * 4");
-    }
-    Ok(Preview { width, height, sha256: Sha256::digest(c.rest()).into() })
+    let len = len.and_then(|n| usize::try_from(n).ok()).filter(|&n| n <= MAX_ATTRIBUTE_BYTES);
+    let pixels = c.take(len.ok_or("pixels exceed the attribute size limit")?).ok_or(SHORT)?;
+    Ok(Preview { width, height, sha256: Sha256::digest(pixels).into() })
 }

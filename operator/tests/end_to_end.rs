@@ -84,12 +84,25 @@ async fn upload(s3: &S3Server, corpus: &BTreeMap<String, (PathBuf, bool)>) -> (u
     (exr, readable)
 }
 
+/// Names of the scan's shard Jobs (the planner has its own).
+async fn shard_jobs(h: &Harness) -> Vec<String> {
+    h.jobs("default", "show")
+        .await
+        .into_iter()
+        .filter(|j| j.metadata.labels.as_ref().and_then(|l| l.get("app.kubernetes.io/component")).map(String::as_str) == Some("shard"))
+        .filter_map(|j| j.metadata.name)
+        .collect()
+}
+
+/// Rows of `files`, read back through the Flight SQL server with ADBC (basic auth).
 fn sink_rows(flight: &FlightSqlServer) -> i64 {
-    let code = "import sqlite3, sys\n\
-        c = sqlite3.connect(f'file:{sys.argv[1]}?mode=ro', uri=True, timeout=10)\n\
-        print(c.execute('SELECT count(*) FROM files').fetchone()[0])\n";
-    let db = flight.database_path();
-    let out = testenv::python::run(code, &[&db.display().to_string()]).unwrap_or_else(|e| panic!("{e}"));
+    let code = "import sys\n\
+        import adbc_driver_flightsql.dbapi as fs\n\
+        with fs.connect(sys.argv[1], db_kwargs={'username': 'exrscan', 'password': 's3cret'}) as c:\n\
+        \x20   cur = c.cursor()\n\
+        \x20   cur.execute('SELECT count(*) FROM files')\n\
+        \x20   print(cur.fetchone()[0])\n";
+    let out = testenv::python::run(code, &[&flight.adbc_uri()]).unwrap_or_else(|e| panic!("ADBC read-back: {e}"));
     out.trim().parse().unwrap_or_else(|e| panic!("row count {out:?}: {e}"))
 }
 
@@ -135,6 +148,19 @@ async fn real_worker_indexes_s3_into_flight_sql() {
     };
     let (ok, err) = h.apply(&manifest("1"));
     assert!(ok, "{err}");
+    // While it runs, `kubectl get exs` shows the shards' live counts short of the total.
+    let live = h
+        .wait_scan("default", "show", Duration::from_secs(120), "live counts while running", |s| {
+            let st = s.status.as_ref();
+            let processed = st.and_then(|st| st.counts.as_ref()).map_or(0, |c| c.processed);
+            st.and_then(|st| st.phase) == Some(Phase::Running) && processed > 0 && (processed as usize) < exr
+        })
+        .await;
+    let running = kubectl_ok(&h.cluster, &["get", "exs", "show", "--no-headers"]);
+    eprintln!("while running: {running}");
+    assert!(running.contains("Running"), "{running}");
+    assert_eq!(shard_jobs(&h).await.len(), 1, "one Job for the run");
+    let live_processed = live.status.and_then(|s| s.counts).map_or(0, |c| c.processed);
     let done = h
         .wait_scan("default", "show", Duration::from_secs(300), "Succeeded", |s| {
             matches!(s.status.as_ref().and_then(|s| s.phase), Some(Phase::Succeeded | Phase::Failed))
@@ -150,15 +176,33 @@ async fn real_worker_indexes_s3_into_flight_sql() {
     assert_eq!(counts.failed as usize, exr - readable, "damaged files are counted, not fatal");
     assert!(counts.bytes_read > 0);
     assert_eq!(sink_rows(&flight), counts.inserted, "status counts equal the rows in the sink");
+    assert!(live_processed < counts.processed, "counts grew after {live_processed} were seen live");
     assert_eq!(st.shards.map(|s| (s.total, s.succeeded)), Some((SHARDS, SHARDS)));
+    // kstatus: Ready and Complete true, nothing reconciling or stalled, generation observed.
+    let condition = |t: &str| st.conditions.iter().find(|c| c.type_ == t).map(|c| c.status.clone());
+    for (t, want) in [("Ready", "True"), ("Complete", "True"), ("Progressing", "False"), ("Failed", "False")] {
+        assert_eq!(condition(t).as_deref(), Some(want), "condition {t}: {:?}", st.conditions);
+    }
+    for t in ["Reconciling", "Stalled"] {
+        assert_ne!(condition(t).as_deref(), Some("True"), "condition {t}: {:?}", st.conditions);
+    }
+    assert_eq!(st.observed_generation, done.metadata.generation);
     assert!(!st.failures.is_empty() || readable == exr, "damaged files are sampled in status.failures");
     let table = kubectl_ok(&h.cluster, &["get", "exs", "show", "--no-headers"]);
     assert!(table.contains("Succeeded") && table.contains(&format!("{SHARDS}/{SHARDS}")), "{table}");
+
+    // Re-applying the same manifest starts nothing.
+    let (ok, err) = h.apply(&manifest("1"));
+    assert!(ok, "{err}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(shard_jobs(&h).await.len(), 1, "an unchanged re-apply makes no Job");
+    assert_eq!(h.scan("default", "show").await.status.and_then(|s| s.run), st.run, "same run");
 
     // Rescan: nothing new is written, everything is unchanged.
     let (ok, err) = h.apply(&manifest("2"));
     assert!(ok, "{err}");
     let first_run = st.run.clone();
+    let first_job = st.job_name.clone();
     let again = h
         .wait_scan("default", "show", Duration::from_secs(300), "the rescan to finish", |s| {
             let st = s.status.as_ref();
@@ -168,6 +212,8 @@ async fn real_worker_indexes_s3_into_flight_sql() {
         .await;
     let st = again.status.expect("status");
     assert_eq!(st.phase, Some(Phase::Succeeded));
+    let jobs = shard_jobs(&h).await;
+    assert!(st.job_name != first_job && st.job_name.as_ref().is_some_and(|n| jobs.contains(n)), "a new Job for the rescan: {jobs:?}");
     let counts2 = st.counts.expect("counts");
     eprintln!("rescan: {counts2:?}");
     assert_eq!((counts2.inserted, counts2.unchanged as usize, counts2.failed), (0, readable, counts.failed));

@@ -15,7 +15,8 @@ Two documented allowances, both printed as notes, never silently:
   - attributes OpenEXR's library invents while reading and exrheader then
     prints although the file lacks them: `type` of a single-part file, and
     required attributes with library defaults (`lineOrder`,
-    `pixelAspectRatio`, `screenWindowCenter`, `screenWindowWidth`). The part's
+    `pixelAspectRatio`, `screenWindowCenter`, `screenWindowWidth`, and the
+    64×64 `dataWindow`/`displayWindow` of OpenEXR's default `Header()`). The part's
     facts (its type, windows, compression) are still compared.
   - exrheader_facts.py work-arounds for exrheader 3.1.5 defects ("idmanifest-size",
     "compression-code"); see that file.
@@ -40,6 +41,8 @@ from exrheader_facts import judge  # noqa: E402
 # Attributes OpenEXR 3.1's Header() default-constructs, with their types; a
 # file may omit them and exrheader still prints them.
 LIBRARY_DEFAULTS = {
+    "dataWindow": "box2i",
+    "displayWindow": "box2i",
     "lineOrder": "lineOrder",
     "pixelAspectRatio": "float",
     "screenWindowCenter": "v2f",

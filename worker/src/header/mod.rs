@@ -25,11 +25,17 @@
 //! # Strictness
 //!
 //! Framing errors are fatal (a bad magic number, an unknown version or flag, a name without
-//! its null byte, a negative size, a known type whose value has the wrong size, the same
-//! attribute twice with different types, a missing required attribute): OpenEXR refuses
-//! those too. Semantic oddities are reported, never fatal: unknown compression, line order,
-//! pixel type or level codes, empty or inverted windows, zero sampling. A repeated attribute
-//! of the same type keeps its first position and its last value, as in OpenEXR.
+//! its null byte, a negative size, a value that does not decode, the same attribute twice with
+//! different types, a missing `channels`, `compression` or `tiles`, parts of a multi-part file
+//! that disagree on shared attributes): OpenEXR refuses those too. Semantic oddities are
+//! reported, never fatal: unknown compression, line order, pixel type or level codes, empty or
+//! inverted windows, zero sampling. A repeated attribute of the same type keeps its first
+//! position and its last value, as in OpenEXR.
+//!
+//! Where OpenEXR 3.1 (Debian's `exrheader`, the reference of the agreement tests) is lenient,
+//! so is this reader: known types are read by their structure whatever their declared size;
+//! absent windows, `pixelAspectRatio` and `lineOrder` take the defaults of OpenEXR's `Header()`;
+//! a single-part image file's type comes from its tiled flag, not its `type` attribute.
 //!
 //! # Hostile input
 //!

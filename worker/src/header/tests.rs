@@ -587,3 +587,29 @@ fn agrees_with_the_exr_crate() {
     }
     assert!(compared >= 8, "exr read only {compared} seeds");
 }
+
+#[test]
+fn known_types_ignore_their_declared_size() {
+    // As OpenEXR 3.1 reads them (real-world `comp_bad_*_bounds_*` files): a `chlist` declared
+    // 0x30303030 bytes and a `box2i` declared 0x7f10 bytes, each followed directly by the next
+    // attribute. The declared sizes must neither be refused nor drive allocation or NeedMore.
+    let with_size = |mut bytes: Vec<u8>, name: &str, size: i32| {
+        let at = name.len() + 1 + bytes[name.len() + 1..].iter().position(|&b| b == 0).unwrap() + 1;
+        bytes[at..at + 4].copy_from_slice(&size.to_le_bytes());
+        bytes
+    };
+    let channels = with_size(attribute("channels", "chlist", &build::channel_list(&[("R", 1, 1, 1)])), "channels", 0x3030_3030);
+    let window = with_size(attribute("displayWindow", "box2i", &i32s(&[0, 0, 3, 3])), "displayWindow", 0x7f10);
+    let part = PartBytes::scanline(&["R"], 4, 4, 0).without("channels").without("displayWindow").with(channels).with(window);
+    let bytes = build::file(0, &[part]);
+    let header = parse_complete(&bytes).unwrap();
+    assert_eq!(header.header_bytes, bytes.len());
+    assert_eq!(header.parts[0].channels().len(), 1);
+    assert_eq!(header.parts[0].display_window, Box2i { min: [0, 0], max: [3, 3] });
+    for cut in 8..bytes.len() {
+        match parse(&bytes[..cut]) {
+            Ok(Progress::NeedMore(n)) => assert!(n > cut && n <= bytes.len(), "cut {cut}: NeedMore({n})"),
+            other => panic!("cut {cut}: {other:?}"),
+        }
+    }
+}

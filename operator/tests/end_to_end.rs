@@ -14,6 +14,7 @@ use std::time::Duration;
 use exrscan_crds::Phase;
 use futures::StreamExt;
 use harness::{Harness, kubectl_ok};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use object_store::{ObjectStoreExt, PutPayload};
@@ -23,6 +24,8 @@ use testenv::{FlightSqlServer, S3Server};
 
 const COPIES: usize = 25;
 const SHARDS: i32 = 4;
+/// Copies for the restart test: enough that the run outlives a kill and a Lease handover.
+const RESTART_COPIES: usize = 10;
 
 /// Generates the corpus and asks `exrscan inspect` which files it reads: relative path → ok.
 fn corpus(dir: &Path) -> BTreeMap<String, (PathBuf, bool)> {
@@ -56,12 +59,12 @@ fn corpus(dir: &Path) -> BTreeMap<String, (PathBuf, bool)> {
 
 /// Uploads `COPIES` copies of the corpus under `show/shotNNN/` plus a non-EXR per shot;
 /// returns (EXR objects, readable EXR objects).
-async fn upload(s3: &S3Server, corpus: &BTreeMap<String, (PathBuf, bool)>) -> (usize, usize) {
+async fn upload(s3: &S3Server, corpus: &BTreeMap<String, (PathBuf, bool)>, copies: usize) -> (usize, usize) {
     s3.create_bucket("renders").unwrap_or_else(|e| panic!("{e}"));
     let store = s3.store("renders").unwrap_or_else(|e| panic!("{e}"));
     let mut objects = Vec::new();
     let (mut exr, mut readable) = (0, 0);
-    for copy in 0..COPIES {
+    for copy in 0..copies {
         for (rel, (path, ok)) in corpus {
             if rel.ends_with(".exr") {
                 exr += 1;
@@ -106,46 +109,73 @@ fn sink_rows(flight: &FlightSqlServer) -> i64 {
     out.trim().parse().unwrap_or_else(|e| panic!("row count {out:?}: {e}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn real_worker_indexes_s3_into_flight_sql() {
-    let work = testenv::work_dir("operator-e2e").expect("work dir");
-    let corpus = corpus(&work.path().join("corpus"));
-    let s3 = S3Server::start().unwrap_or_else(|e| panic!("{e}"));
-    let (exr, readable) = upload(&s3, &corpus).await;
-    assert!(exr > 2000, "a few thousand objects: {exr}");
-    let flight = FlightSqlServer::start_with(FlightSqlOptions {
-        basic_auth: Some(("exrscan".into(), "s3cret".into())),
-        // Bulk ingest: arrow-rs 60's prepared-statement update sends its parameters in a
-        // separate DoPut, which arrow-go's server does not take (EOF reading the parameters).
-        bulk_ingest: true,
-        ..Default::default()
-    })
-    .unwrap_or_else(|e| panic!("{e}"));
+/// Everything but the operator: MinIO holding `copies` copies of the corpus, the Flight SQL
+/// server, the control plane with a node agent running the real worker, and the Secrets.
+struct Env {
+    _work: tempfile::TempDir,
+    s3: S3Server,
+    flight: FlightSqlServer,
+    h: Harness,
+    _agent: testenv::kube::NodeAgent,
+    /// EXR objects uploaded.
+    exr: usize,
+    /// Those the worker can read.
+    readable: usize,
+}
 
-    let h = Harness::start(false).await;
-    let exrscan = testenv::paths::workspace_bin("exrscan").unwrap_or_else(|e| panic!("{e}"));
-    let _agent = h.cluster.start_node_agent(NodeAgentConfig::new("node-1").map("exrscan", exrscan)).unwrap_or_else(|e| panic!("{e}"));
-    let _op = h.operator("op-1", &[]);
-    let secrets: Api<Secret> = Api::namespaced(h.client.clone(), "default");
-    for (name, data) in [
-        ("s3-creds", vec![("AWS_ACCESS_KEY_ID", s3.access_key()), ("AWS_SECRET_ACCESS_KEY", s3.secret_key())]),
-        ("flight-creds", vec![("username", "exrscan"), ("password", "s3cret")]),
-    ] {
-        let secret = Secret {
-            metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
-            string_data: Some(data.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+impl Env {
+    async fn start(copies: usize) -> Env {
+        let work = testenv::work_dir("operator-e2e").expect("work dir");
+        let corpus = corpus(&work.path().join("corpus"));
+        let s3 = S3Server::start().unwrap_or_else(|e| panic!("{e}"));
+        let (exr, readable) = upload(&s3, &corpus, copies).await;
+        let flight = FlightSqlServer::start_with(FlightSqlOptions {
+            basic_auth: Some(("exrscan".into(), "s3cret".into())),
+            // Bulk ingest: arrow-rs 60's prepared-statement update sends its parameters in a
+            // separate DoPut, which arrow-go's server does not take (EOF reading the parameters).
+            bulk_ingest: true,
             ..Default::default()
-        };
-        secrets.create(&PostParams::default(), &secret).await.expect("secret created");
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let h = Harness::start(false).await;
+        let exrscan = testenv::paths::workspace_bin("exrscan").unwrap_or_else(|e| panic!("{e}"));
+        let agent = h
+            .cluster
+            .start_node_agent(NodeAgentConfig::new("node-1").map("exrscan", exrscan))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let secrets: Api<Secret> = Api::namespaced(h.client.clone(), "default");
+        for (name, data) in [
+            ("s3-creds", vec![("AWS_ACCESS_KEY_ID", s3.access_key()), ("AWS_SECRET_ACCESS_KEY", s3.secret_key())]),
+            ("flight-creds", vec![("username", "exrscan"), ("password", "s3cret")]),
+        ] {
+            let secret = Secret {
+                metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
+                string_data: Some(data.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+                ..Default::default()
+            };
+            secrets.create(&PostParams::default(), &secret).await.expect("secret created");
+        }
+        Env { _work: work, s3, flight, h, _agent: agent, exr, readable }
     }
-    let manifest = |rescan: &str| {
+
+    /// The ExrScan `default/show` over every copy, with this `spec.rescan`.
+    fn manifest(&self, rescan: &str) -> String {
         format!(
             "apiVersion: exrscan.dev/v1alpha1\nkind: ExrScan\nmetadata:\n  name: show\n  namespace: default\nspec:\n  source:\n    bucket: renders\n    prefix: show/\n    endpoint: {endpoint}\n    region: {region}\n    forcePathStyle: true\n    credentialsSecret: s3-creds\n  sink:\n    flight:\n      endpoint: {flight}\n      credentialsSecret: flight-creds\n  shards: {SHARDS}\n  rescan: \"{rescan}\"\n",
-            endpoint = s3.endpoint(),
+            endpoint = self.s3.endpoint(),
             region = testenv::s3::REGION,
-            flight = flight.addr(),
+            flight = self.flight.addr(),
         )
-    };
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_worker_indexes_s3_into_flight_sql() {
+    let env = Env::start(COPIES).await;
+    let (h, flight, exr, readable) = (&env.h, &env.flight, env.exr, env.readable);
+    assert!(exr > 2000, "a few thousand objects: {exr}");
+    let _op = h.operator("op-1", &[]);
+    let manifest = |rescan: &str| env.manifest(rescan);
     let (ok, err) = h.apply(&manifest("1"));
     assert!(ok, "{err}");
     // While it runs, `kubectl get exs` shows the shards' live counts short of the total.
@@ -219,4 +249,44 @@ async fn real_worker_indexes_s3_into_flight_sql() {
     assert_eq!((counts2.inserted, counts2.unchanged as usize, counts2.failed), (0, readable, counts.failed));
     assert_eq!(sink_rows(&flight), counts.inserted, "the rescan wrote nothing");
     assert_eq!(st.last_run.and_then(|r| r.counts).map(|c| c.inserted), Some(counts.inserted));
+}
+
+/// The operator is killed (SIGKILL) while the real workers run and a new replica takes over
+/// the Lease: the scan completes with the same single shard Job and counts equal to the rows
+/// in the sink.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_killed_mid_run_completes_with_one_job() {
+    let env = Env::start(RESTART_COPIES).await;
+    let h = &env.h;
+    let op = h.operator("op-1", &[]);
+    let (ok, err) = h.apply(&env.manifest("1"));
+    assert!(ok, "{err}");
+    let live = h
+        .wait_scan("default", "show", Duration::from_secs(120), "live counts while running", |s| {
+            let st = s.status.as_ref();
+            let processed = st.and_then(|st| st.counts.as_ref()).map_or(0, |c| c.processed);
+            st.and_then(|st| st.phase) == Some(Phase::Running) && processed > 0
+        })
+        .await;
+    let job = live.status.and_then(|s| s.job_name).expect("the running scan names its Job");
+    let mut op = op;
+    op.server.kill();
+    let jobs: Api<Job> = Api::namespaced(h.client.clone(), "default");
+    let at_kill = jobs.get(&job).await.expect("the shard Job").status.unwrap_or_default();
+    eprintln!("killed the operator with the Job at {:?}/{SHARDS} succeeded", at_kill.succeeded);
+    assert!(at_kill.completion_time.is_none(), "the kill came before the Job finished: {at_kill:?}");
+    let _op2 = h.operator("op-2", &[]);
+    let done = h
+        .wait_scan("default", "show", Duration::from_secs(300), "Succeeded after the restart", |s| {
+            matches!(s.status.as_ref().and_then(|s| s.phase), Some(Phase::Succeeded | Phase::Failed))
+        })
+        .await;
+    let st = done.status.expect("status");
+    assert_eq!(st.phase, Some(Phase::Succeeded), "{:?}\n{}", st.conditions, h.diagnostics());
+    assert_eq!(st.job_name.as_ref(), Some(&job), "the new replica adopted the running Job");
+    assert_eq!(shard_jobs(h).await, vec![job], "no duplicate Job");
+    let counts = st.counts.expect("counts");
+    eprintln!("after the restart: {counts:?}");
+    assert_eq!((counts.processed as usize, counts.inserted as usize), (env.exr, env.readable));
+    assert_eq!(sink_rows(&env.flight), counts.inserted, "status counts equal the rows in the sink");
 }

@@ -189,7 +189,7 @@ async fn real_worker_indexes_s3_into_flight_sql() {
     let running = kubectl_ok(&h.cluster, &["get", "exs", "show", "--no-headers"]);
     eprintln!("while running: {running}");
     assert!(running.contains("Running"), "{running}");
-    assert_eq!(shard_jobs(&h).await.len(), 1, "one Job for the run");
+    assert_eq!(shard_jobs(h).await.len(), 1, "one Job for the run");
     let live_processed = live.status.and_then(|s| s.counts).map_or(0, |c| c.processed);
     let done = h
         .wait_scan("default", "show", Duration::from_secs(300), "Succeeded", |s| {
@@ -205,7 +205,7 @@ async fn real_worker_indexes_s3_into_flight_sql() {
     assert_eq!(counts.inserted as usize, readable);
     assert_eq!(counts.failed as usize, exr - readable, "damaged files are counted, not fatal");
     assert!(counts.bytes_read > 0);
-    assert_eq!(sink_rows(&flight), counts.inserted, "status counts equal the rows in the sink");
+    assert_eq!(sink_rows(flight), counts.inserted, "status counts equal the rows in the sink");
     assert!(live_processed < counts.processed, "counts grew after {live_processed} were seen live");
     assert_eq!(st.shards.map(|s| (s.total, s.succeeded)), Some((SHARDS, SHARDS)));
     // kstatus: Ready and Complete true, nothing reconciling or stalled, generation observed.
@@ -225,7 +225,7 @@ async fn real_worker_indexes_s3_into_flight_sql() {
     let (ok, err) = h.apply(&manifest("1"));
     assert!(ok, "{err}");
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(shard_jobs(&h).await.len(), 1, "an unchanged re-apply makes no Job");
+    assert_eq!(shard_jobs(h).await.len(), 1, "an unchanged re-apply makes no Job");
     assert_eq!(h.scan("default", "show").await.status.and_then(|s| s.run), st.run, "same run");
 
     // Rescan: nothing new is written, everything is unchanged.
@@ -242,12 +242,12 @@ async fn real_worker_indexes_s3_into_flight_sql() {
         .await;
     let st = again.status.expect("status");
     assert_eq!(st.phase, Some(Phase::Succeeded));
-    let jobs = shard_jobs(&h).await;
+    let jobs = shard_jobs(h).await;
     assert!(st.job_name != first_job && st.job_name.as_ref().is_some_and(|n| jobs.contains(n)), "a new Job for the rescan: {jobs:?}");
     let counts2 = st.counts.expect("counts");
     eprintln!("rescan: {counts2:?}");
     assert_eq!((counts2.inserted, counts2.unchanged as usize, counts2.failed), (0, readable, counts.failed));
-    assert_eq!(sink_rows(&flight), counts.inserted, "the rescan wrote nothing");
+    assert_eq!(sink_rows(flight), counts.inserted, "the rescan wrote nothing");
     assert_eq!(st.last_run.and_then(|r| r.counts).map(|c| c.inserted), Some(counts.inserted));
 }
 

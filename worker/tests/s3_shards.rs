@@ -189,7 +189,10 @@ fn one_process_scans_the_whole_prefix_and_a_rerun_reads_nothing_unchanged() -> T
 fn the_resume_check_works_against_flight_sql_too() -> TestResult {
     let s3 = audited_server();
     let uploaded = upload(&s3, 2);
-    let flight = testenv::FlightSqlServer::start()?;
+    let flight = testenv::FlightSqlServer::start_with(testenv::flightsql::FlightSqlOptions {
+        bulk_ingest: true,
+        ..Default::default()
+    })?;
     let url = format!("s3://{BUCKET}/{PREFIX}");
     let scan = |s3: &S3Server| last_json(&run(exrscan_s3(s3).args(["scan", "--json", "--sink", &flight.uri(), &url])));
     let first = scan(&s3);

@@ -47,7 +47,7 @@ fn scan_rows_read_back_by_duckdb_and_rerun_inserts_nothing() -> TestResult {
     let beauty = duckdb_rows(
         &db,
         "SELECT key, frame_number, part_count, channel_count, deep, multipart, scan_name, scan_uid, \
-         len(metadata_embedding::FLOAT[]) AS dims, list_sum(list_transform(metadata_embedding::FLOAT[], x -> x * x)) AS norm2 \
+         len(metadata_embedding::FLOAT[]) AS dims, array_inner_product(metadata_embedding, metadata_embedding) AS norm2 \
          FROM files WHERE key = 'shot001/shot010_beauty.1002.exr'",
     );
     assert_eq!(beauty.len(), 1, "{beauty:?}");

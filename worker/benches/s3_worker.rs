@@ -6,9 +6,13 @@
 //! - the previous tool's method (Python, boto3 256 KiB ranged GET + OpenImageIO per file,
 //!   one process) — files/s, as a peer.
 //!
-//! `cargo bench -p exrscan --bench s3_worker` (env `BENCH_COPIES`, default 40 copies of the
-//! generated corpus; `BENCH_CONCURRENCY`, default 64; `BENCH_WORKER_ARGS`, more arguments
-//! for `exrscan shard`). Prints Markdown rows. "GETs per file" counts every object fetched,
+//! The objects: `BENCH_COPIES` (default 600) copies of the realistic render headers in
+//! `samples/` (beauty, AOVs, deep, stereo, tiled, luminance/chroma; 2–14 KB headers) plus two
+//! copies of the generated corpus (`tests/corpus/generate.py --count-scale 4`: every header
+//! shape, damaged files, and a 114 KB header that needs a second GET).
+//!
+//! `cargo bench -p exrscan --bench s3_worker` (env `BENCH_COPIES`; `BENCH_CONCURRENCY`,
+//! default 64; `BENCH_WORKER_ARGS`, more arguments for `exrscan shard`). Prints Markdown rows. "GETs per file" counts every object fetched,
 //! "files in one GET" the readable headers read with a single GET.
 
 use std::path::{Path, PathBuf};
@@ -47,13 +51,16 @@ fn corpus_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-async fn upload(store: &Arc<dyn ObjectStore>, corpus: &Path, copies: usize) -> Result<usize> {
-    let files = corpus_files(corpus);
+/// Uploads `copies` copies of each directory's files under `show/<name>NNN/`.
+async fn upload(store: &Arc<dyn ObjectStore>, sets: &[(&str, &Path, usize)]) -> Result<usize> {
     let mut puts = Vec::new();
-    for copy in 0..copies {
-        for file in &files {
-            let rel = file.strip_prefix(corpus)?.to_string_lossy().into_owned();
-            puts.push((format!("{PREFIX}shot{copy:03}/{rel}"), std::fs::read(file)?));
+    for (name, dir, copies) in sets {
+        let files = corpus_files(dir);
+        for copy in 0..*copies {
+            for file in &files {
+                let rel = file.strip_prefix(dir)?.to_string_lossy().into_owned();
+                puts.push((format!("{PREFIX}{name}{copy:04}/{rel}"), std::fs::read(file)?));
+            }
         }
     }
     let n = puts.len();
@@ -155,7 +162,7 @@ print(len(keys), ok, time.perf_counter() - start)
 "#;
 
 fn main() -> Result<()> {
-    let copies = env_number("BENCH_COPIES", 40);
+    let copies = env_number("BENCH_COPIES", 600);
     let concurrency = env_number("BENCH_CONCURRENCY", 64);
     let work = testenv::work_dir("bench-s3")?;
     let corpus = work.path().join("corpus");
@@ -169,7 +176,8 @@ fn main() -> Result<()> {
     s3.create_bucket(BUCKET)?;
     let store: Arc<dyn ObjectStore> = Arc::new(s3.store(BUCKET)?);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let objects = runtime.block_on(upload(&store, &corpus, copies))?;
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples");
+    let objects = runtime.block_on(upload(&store, &[("shot", &samples, copies), ("corpus", &corpus, 2)]))?;
     eprintln!("uploaded {objects} objects");
 
     let plan = work.path().join("plan.json");

@@ -4,6 +4,14 @@ mod fixtures;
 
 use std::process::Command;
 
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use exrscan::catalog::{CatalogBatch, SourceFile};
+use exrscan::scan::{self, ScanError, Tally};
+use exrscan::sink::{Neighbour, SimilarBy, Sink, SinkError, Writer};
+use exrscan::source::local::LocalSource;
 use fixtures::{TestResult, duckdb_rows, expected_rows, sample_tree, scalar};
 use serde_json::Value;
 
@@ -115,4 +123,54 @@ fn bad_sink_uris_are_refused_clearly() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(message), "{uri}: {stderr}");
     }
+}
+
+/// A sink whose writes fail permanently after `ok_writes` batches.
+struct FailingSink {
+    ok_writes: usize,
+}
+
+impl Sink for FailingSink {
+    async fn existing(&mut self, _ids: &[String]) -> Result<HashSet<String>, SinkError> {
+        Ok(HashSet::new())
+    }
+    async fn write(&mut self, _batch: &CatalogBatch) -> Result<(), SinkError> {
+        if self.ok_writes == 0 {
+            return Err(SinkError::Failed("disk full".into()));
+        }
+        self.ok_writes -= 1;
+        Ok(())
+    }
+    async fn indexed(&mut self, _files: &[SourceFile]) -> Result<HashSet<String>, SinkError> {
+        Ok(HashSet::new())
+    }
+    async fn recover(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+    async fn similar(&mut self, _: SimilarBy, _: &[f32], _: usize, _: Option<&str>) -> Result<Vec<Neighbour>, SinkError> {
+        Ok(Vec::new())
+    }
+}
+
+/// A sink that fails mid-run stops the scan with its error (while the listing and the
+/// header reads still have work queued), instead of hanging.
+#[test]
+fn a_failing_sink_stops_the_scan() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let tree = dir.path().join("renders");
+    sample_tree(&tree, 200);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let result = runtime.block_on(async {
+        let mut writer = Writer::new(FailingSink { ok_writes: 3 }, fixtures::retry());
+        let tally = Tally::default();
+        let options = fixtures::options(5);
+        let scan = scan::run(Arc::new(LocalSource::new(&tree)?), &mut writer, &options, &tally);
+        Ok::<_, Box<dyn std::error::Error>>(tokio::time::timeout(Duration::from_secs(60), scan).await)
+    })?;
+    match result {
+        Ok(Err(ScanError::Sink(SinkError::Failed(reason)))) => assert_eq!(reason, "disk full"),
+        Ok(other) => panic!("expected the sink's error, got {other:?}"),
+        Err(_) => panic!("the scan hung after the sink failed"),
+    }
+    Ok(())
 }

@@ -29,7 +29,6 @@ fn none() -> Value {
 }
 
 #[test]
-#[ignore = "open (issue 4): the prepared-statement ingest path fails against arrow-go's reference Flight SQL server (SqlInfo lookup, parameter upload); fix in progress"]
 fn rows_read_back_by_adbc_and_rerun_inserts_nothing() -> TestResult {
     let server = FlightSqlServer::start()?;
     let dir = tempfile::tempdir()?;
@@ -86,13 +85,13 @@ fn rows_read_back_by_adbc_and_rerun_inserts_nothing() -> TestResult {
 /// The server is killed (SIGKILL) while the scan writes and restarted a moment later: the
 /// scan retries, and every file lands exactly once with all its rows.
 #[test]
-#[ignore = "open (issue 4): the prepared-statement ingest path fails against arrow-go's reference Flight SQL server (SqlInfo lookup, parameter upload); fix in progress"]
 fn server_killed_and_restarted_mid_run_loses_and_duplicates_nothing() -> TestResult {
     let mut server = FlightSqlServer::start()?;
     let dir = tempfile::tempdir()?;
     let tree = dir.path().join("tree");
     let files = sample_tree(&tree, 120) as u64;
-    let uri = server.uri();
+    // A response cut off by the kill is given up after 5 s (default 30 s).
+    let uri = format!("{}?timeout_s=5", server.uri());
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let scan = {
@@ -133,7 +132,6 @@ fn wait_for_rows(server: &FlightSqlServer, n: i64) -> TestResult {
 }
 
 #[test]
-#[ignore = "open (issue 4): the prepared-statement ingest path fails against arrow-go's reference Flight SQL server (SqlInfo lookup, parameter upload); fix in progress"]
 fn basic_auth_handshake_token_expiry_and_refusal() -> TestResult {
     let mut server = FlightSqlServer::start_with(FlightSqlOptions {
         basic_auth: Some(("scanner".into(), "s3cret".into())),
@@ -207,7 +205,6 @@ fn certificates(dir: &Path) -> Result<(std::path::PathBuf, std::path::PathBuf, s
 }
 
 #[test]
-#[ignore = "open (issue 4): the prepared-statement ingest path fails against arrow-go's reference Flight SQL server (SqlInfo lookup, parameter upload); fix in progress"]
 fn tls_with_a_custom_ca() -> TestResult {
     let dir = tempfile::tempdir()?;
     let (ca, cert, key) = certificates(dir.path())?;
@@ -278,10 +275,33 @@ fn bulk_ingest_with_native_lists_when_the_server_supports_it() -> TestResult {
     Ok(())
 }
 
+/// `vectors=blob` through bulk ingest: little-endian f32 bytes in a binary column.
+#[test]
+fn bulk_ingest_with_blob_vectors() -> TestResult {
+    let server = FlightSqlServer::start_with(FlightSqlOptions { bulk_ingest: true, ..FlightSqlOptions::default() })?;
+    let dir = tempfile::tempdir()?;
+    let tree = dir.path().join("tree");
+    let files = sample_tree(&tree, 1) as u64;
+    let uri = format!("{}?vectors=blob&scalars=integer&table_prefix=exr_", server.uri());
+    let summary = scan(&tree, &uri, Credentials::default(), 4)?;
+    assert_eq!(summary.counts.inserted, files);
+    let row = adbc_rows(
+        &server.adbc_uri(),
+        "SELECT metadata_embedding, tiled FROM exr_files WHERE key = 'shot000/env_sky_latlong_mip.exr'",
+        &none(),
+    );
+    assert_eq!(row.len(), 1, "{row:?}");
+    let path = tree.join("shot000/env_sky_latlong_mip.exr");
+    let expected = exrscan::embed::embed(&exrscan::header::parse_complete(&std::fs::read(&path)?)?);
+    assert_eq!(blob_floats(row[0]["metadata_embedding"].as_str().unwrap_or_default()), expected.metadata.to_vec());
+    assert_eq!(row[0]["tiled"], 1);
+    assert_eq!(scalar(&adbc_rows(&server.adbc_uri(), "SELECT count(*) AS n FROM exr_channels", &none())) as u64, expected_rows(&tree).2);
+    Ok(())
+}
+
 /// Without transactions, `files` rows are written last and mark a file complete: child
 /// rows of a file without one (an attempt that died half-way) are replaced, not doubled.
 #[test]
-#[ignore = "open (issue 4): the prepared-statement ingest path fails against arrow-go's reference Flight SQL server (SqlInfo lookup, parameter upload); fix in progress"]
 fn without_transactions_files_rows_are_written_last() -> TestResult {
     let server = FlightSqlServer::start_with(FlightSqlOptions { no_transactions: true, ..FlightSqlOptions::default() })?;
     let dir = tempfile::tempdir()?;

@@ -36,7 +36,10 @@ impl Write for Stderr {
 pub fn init(format: LogFormat, bar: Option<ProgressBar>) {
     let filter = EnvFilter::try_from_env("EXRSCAN_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let writer = move || Stderr(bar.clone());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_target(false);
+    // Colours only on a terminal.
+    let ansi = std::io::IsTerminal::is_terminal(&io::stderr());
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_target(false).with_ansi(ansi);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),

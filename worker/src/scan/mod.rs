@@ -74,7 +74,7 @@ pub async fn run<S: Source, K: Sink>(
         tokio::spawn(async move { source.list(found_tx).await })
     };
     let reader = Arc::clone(&source);
-    let (batch_tx, mut batch_rx) = mpsc::channel(2);
+    let (batch_tx, mut batch_rx) = mpsc::channel::<crate::catalog::CatalogBatch>(2);
     // The lookups of the listing and the writes of the batches share the sink.
     let writer = &tokio::sync::Mutex::new(writer);
 
@@ -154,7 +154,8 @@ pub async fn run<S: Source, K: Sink>(
         }
         Ok::<(), ScanError>(())
     };
-    let consume = async {
+    // Owns the batch receiver: if a write fails, dropping it stops `produce`.
+    let consume = async move {
         while let Some(batch) = batch_rx.recv().await {
             let outcome = writer.lock().await.put(&batch).await?;
             tally.written(&outcome);

@@ -61,7 +61,9 @@ impl fmt::Display for SinkUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SinkUri::Duckdb(path) => write!(f, "duckdb://{}", path.display()),
-            SinkUri::Flight(options) => write!(f, "{}", options.endpoint()),
+            SinkUri::Flight(options) => {
+                write!(f, "flight+grpc{}://{}", if options.tls { "+tls" } else { "" }, options.authority)
+            }
         }
     }
 }

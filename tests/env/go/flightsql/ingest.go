@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"strings"
@@ -20,7 +21,8 @@ import (
 // through the example server's own public methods (statement update, prepared
 // statement with a parameter batch), so an ingest joins the client's open
 // transaction exactly as those do. SQLite has no list, boolean or timestamp types:
-// lists are stored as JSON text, booleans as 0/1 and timestamps as their integer value.
+// lists are stored as JSON text, booleans as 0/1 and timestamps as their integer value;
+// binary values reach SQLite as BLOBs through unhex(?).
 type ingestServer struct {
 	*example.SQLiteFlightSQLServer
 }
@@ -79,6 +81,9 @@ func (s *ingestServer) DoPutCommandStatementIngest(ctx context.Context, cmd flig
 	for i, f := range schema.Fields() {
 		names[i] = quoteIdent(f.Name)
 		marks[i] = "?"
+		if f.Type.ID() == arrow.BINARY {
+			marks[i] = "unhex(?)"
+		}
 	}
 	insert := fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", table, strings.Join(names, ", "), strings.Join(marks, ", "))
 	prepared, err := s.CreatePreparedStatement(ctx, statement{insert, txn})
@@ -170,6 +175,19 @@ func bindable(batch arrow.RecordBatch) arrow.RecordBatch {
 				}
 			}
 			cols[i], fields[i].Type = b.NewArray(), arrow.PrimitiveTypes.Int64
+			b.Release()
+		case *array.Binary:
+			// The example binds binary parameters as NULL (it releases each parameter
+			// scalar before reading it): send hex text, stored through unhex(?).
+			b := array.NewStringBuilder(mem)
+			for r := 0; r < c.Len(); r++ {
+				if c.IsNull(r) {
+					b.AppendNull()
+				} else {
+					b.Append(hex.EncodeToString(c.Value(r)))
+				}
+			}
+			cols[i], fields[i].Type = b.NewArray(), arrow.BinaryTypes.String
 			b.Release()
 		case *array.List, *array.LargeList, *array.FixedSizeList:
 			b := array.NewStringBuilder(mem)

@@ -12,10 +12,12 @@
 //! attempt) are deleted before they are written again.
 
 mod options;
+mod prepared;
 mod status;
 mod wire;
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::time::Duration;
 
 use arrow::array::{Array, AsArray, RecordBatch};
@@ -69,11 +71,14 @@ impl FlightSink {
     /// Connects, authenticates, reads SqlInfo, and creates the schema and tables if missing.
     pub async fn connect(options: FlightOptions, credentials: Credentials) -> Result<Self, SinkError> {
         credentials.validate()?;
-        let channel = channel(&options).await?;
-        let inner = FlightServiceClient::new(channel)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let client = FlightSqlServiceClient::new_from_inner(inner);
+        let deadline = options.timeout;
+        tokio::time::timeout(deadline, Self::connect_within(options, credentials))
+            .await
+            .unwrap_or_else(|_| Err(SinkError::Transient(format!("no answer from the server within {deadline:?}"))))
+    }
+
+    async fn connect_within(options: FlightOptions, credentials: Credentials) -> Result<Self, SinkError> {
+        let client = client(&options).await?;
         let plan = Plan {
             ingest: IngestPath::Prepared,
             transactions: false,
@@ -139,15 +144,8 @@ impl FlightSink {
     }
 
     async fn server_info(&mut self) -> Result<ServerInfo, SinkError> {
-        let wanted = vec![
-            SqlInfo::FlightSqlServerName,
-            SqlInfo::FlightSqlServerVersion,
-            SqlInfo::FlightSqlServerTransaction,
-            SqlInfo::FlightSqlServerBulkIngestion,
-            SqlInfo::FlightSqlServerIngestTransactionsSupported,
-            SqlInfo::SqlDdlSchema,
-            SqlInfo::SqlTransactionsSupported,
-        ];
+        // All of it: servers refuse a request naming an id they do not know (arrow-go: NOT_FOUND).
+        let wanted = Vec::new();
         let flight_info = self.client.get_sql_info(wanted).await.map_err(|e| self.error(e, "SqlInfo"))?;
         let mut values: HashMap<u32, InfoValue> = HashMap::new();
         self.fetch(flight_info, "SqlInfo", |batch| {
@@ -282,18 +280,20 @@ impl FlightSink {
     }
 
     async fn insert(&mut self, table: Table, rows: RecordBatch, transaction: Option<Bytes>) -> Result<(), SinkError> {
+        let (rows, marks) = self.plan.parameters(rows)?;
         let schema = rows.schema();
         let names: Vec<String> = schema.fields().iter().map(|f| format!("\"{}\"", f.name())).collect();
-        let marks = vec!["?"; names.len()].join(", ");
-        let sql = format!("INSERT INTO {} ({}) VALUES ({marks})", self.options.table_name(table), names.join(", "));
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            self.options.table_name(table),
+            names.join(", "),
+            marks.join(", ")
+        );
         let what = format!("inserting into {}", table.name());
-        let mut statement = self.client.prepare(sql, transaction).await.map_err(|e| self.error(e, &what))?;
-        statement.set_parameters(rows).map_err(|e| self.error(e, &what))?;
-        let result = statement.execute_update().await.map_err(|e| self.error(e, &what));
-        if let Err(e) = statement.close().await {
-            tracing::debug!(error = %e, "closing a prepared statement");
+        match prepared::execute_update(&mut self.client, sql, transaction, rows).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.error(e, &what)),
         }
-        result.map(drop)
     }
 
     async fn write_tables(&mut self, batch: &CatalogBatch, transaction: Option<Bytes>) -> Result<(), SinkError> {
@@ -355,6 +355,14 @@ async fn channel(options: &FlightOptions) -> Result<Channel, SinkError> {
         endpoint = endpoint.tls_config(tls).map_err(bad)?;
     }
     endpoint.connect().await.map_err(|e| status::from_transport(&e, &uri))
+}
+
+/// A Flight SQL client on a new channel.
+async fn client(options: &FlightOptions) -> Result<FlightSqlServiceClient<Channel>, SinkError> {
+    let inner = FlightServiceClient::new(channel(options).await?)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    Ok(FlightSqlServiceClient::new_from_inner(inner))
 }
 
 /// The plan for a server: options where set, else what its SqlInfo allows.
@@ -443,8 +451,17 @@ impl InfoValue {
     }
 }
 
-impl Sink for FlightSink {
-    async fn existing(&mut self, ids: &[String]) -> Result<HashSet<String>, SinkError> {
+/// `op` bounded by `deadline`: past it, a transient error (the operation is retried on a
+/// new connection). A request whose connection is reset mid-response can otherwise wait
+/// forever.
+async fn within<T>(deadline: Duration, op: impl Future<Output = Result<T, SinkError>>) -> Result<T, SinkError> {
+    tokio::time::timeout(deadline, op)
+        .await
+        .unwrap_or_else(|_| Err(SinkError::Transient(format!("no answer from the server within {deadline:?}"))))
+}
+
+impl FlightSink {
+    async fn existing_within(&mut self, ids: &[String]) -> Result<HashSet<String>, SinkError> {
         if ids.is_empty() {
             return Ok(HashSet::new());
         }
@@ -462,7 +479,7 @@ impl Sink for FlightSink {
         }
     }
 
-    async fn write(&mut self, batch: &CatalogBatch) -> Result<(), SinkError> {
+    async fn write_within(&mut self, batch: &CatalogBatch) -> Result<(), SinkError> {
         if !self.plan.transactions {
             return self.write_tables(batch, None).await;
         }
@@ -482,17 +499,36 @@ impl Sink for FlightSink {
         }
     }
 
-    async fn indexed(&mut self, files: &[SourceFile]) -> Result<HashSet<String>, SinkError> {
+    async fn indexed_within(&mut self, files: &[SourceFile]) -> Result<HashSet<String>, SinkError> {
         let query = IndexedQuery::new(&self.options.table_name(Table::Files), files);
         let Some(sql) = query.sql.clone() else { return Ok(HashSet::new()) };
         let mut found = HashSet::new();
         self.query(sql, |batch| query.collect(batch, &mut found)).await?;
         Ok(found)
     }
+}
+
+impl Sink for FlightSink {
+    async fn existing(&mut self, ids: &[String]) -> Result<HashSet<String>, SinkError> {
+        within(self.options.timeout, self.existing_within(ids)).await
+    }
+
+    async fn write(&mut self, batch: &CatalogBatch) -> Result<(), SinkError> {
+        within(self.options.timeout, self.write_within(batch)).await
+    }
+
+    async fn indexed(&mut self, files: &[SourceFile]) -> Result<HashSet<String>, SinkError> {
+        within(self.options.timeout, self.indexed_within(files)).await
+    }
 
     async fn recover(&mut self) -> Result<(), SinkError> {
-        // A restarted server may have forgotten the token it issued.
-        self.authenticate().await
+        // A new connection (the old one may be dead without knowing it), and a new token (a
+        // restarted server may have forgotten the one it issued).
+        within(self.options.timeout, async {
+            self.client = client(&self.options).await?;
+            self.authenticate().await
+        })
+        .await
     }
 
     async fn similar(

@@ -70,8 +70,9 @@ pub struct FlightOptions {
     pub vectors: Choice<VectorEncoding>,
     /// `scalars=auto|native|integer` (booleans and timestamps).
     pub scalars: Choice<ScalarEncoding>,
-    /// Per-request deadline (`timeout_s=`); a request running longer fails with
-    /// DEADLINE_EXCEEDED and is retried.
+    /// Deadline of one sink operation (`timeout_s=`): connecting, an existence check, a
+    /// batch write. Past it the operation counts as failed transiently and is retried on a
+    /// new connection.
     pub timeout: Duration,
 }
 
@@ -111,7 +112,7 @@ impl FlightOptions {
             transactions: Choice::Auto,
             vectors: Choice::Auto,
             scalars: Choice::Auto,
-            timeout: Duration::from_secs(60),
+            timeout: Duration::from_secs(30),
         };
         for (key, value) in query {
             o.set(key, value)?;

@@ -8,11 +8,18 @@ use crate::sink::SinkError;
 
 /// A gRPC status as a [`SinkError`]. UNAVAILABLE, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED and
 /// ABORTED are transient; so is UNAUTHENTICATED when the sink can authenticate again
-/// (`can_reauthenticate`: its token may have been forgotten by a restarted server).
+/// (`can_reauthenticate`: its token may have been forgotten by a restarted server), and any
+/// status caused by a broken connection.
 /// SQLite-backed servers report lock contention between writers as UNKNOWN with
 /// "database is locked": transient too.
 pub(super) fn from_status(status: &Status, what: &str, can_reauthenticate: bool) -> SinkError {
     let message = format!("{what}: {} ({:?})", status.message(), status.code());
+    // A connection that broke (reset, refused) comes back as a status with a transport
+    // error as its source, whatever its code.
+    let broken = std::error::Error::source(status).is_some_and(|e| e.is::<tonic::transport::Error>());
+    if broken {
+        return SinkError::Transient(message);
+    }
     match status.code() {
         Code::Unavailable | Code::ResourceExhausted | Code::DeadlineExceeded | Code::Aborted => {
             SinkError::Transient(message)

@@ -4,9 +4,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, BinaryBuilder, Int8Array, Int64Array, RecordBatch,
-};
+use arrow::array::{Array, ArrayRef, AsArray, BinaryBuilder, Int8Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Float32Type, Schema, SchemaRef, TimestampMicrosecondType};
 
 use super::options::{FlightOptions, IngestPath, ScalarEncoding, VectorEncoding};
@@ -19,7 +17,8 @@ pub enum Dialect {
     /// ANSI-style names (`VARCHAR`, `BIGINT`, `VARBINARY`, `BOOLEAN`, `TIMESTAMP`…).
     Standard,
     /// SQLite-backed servers such as Apache Arrow's reference server, whose result reader
-    /// knows only `TEXT`, `INTEGER`, `TINYINT`, `FLOAT`, `DOUBLE`, `BLOB`.
+    /// knows only `TEXT`, `INTEGER`, `FLOAT`, `DOUBLE`, `BLOB` (and `TINYINT`, which it
+    /// cannot read back).
     Sqlite,
 }
 
@@ -100,6 +99,35 @@ impl Plan {
         })
     }
 
+    /// The parameter batch and the placeholder of each column for an `INSERT` prepared
+    /// statement. SQLite-backed servers get binary values as hex text through `unhex(?)`:
+    /// Apache Arrow's reference server binds binary parameters as NULL (arrow-go's
+    /// example releases each parameter scalar before it reads it).
+    pub fn parameters(&self, rows: RecordBatch) -> Result<(RecordBatch, Vec<&'static str>), SinkError> {
+        if self.dialect != Dialect::Sqlite || !rows.schema().fields().iter().any(|f| f.data_type() == &DataType::Binary) {
+            let marks = vec!["?"; rows.num_columns()];
+            return Ok((rows, marks));
+        }
+        let mut fields = Vec::with_capacity(rows.num_columns());
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(rows.num_columns());
+        let mut marks = Vec::with_capacity(rows.num_columns());
+        for (field, column) in rows.schema().fields().iter().zip(rows.columns()) {
+            if field.data_type() == &DataType::Binary {
+                let hex: StringArray = column.as_binary::<i32>().iter().map(|v| v.map(hex)).collect();
+                columns.push(Arc::new(hex));
+                fields.push(Field::new(field.name(), DataType::Utf8, field.is_nullable()));
+                marks.push("unhex(?)");
+            } else {
+                columns.push(Arc::clone(column));
+                fields.push(field.as_ref().clone());
+                marks.push("?");
+            }
+        }
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+            .map_err(|e| SinkError::Failed(format!("encoding parameters: {e}")))?;
+        Ok((batch, marks))
+    }
+
     /// `CREATE TABLE IF NOT EXISTS` for the prepared-statement path.
     pub fn create_table(&self, options: &FlightOptions, table: Table) -> Result<String, SinkError> {
         let mut columns = Vec::new();
@@ -115,7 +143,8 @@ impl Plan {
         Ok(match data_type {
             DataType::Utf8 if sqlite => "TEXT",
             DataType::Utf8 => "VARCHAR",
-            DataType::Int8 if sqlite => "TINYINT",
+            // The reference server's result reader fails on TINYINT columns.
+            DataType::Int8 if sqlite => "INTEGER",
             DataType::Int8 => "SMALLINT",
             DataType::Int32 => "INTEGER",
             DataType::Int64 if sqlite => "INTEGER",
@@ -150,6 +179,16 @@ pub fn decode_vector(column: &dyn Array, row: usize) -> Option<Vec<f32>> {
         DataType::Utf8 => serde_json::from_str(column.as_string::<i32>().value(row)).ok(),
         _ => None,
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 fn le_floats(bytes: &[u8]) -> Option<Vec<f32>> {
@@ -208,6 +247,33 @@ mod tests {
         assert_eq!(wire.map(|w| w.data_type().clone()), Some(DataType::Binary));
         assert_eq!(wire.and_then(|w| decode_vector(w, 1)), Some(vec![3.0, 0.0]));
         assert_eq!(decode_vector(lists.as_ref(), 0), Some(vec![0.5, -1.25]));
+    }
+
+    #[test]
+    fn sqlite_gets_binary_parameters_as_hex() {
+        use arrow::array::BinaryArray;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Utf8, false),
+            Field::new("v", DataType::Binary, true),
+        ]));
+        let rows = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(vec!["a", "b"])),
+                Arc::new(BinaryArray::from(vec![Some(&[0x01u8, 0xab][..]), None])),
+            ],
+        )
+        .ok();
+        let Some(rows) = rows else { panic!("batch") };
+        let sqlite = plan(VectorEncoding::Blob, ScalarEncoding::Integer);
+        let (params, marks) = sqlite.parameters(rows.clone()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(marks, ["?", "unhex(?)"]);
+        let hex = params.column(1).as_string::<i32>();
+        assert_eq!((hex.value(0), hex.is_null(1)), ("01ab", true));
+        let standard = Plan { dialect: Dialect::Standard, ..sqlite };
+        let (params, marks) = standard.parameters(rows).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(marks, ["?", "?"]);
+        assert_eq!(params.column(1).data_type(), &DataType::Binary);
     }
 
     #[test]

@@ -125,23 +125,38 @@ pub async fn run<S: Source, K: Sink>(
         let mut reads = unread
             .map(|file| {
                 let source = Arc::clone(&reader);
-                async move {
+                let with_embeddings = options.embeddings;
+                let key = file.key.clone();
+                // Each read (and its parse and embeddings) is a task of its own, so that
+                // they spread over the runtime's threads while this loop builds rows.
+                let task = tokio::spawn(async move {
                     let read = source.read_header(&file).await;
-                    (file, read)
-                }
+                    let embeddings = match &read {
+                        Ok(read) if with_embeddings => Some(embed::embed(&read.header)),
+                        _ => None,
+                    };
+                    (file, read, embeddings)
+                });
+                async move { task.await.map_err(|e| (key, format!("read task failed: {e}"))) }
             })
             .buffer_unordered(options.concurrency.max(1));
         let mut builder = CatalogBuilder::new(options.scan.clone());
-        while let Some((file, read)) = reads.next().await {
+        while let Some(done) = reads.next().await {
+            let (file, read, embeddings) = match done {
+                Ok(done) => done,
+                Err((key, reason)) => {
+                    note_failure(tally, key, reason);
+                    continue;
+                }
+            };
             match read {
                 Ok(read) => {
                     tally.processed(read.bytes_read);
-                    let embeddings = options.embeddings.then(|| embed::embed(&read.header));
                     builder.add(read.file.unwrap_or(file), &read.header, embeddings.as_ref());
-                    if builder.files() >= options.batch_files || builder.estimated_bytes() >= options.batch_bytes {
-                        if batch_tx.send(builder.finish()?).await.is_err() {
-                            return Ok(());
-                        }
+                    if (builder.files() >= options.batch_files || builder.estimated_bytes() >= options.batch_bytes)
+                        && batch_tx.send(builder.finish()?).await.is_err()
+                    {
+                        return Ok(());
                     }
                 }
                 Err(e @ SourceError::Unavailable { .. }) => return Err(e.into()),

@@ -206,10 +206,10 @@ impl<S: Sink> Writer<S> {
                     retries += 1;
                     tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "sink write failed; retrying");
                     tokio::time::sleep(wait).await;
-                    if let Err(e) = self.sink.recover().await {
-                        if !e.is_transient() {
-                            return Err(e);
-                        }
+                    if let Err(e) = self.sink.recover().await
+                        && !e.is_transient()
+                    {
+                        return Err(e);
                     }
                 }
                 Err((error, _)) => return Err(error),
@@ -229,10 +229,10 @@ impl<S: Sink> Writer<S> {
                     };
                     tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "sink lookup failed; retrying");
                     tokio::time::sleep(wait).await;
-                    if let Err(e) = self.sink.recover().await {
-                        if !e.is_transient() {
-                            return Err(e);
-                        }
+                    if let Err(e) = self.sink.recover().await
+                        && !e.is_transient()
+                    {
+                        return Err(e);
                     }
                 }
                 Err(error) => return Err(error),
@@ -253,10 +253,10 @@ impl<S: Sink> Writer<S> {
         let fresh = batch.without(&existing).map_err(|e| (e.into(), Vec::new()))?;
         let landed_earlier = existing.iter().filter(|id| attempted.contains(*id)).count() as u64;
         let total = batch.files() as u64;
-        if !fresh.is_empty() {
-            if let Err(e) = self.sink.write(&fresh).await {
-                return Err((e, fresh.file_ids().to_vec()));
-            }
+        if !fresh.is_empty()
+            && let Err(e) = self.sink.write(&fresh).await
+        {
+            return Err((e, fresh.file_ids().to_vec()));
         }
         let inserted = fresh.files() as u64 + landed_earlier;
         Ok(PutOutcome { inserted, unchanged: total - inserted, rows: fresh.rows() as u64, retries: 0 })

@@ -52,10 +52,10 @@ pub(super) struct TopK {
 impl TopK {
     /// Offers one stored vector inspected at `inspected_at`.
     pub(super) fn offer(&mut self, query: &[f32], file_id: &str, source_uri: &str, inspected_at: i64, vector: &[f32]) {
-        if let Some((t, _)) = self.latest.get(source_uri) {
-            if *t >= inspected_at {
-                return;
-            }
+        if let Some((t, _)) = self.latest.get(source_uri)
+            && *t >= inspected_at
+        {
+            return;
         }
         let score = crate::embed::cosine(query, vector);
         let neighbour = Neighbour { file_id: file_id.to_string(), source_uri: source_uri.to_string(), score };

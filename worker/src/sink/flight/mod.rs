@@ -552,10 +552,10 @@ impl Sink for FlightSink {
             let Ok(times) = arrow::compute::cast(batch.column(2), &DataType::Int64) else { return };
             let times = times.as_primitive::<arrow::datatypes::Int64Type>();
             for row in 0..batch.num_rows() {
-                if let Some(stored) = wire::decode_vector(batch.column(3).as_ref(), row) {
-                    if stored.len() == vector.len() {
-                        top.offer(vector, ids.value(row), uris.value(row), times.value(row), &stored);
-                    }
+                if let Some(stored) = wire::decode_vector(batch.column(3).as_ref(), row)
+                    && stored.len() == vector.len()
+                {
+                    top.offer(vector, ids.value(row), uris.value(row), times.value(row), &stored);
                 }
             }
         })

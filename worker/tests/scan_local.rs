@@ -71,6 +71,33 @@ fn scan_prints_a_summary_and_rerun_inserts_nothing() -> TestResult {
     Ok(())
 }
 
+/// A batch closes at whichever limit comes first: files, rows or bytes.
+#[test]
+fn batches_are_bounded_by_files_rows_and_bytes() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let tree = dir.path().join("renders");
+    let files = sample_tree(&tree, 2) as u64;
+    let batches = |name: &str, limit: &[&str]| -> Result<Value, Box<dyn std::error::Error>> {
+        let sink = format!("duckdb://{}", dir.path().join(name).display());
+        let out = run(exrscan().args(["scan", "--json", "--sink", &sink]).args(limit).arg(&tree));
+        Ok(serde_json::from_str(out.trim())?)
+    };
+    let one = batches("one.duckdb", &[])?;
+    assert_eq!((one["batches"].as_u64(), one["inserted"].as_u64()), (Some(1), Some(files)));
+    let rows = one["rows_written"].as_u64().unwrap_or_default();
+    let by_files = batches("files.duckdb", &["--batch-files", "4"])?;
+    assert_eq!(by_files["batches"].as_u64(), Some(files.div_ceil(4)));
+    let by_rows = batches("rows.duckdb", &["--batch-rows", "100"])?;
+    let n = by_rows["batches"].as_u64().unwrap_or_default();
+    assert!(n >= rows / 200 && n > 1 && n < files, "{n} batches for {rows} rows: {by_rows}");
+    let by_bytes = batches("bytes.duckdb", &["--batch-bytes", "1"])?;
+    assert_eq!(by_bytes["batches"].as_u64(), Some(files), "one file per batch");
+    for summary in [&by_files, &by_rows, &by_bytes] {
+        assert_eq!((summary["inserted"].as_u64(), summary["rows_written"].as_u64()), (Some(files), Some(rows)));
+    }
+    Ok(())
+}
+
 #[test]
 fn similar_lists_the_nearest_indexed_files() -> TestResult {
     let dir = tempfile::tempdir()?;

@@ -250,6 +250,11 @@ impl CatalogBuilder {
         self.files.len()
     }
 
+    /// Rows held over the four tables (for batching by rows).
+    pub fn rows(&self) -> usize {
+        self.files.len() + self.parts.len() + self.channels.len() + self.attributes.len()
+    }
+
     /// Rough size in bytes of the rows held (for batching by bytes).
     pub fn estimated_bytes(&self) -> usize {
         self.bytes

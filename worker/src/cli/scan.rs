@@ -50,6 +50,9 @@ pub struct Args {
     /// Bytes of rows per sink batch (at most, approximately).
     #[arg(long, env = "EXRSCAN_BATCH_BYTES", default_value_t = 16 * 1024 * 1024)]
     batch_bytes: usize,
+    /// Catalog rows (over the four tables) per sink batch (at most).
+    #[arg(long, env = "EXRSCAN_BATCH_ROWS", default_value_t = 100_000)]
+    batch_rows: usize,
     /// Compute and store embeddings (`false`: vector columns stay null).
     #[arg(long, env = "EXRSCAN_EMBEDDINGS", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     embeddings: bool,
@@ -87,6 +90,7 @@ async fn scan(args: &Args, display: Display) -> anyhow::Result<Summary> {
         concurrency: args.concurrency,
         batch_files: args.batch_files.max(1),
         batch_bytes: args.batch_bytes.max(1),
+        batch_rows: args.batch_rows.max(1),
         embeddings: args.embeddings,
         scan: ScanInfo { name: args.scan_name.clone(), uid: args.scan_uid.clone() },
         skip_indexed: true,

@@ -144,6 +144,7 @@ async fn run_shard(args: &Args, tally: &Arc<Tally>, shards: &mut u32, s3: &mut S
         concurrency: args.concurrency.max(1),
         batch_files: args.batch_files.max(1),
         batch_bytes: args.batch_bytes.max(1),
+        batch_rows: ScanOptions::default().batch_rows,
         embeddings: args.embeddings,
         scan: ScanInfo { name: args.scan_name.clone(), uid: args.scan_uid.clone() },
         skip_indexed: true,

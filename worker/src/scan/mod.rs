@@ -27,6 +27,8 @@ pub struct ScanOptions {
     pub batch_files: usize,
     /// Approximate bytes of rows per sink batch (at most).
     pub batch_bytes: usize,
+    /// Rows over the four tables per sink batch (at most, but at least one file).
+    pub batch_rows: usize,
     /// Compute and store embeddings.
     pub embeddings: bool,
     /// Stamped on every `files` row.
@@ -41,7 +43,7 @@ const LOOKUP_CHUNK: usize = 512;
 
 impl Default for ScanOptions {
     fn default() -> Self {
-        Self { concurrency: 32, batch_files: 1000, batch_bytes: 16 * 1024 * 1024, embeddings: true, scan: ScanInfo::default(), skip_indexed: true }
+        Self { concurrency: 32, batch_files: 1000, batch_bytes: 16 * 1024 * 1024, batch_rows: 100_000, embeddings: true, scan: ScanInfo::default(), skip_indexed: true }
     }
 }
 
@@ -153,9 +155,10 @@ pub async fn run<S: Source, K: Sink>(
                 Ok(read) => {
                     tally.processed(read.bytes_read);
                     builder.add(read.file.unwrap_or(file), &read.header, embeddings.as_ref());
-                    if (builder.files() >= options.batch_files || builder.estimated_bytes() >= options.batch_bytes)
-                        && batch_tx.send(builder.finish()?).await.is_err()
-                    {
+                    let full = builder.files() >= options.batch_files
+                        || builder.rows() >= options.batch_rows
+                        || builder.estimated_bytes() >= options.batch_bytes;
+                    if full && batch_tx.send(builder.finish()?).await.is_err() {
                         return Ok(());
                     }
                 }

@@ -134,7 +134,6 @@ fn a_shard_rides_out_an_s3_restart() -> TestResult {
 }
 
 #[test]
-#[ignore = "open (issue 5): fails against MinIO's real SlowDown throttling; under investigation"]
 fn throttling_is_retried_until_every_object_is_read() -> TestResult {
     // MinIO answers 429 SlowDown-style refusals beyond two requests in flight.
     let s3 = server(S3Options { max_requests: Some(2), ..S3Options::default() });

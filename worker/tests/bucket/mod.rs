@@ -145,13 +145,23 @@ pub fn upload(s3: &S3Server, copies: usize) -> Uploaded {
             .map(|(key, body)| {
                 let store = &store;
                 async move {
-                    store
-                        .put(&object_store::path::Path::from(key.as_str()), PutPayload::from(body))
-                        .await
-                        .map_err(|e| (key, e))
+                    // A throttled server (fault tests) may refuse more than the client's own
+                    // retries cover: try again a few times.
+                    let path = object_store::path::Path::from(key.as_str());
+                    let mut attempt = 0;
+                    loop {
+                        match store.put(&path, PutPayload::from(body.clone())).await {
+                            Ok(_) => return Ok(()),
+                            Err(_) if attempt < 10 => {
+                                attempt += 1;
+                                tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
+                            }
+                            Err(e) => return Err((key, e)),
+                        }
+                    }
                 }
             })
-            .buffer_unordered(32)
+            .buffer_unordered(16)
             .collect()
             .await;
         for result in results {

@@ -30,7 +30,13 @@ fuzz_target!(|data: &[u8]| {
             // The header alone parses to the same header (compared by `Debug`, as NaN values
             // are not equal to themselves).
             let again = header::parse(&data[..header.header_bytes]);
-            assert_eq!(format!("{again:?}"), format!("{:?}", Ok::<_, header::HeaderError>(header::Progress::Complete(header.clone()))));
+            assert_eq!(
+                format!("{again:?}"),
+                format!(
+                    "{:?}",
+                    Ok::<_, header::HeaderError>(header::Progress::Complete(header.clone()))
+                )
+            );
             let embeddings = embed::embed(&header);
             let mut line = Vec::new();
             record::Record::ok("fuzz.1001.exr", Some(data.len() as u64), &header)

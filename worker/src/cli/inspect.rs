@@ -1,7 +1,7 @@
 //! `exrscan inspect FILE…`: reads each file's header (never its pixels) and prints a record.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -41,6 +41,7 @@ struct Inspected {
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let stdout = io::stdout();
     let mut out = BufWriter::with_capacity(256 * 1024, stdout.lock());
+    let mut line = Vec::with_capacity(64 * 1024);
     let mut io_failed = false;
     for path in &args.files {
         let file = inspect(path);
@@ -50,7 +51,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             _ => None,
         };
         let written = if args.json {
-            write_json(&mut out, &file, args.embeddings, embeddings.as_ref())
+            line.clear();
+            json_line(&mut line, &file, args.embeddings, embeddings.as_ref());
+            out.write_all(&line)
         } else {
             write_summary(&mut out, &file, embeddings.as_ref())
         };
@@ -63,7 +66,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
         other => other.context("writing to stdout")?,
     }
-    Ok(if io_failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if io_failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn inspect(path: &PathBuf) -> Inspected {
@@ -71,23 +78,40 @@ fn inspect(path: &PathBuf) -> Inspected {
     let opened = File::open(path).and_then(|f| f.metadata().map(|m| (f, m.len())));
     let (mut file, size) = match opened {
         Ok(opened) => opened,
-        Err(e) => return Inspected { path: display, size_bytes: None, outcome: Err(format!("open failed: {e}")), io_failed: true },
+        Err(e) => {
+            return Inspected {
+                path: display,
+                size_bytes: None,
+                outcome: Err(format!("open failed: {e}")),
+                io_failed: true,
+            };
+        }
     };
-    let (outcome, io_failed) = match header::read_header(&mut file) {
+    // Bounded by the size, so that reaching the end of a short file costs no extra read.
+    let (outcome, io_failed) = match header::read_header(&mut (&mut file).take(size)) {
         Ok((header, _)) => (Ok(header), false),
         Err(e @ ReadError::Io(_)) => (Err(e.to_string()), true),
         Err(e @ ReadError::Header(_)) => (Err(e.to_string()), false),
     };
-    Inspected { path: display, size_bytes: Some(size), outcome, io_failed }
+    Inspected {
+        path: display,
+        size_bytes: Some(size),
+        outcome,
+        io_failed,
+    }
 }
 
-fn write_json(out: &mut impl Write, file: &Inspected, with_embeddings: bool, embeddings: Option<&Embeddings>) -> io::Result<()> {
+fn json_line(line: &mut Vec<u8>, file: &Inspected, with_embeddings: bool, embeddings: Option<&Embeddings>) {
     let record = match &file.outcome {
         Ok(header) => Record::ok(&file.path, file.size_bytes, header),
         Err(error) => Record::failed(&file.path, file.size_bytes, error),
     };
-    let record = if with_embeddings { record.with_embeddings(embeddings) } else { record };
-    record.write_line(out)
+    let record = if with_embeddings {
+        record.with_embeddings(embeddings)
+    } else {
+        record
+    };
+    record.append_line(line);
 }
 
 fn write_summary(out: &mut impl Write, file: &Inspected, embeddings: Option<&Embeddings>) -> io::Result<()> {
@@ -98,7 +122,12 @@ fn write_summary(out: &mut impl Write, file: &Inspected, embeddings: Option<&Emb
     write!(out, "{}: ", file.path)?;
     let parts = header.parts.len();
     write!(out, "{parts} part{}", if parts == 1 { "" } else { "s" })?;
-    for (flag, name) in [(header.multipart(), "multi-part"), (header.tiled(), "tiled"), (header.deep(), "deep"), (header.long_names(), "long names")] {
+    for (flag, name) in [
+        (header.multipart(), "multi-part"),
+        (header.tiled(), "tiled"),
+        (header.deep(), "deep"),
+        (header.long_names(), "long names"),
+    ] {
         if flag {
             write!(out, ", {name}")?;
         }
@@ -117,7 +146,14 @@ fn write_summary(out: &mut impl Write, file: &Inspected, embeddings: Option<&Emb
         if let Some(view) = part.view() {
             write!(out, " view {view:?}")?;
         }
-        write!(out, ": {}, {}, {}x{}", part.type_name(), part.compression, dw.width(), dw.height())?;
+        write!(
+            out,
+            ": {}, {}, {}x{}",
+            part.type_name(),
+            part.compression,
+            dw.width(),
+            dw.height()
+        )?;
         if let Some(tiles) = part.tiles {
             write!(out, ", tiles {}x{} {}", tiles.x_size, tiles.y_size, tiles.level_mode)?;
         }
@@ -132,7 +168,12 @@ fn write_summary(out: &mut impl Write, file: &Inspected, embeddings: Option<&Emb
         writeln!(out)?;
     }
     if let Some(e) = embeddings {
-        writeln!(out, "  embeddings: metadata {:.4?}…, channels {:.4?}…", &e.metadata[..4], &e.channels[..4])?;
+        writeln!(
+            out,
+            "  embeddings: metadata {:.4?}…, channels {:.4?}…",
+            &e.metadata[..4],
+            &e.channels[..4]
+        )?;
     }
     Ok(())
 }

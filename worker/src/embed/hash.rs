@@ -8,41 +8,43 @@ const K1: u64 = 0x9e37_79b9_7f4a_7c15;
 const K2: u64 = 0xbf58_476d_1ce4_e5b9;
 
 /// 64×64→128-bit multiply, folded to 64 bits (the mixing step of wyhash/foldhash).
-fn fold(a: u64, b: u64) -> u64 {
-    let m = u128::from(a) * u128::from(b);
+const fn fold(a: u64, b: u64) -> u64 {
+    let m = (a as u128) * (b as u128);
     (m as u64) ^ ((m >> 64) as u64)
 }
 
 /// Hash of a token built from typed pieces; every piece is length- or kind-delimited, so
-/// `("ab", "c")` and `("a", "bc")` differ.
+/// `("ab", "c")` and `("a", "bc")` differ. `const`, so token kinds hash at compile time.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Token(u64);
 
 impl Token {
     /// Starts a token of the given kind (e.g. `"layer"`).
-    pub(super) fn new(kind: &str) -> Self {
+    pub(super) const fn new(kind: &str) -> Self {
         Self(SEED).text(kind)
     }
 
     /// Appends text.
-    pub(super) fn text(self, s: &str) -> Self {
+    pub(super) const fn text(self, s: &str) -> Self {
         self.bytes(s.as_bytes())
     }
 
-    /// Appends bytes.
-    pub(super) fn bytes(self, bytes: &[u8]) -> Self {
+    /// Appends bytes: their length, then 8-byte little-endian words, then the zero-padded tail.
+    pub(super) const fn bytes(self, bytes: &[u8]) -> Self {
         let mut h = fold(self.0 ^ bytes.len() as u64, K2);
-        let mut words = bytes.chunks_exact(8);
-        for word in &mut words {
-            let mut w = [0; 8];
-            w.copy_from_slice(word);
-            h = fold(h ^ u64::from_le_bytes(w), K1);
+        let mut rest = bytes;
+        while let Some((word, tail)) = rest.split_first_chunk::<8>() {
+            h = fold(h ^ u64::from_le_bytes(*word), K1);
+            rest = tail;
         }
-        let tail = words.remainder();
-        if !tail.is_empty() {
-            let mut w = [0; 8];
-            w[..tail.len()].copy_from_slice(tail);
-            h = fold(h ^ u64::from_le_bytes(w), K1 ^ K2);
+        if !rest.is_empty() {
+            let mut w = 0u64;
+            let mut i = 0;
+            while i < rest.len() {
+                w |= (rest[i] as u64) << (8 * i);
+                i += 1;
+            }
+            h = fold(h ^ w, K1 ^ K2);
         }
         Self(h)
     }
@@ -109,7 +111,12 @@ impl<const D: usize> Features<D> {
 
     /// The vector scaled to unit L2 norm (all zeros stays all zeros).
     pub(super) fn normalized(&self) -> [f32; D] {
-        let norm = self.values.iter().map(|v| f64::from(*v) * f64::from(*v)).sum::<f64>().sqrt();
+        let norm = self
+            .values
+            .iter()
+            .map(|v| f64::from(*v) * f64::from(*v))
+            .sum::<f64>()
+            .sqrt();
         let mut out = self.values;
         if norm > 0.0 {
             for v in &mut out {

@@ -20,6 +20,31 @@ use hash::{Bits, Features, Token};
 
 use crate::header::{AttributeValue, Header, Part};
 
+/// Token kinds, hashed at compile time.
+mod kind {
+    use super::Token;
+
+    pub(super) const ATTRIBUTE: Token = Token::new("attribute");
+    pub(super) const CHANNEL: Token = Token::new("channel");
+    pub(super) const CHANNEL_COUNT: Token = Token::new("channel_count");
+    pub(super) const COMPONENT: Token = Token::new("component");
+    pub(super) const COMPRESSION: Token = Token::new("compression");
+    pub(super) const DISPLAY: Token = Token::new("display");
+    pub(super) const FRAMING: Token = Token::new("framing");
+    pub(super) const LAYER: Token = Token::new("layer");
+    pub(super) const LINE_ORDER: Token = Token::new("line_order");
+    pub(super) const P_LINEAR: Token = Token::new("p_linear");
+    pub(super) const PART_NAME: Token = Token::new("part_name");
+    pub(super) const PART_TYPE: Token = Token::new("part_type");
+    pub(super) const PARTS: Token = Token::new("parts");
+    pub(super) const PIXEL_ASPECT: Token = Token::new("pixel_aspect");
+    pub(super) const RESOLUTION: Token = Token::new("resolution");
+    pub(super) const RESOLUTION_CLASS: Token = Token::new("resolution_class");
+    pub(super) const SAMPLING: Token = Token::new("sampling");
+    pub(super) const TILES: Token = Token::new("tiles");
+    pub(super) const VIEW: Token = Token::new("view");
+}
+
 /// Dimensions of the metadata embedding.
 pub const METADATA_DIM: usize = 384;
 /// Dimensions of a channel fingerprint.
@@ -37,19 +62,22 @@ const W_ATTRIBUTE: f32 = 0.5;
 const W_VALUE: f32 = 0.35;
 
 /// Attributes already represented by structural tokens (or sized by the pixel data).
-const STRUCTURAL: [&str; 11] = [
-    "channels",
-    "chunkCount",
-    "compression",
-    "dataWindow",
-    "displayWindow",
-    "lineOrder",
-    "name",
-    "pixelAspectRatio",
-    "tiles",
-    "type",
-    "view",
-];
+fn is_structural(name: &str) -> bool {
+    matches!(
+        name,
+        "channels"
+            | "chunkCount"
+            | "compression"
+            | "dataWindow"
+            | "displayWindow"
+            | "lineOrder"
+            | "name"
+            | "pixelAspectRatio"
+            | "tiles"
+            | "type"
+            | "view"
+    )
+}
 
 /// The embeddings of one header.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,7 +96,7 @@ pub fn embed(header: &Header) -> Embeddings {
     let mut file_channels = Features::<CHANNEL_DIM>::new(Bits::Low);
     let mut part_channels = Vec::with_capacity(header.parts.len());
 
-    metadata.add(Token::new("parts").int(header.parts.len() as i64).finish(), W_STRUCTURE);
+    metadata.add(kind::PARTS.int(header.parts.len() as i64).finish(), W_STRUCTURE);
     for part in &header.parts {
         let mut channels = Features::<CHANNEL_DIM>::new(Bits::Low);
         structure_tokens(part, &mut metadata);
@@ -78,7 +106,11 @@ pub fn embed(header: &Header) -> Embeddings {
         file_channels.add_scaled(&fingerprint, 1.0);
         part_channels.push(fingerprint);
     }
-    Embeddings { metadata: metadata.normalized(), channels: file_channels.normalized(), part_channels }
+    Embeddings {
+        metadata: metadata.normalized(),
+        channels: file_channels.normalized(),
+        part_channels,
+    }
 }
 
 /// Cosine similarity of two vectors (0 when either is all zeros).
@@ -90,19 +122,23 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
         aa += x * x;
         bb += y * y;
     }
-    if aa == 0.0 || bb == 0.0 { 0.0 } else { (dot / (aa.sqrt() * bb.sqrt())) as f32 }
+    if aa == 0.0 || bb == 0.0 {
+        0.0
+    } else {
+        (dot / (aa.sqrt() * bb.sqrt())) as f32
+    }
 }
 
 fn structure_tokens(part: &Part, metadata: &mut Features<METADATA_DIM>) {
     let add = |metadata: &mut Features<METADATA_DIM>, token: Token| metadata.add(token.finish(), W_STRUCTURE);
-    add(metadata, Token::new("part_type").text(part.type_name()));
-    add(metadata, Token::new("compression").int(i64::from(part.compression.0)));
-    add(metadata, Token::new("line_order").int(i64::from(part.line_order.0)));
+    add(metadata, kind::PART_TYPE.text(part.type_name()));
+    add(metadata, kind::COMPRESSION.int(i64::from(part.compression.0)));
+    add(metadata, kind::LINE_ORDER.int(i64::from(part.line_order.0)));
     let (w, h) = (part.data_window.width(), part.data_window.height());
-    add(metadata, Token::new("resolution").int(w).int(h));
-    add(metadata, Token::new("resolution_class").int(magnitude(w)).int(magnitude(h)));
+    add(metadata, kind::RESOLUTION.int(w).int(h));
+    add(metadata, kind::RESOLUTION_CLASS.int(magnitude(w)).int(magnitude(h)));
     let (dw, dh) = (part.display_window.width(), part.display_window.height());
-    add(metadata, Token::new("display").int(dw).int(dh));
+    add(metadata, kind::DISPLAY.int(dw).int(dh));
     let framing = if part.data_window == part.display_window {
         "full"
     } else if contains(&part.display_window, &part.data_window) {
@@ -110,12 +146,15 @@ fn structure_tokens(part: &Part, metadata: &mut Features<METADATA_DIM>) {
     } else {
         "overscan"
     };
-    add(metadata, Token::new("framing").text(framing));
-    add(metadata, Token::new("pixel_aspect").int(rounded(f64::from(part.pixel_aspect_ratio), 1000.0)));
+    add(metadata, kind::FRAMING.text(framing));
+    add(
+        metadata,
+        kind::PIXEL_ASPECT.int(rounded(f64::from(part.pixel_aspect_ratio), 1000.0)),
+    );
     if let Some(t) = part.tiles {
         add(
             metadata,
-            Token::new("tiles")
+            kind::TILES
                 .int(i64::from(t.x_size))
                 .int(i64::from(t.y_size))
                 .int(i64::from(t.level_mode.0))
@@ -123,10 +162,10 @@ fn structure_tokens(part: &Part, metadata: &mut Features<METADATA_DIM>) {
         );
     }
     if let Some(name) = part.name() {
-        add(metadata, Token::new("part_name").text(name));
+        add(metadata, kind::PART_NAME.text(name));
     }
     if let Some(view) = part.view() {
-        add(metadata, Token::new("view").text(view));
+        add(metadata, kind::VIEW.text(view));
     }
 }
 
@@ -136,31 +175,34 @@ fn channel_tokens(part: &Part, metadata: &mut Features<METADATA_DIM>, channels: 
         metadata.add(hash, weight);
         channels.add(hash, weight);
     };
-    add(Token::new("channel_count").int(part.channels().len() as i64), W_CHANNEL);
+    add(kind::CHANNEL_COUNT.int(part.channels().len() as i64), W_CHANNEL);
     for channel in part.channels() {
-        let layer = channel.layer();
-        add(Token::new("layer").text(layer), W_CHANNEL);
-        add(Token::new("channel").text(&channel.name).int(i64::from(channel.pixel_type.0)), W_CHANNEL);
-        add(Token::new("component").text(channel.component()), W_COMPONENT);
+        let (layer, component) = channel.split();
+        add(kind::LAYER.text(layer), W_CHANNEL);
+        add(
+            kind::CHANNEL.text(&channel.name).int(i64::from(channel.pixel_type.0)),
+            W_CHANNEL,
+        );
+        add(kind::COMPONENT.text(component), W_COMPONENT);
         if (channel.x_sampling, channel.y_sampling) != (1, 1) {
-            let token = Token::new("sampling")
+            let token = kind::SAMPLING
                 .text(layer)
                 .int(i64::from(channel.x_sampling))
                 .int(i64::from(channel.y_sampling));
             add(token, W_CHANNEL);
         }
         if channel.p_linear {
-            add(Token::new("p_linear").text(&channel.name), W_COMPONENT);
+            add(kind::P_LINEAR.text(&channel.name), W_COMPONENT);
         }
     }
 }
 
 fn attribute_tokens(part: &Part, metadata: &mut Features<METADATA_DIM>) {
     for attribute in part.attributes() {
-        if STRUCTURAL.contains(&attribute.name.as_str()) {
+        if is_structural(&attribute.name) {
             continue;
         }
-        let named = Token::new("attribute").text(&attribute.name);
+        let named = kind::ATTRIBUTE.text(&attribute.name);
         metadata.add(named.text(attribute.type_name()).finish(), W_ATTRIBUTE);
         let value = named.text("=");
         match &attribute.value {
@@ -198,7 +240,10 @@ fn value_token(token: Token, value: &AttributeValue) -> Option<Token> {
             .fold(token, |t, v| t.int(rounded(f64::from(*v), 1000.0))),
         V::Rational(r) if r.d != 0 => token.int(rounded(f64::from(r.n) / f64::from(r.d), 1000.0)),
         V::Box2i(b) => token.int(b.width()).int(b.height()),
-        V::TileDescription(t) => token.int(i64::from(t.x_size)).int(i64::from(t.y_size)).int(i64::from(t.level_mode.0)),
+        V::TileDescription(t) => token
+            .int(i64::from(t.x_size))
+            .int(i64::from(t.y_size))
+            .int(i64::from(t.level_mode.0)),
         V::Preview(p) => token.int(i64::from(p.width)).int(i64::from(p.height)),
         V::FloatVector(v) => token.int(v.len() as i64),
         V::Bytes { type_hint, .. } => token.text(type_hint),

@@ -44,6 +44,11 @@ pub struct Channel {
 }
 
 impl Channel {
+    /// Layer and component at once: the name split on its last dot.
+    pub fn split(&self) -> (&str, &str) {
+        self.name.rsplit_once('.').unwrap_or(("", self.name.as_str()))
+    }
+
     /// Everything before the last dot (`diffuse.R` → `diffuse`, `a.b.c.R` → `a.b.c`), or `""`
     /// for a name without a dot.
     pub fn layer(&self) -> &str {
@@ -52,6 +57,8 @@ impl Channel {
 
     /// Everything after the last dot (`diffuse.R` → `R`), or the whole name without a dot.
     pub fn component(&self) -> &str {
-        self.name.rsplit_once('.').map_or(self.name.as_str(), |(_, component)| component)
+        self.name
+            .rsplit_once('.')
+            .map_or(self.name.as_str(), |(_, component)| component)
     }
 }

@@ -63,8 +63,8 @@ pub use error::HeaderError;
 pub use part::{Attribute, Part, PartType};
 pub use prefix::{ReadError, read_header};
 pub use value::{
-    AttributeValue, Box2f, Box2i, Chromaticities, Compression, DeepImageState, Envmap, KeyCode,
-    LevelMode, LineOrder, Preview, Rational, RoundingMode, TileDescription, TimeCode,
+    AttributeValue, Box2f, Box2i, Chromaticities, Compression, DeepImageState, Envmap, KeyCode, LevelMode, LineOrder,
+    Preview, Rational, RoundingMode, TileDescription, TimeCode,
 };
 
 use cursor::{Cursor, NameError};
@@ -149,9 +149,9 @@ impl Header {
 pub fn parse(prefix: &[u8]) -> Result<Progress, HeaderError> {
     match read(prefix) {
         Ok(header) => Ok(Progress::Complete(header)),
-        Err(Stop::NeedMore(needed)) if needed > MAX_HEADER_BYTES => {
-            Err(HeaderError::TooLarge { limit: MAX_HEADER_BYTES })
-        }
+        Err(Stop::NeedMore(needed)) if needed > MAX_HEADER_BYTES => Err(HeaderError::TooLarge {
+            limit: MAX_HEADER_BYTES,
+        }),
         Err(Stop::NeedMore(needed)) => Ok(Progress::NeedMore(needed)),
         Err(Stop::Invalid(error)) => Err(error),
     }
@@ -162,9 +162,10 @@ pub fn parse(prefix: &[u8]) -> Result<Progress, HeaderError> {
 pub fn parse_complete(file_bytes: &[u8]) -> Result<Header, HeaderError> {
     match parse(file_bytes)? {
         Progress::Complete(header) => Ok(header),
-        Progress::NeedMore(needed) => {
-            Err(HeaderError::Truncated { needed, available: file_bytes.len() })
-        }
+        Progress::NeedMore(needed) => Err(HeaderError::Truncated {
+            needed,
+            available: file_bytes.len(),
+        }),
     }
 }
 
@@ -214,7 +215,11 @@ fn read(buf: &[u8]) -> Result<Header, Stop> {
             }
         }
         if parts.len() == MAX_PARTS {
-            return Err(HeaderError::TooMany { what: "parts", limit: MAX_PARTS }.into());
+            return Err(HeaderError::TooMany {
+                what: "parts",
+                limit: MAX_PARTS,
+            }
+            .into());
         }
         let attributes = read_attributes(buf, &mut pos, parts.len(), &mut budget)?;
         parts.push(Part::new(parts.len(), attributes, flags)?);
@@ -227,19 +232,23 @@ fn read(buf: &[u8]) -> Result<Header, Stop> {
     }
     shared::check(&parts)?;
     if pos > MAX_HEADER_BYTES {
-        return Err(HeaderError::TooLarge { limit: MAX_HEADER_BYTES }.into());
+        return Err(HeaderError::TooLarge {
+            limit: MAX_HEADER_BYTES,
+        }
+        .into());
     }
     let header_hash = buf.get(..pos).map(|raw| Sha256::digest(raw).into()).unwrap_or_default();
-    Ok(Header { version, flags, header_bytes: pos, header_hash, parts })
+    Ok(Header {
+        version,
+        flags,
+        header_bytes: pos,
+        header_hash,
+        parts,
+    })
 }
 
 /// Reads one part's attribute list, up to and including its terminating null byte.
-fn read_attributes(
-    buf: &[u8],
-    pos: &mut usize,
-    part: usize,
-    budget: &mut Budget,
-) -> Result<Vec<Attribute>, Stop> {
+fn read_attributes(buf: &[u8], pos: &mut usize, part: usize, budget: &mut Budget) -> Result<Vec<Attribute>, Stop> {
     let mut attributes = part::AttributeList::default();
     loop {
         let mut c = Cursor::at(buf, *pos);
@@ -254,7 +263,11 @@ fn read_attributes(
             None => return Err(Stop::NeedMore(c.position() + 4)),
         };
         let Ok(size) = usize::try_from(size) else {
-            return Err(HeaderError::NegativeSize { part, attribute: value::text(name) }.into());
+            return Err(HeaderError::NegativeSize {
+                part,
+                attribute: value::text(name),
+            }
+            .into());
         };
         let start = c.position();
         if value::read_by_structure(type_name) {
@@ -278,10 +291,14 @@ fn read_attributes(
             return Err(Stop::NeedMore(end + 1));
         };
         if !budget.attribute() {
-            return Err(HeaderError::TooMany { what: "attributes", limit: limits::MAX_ATTRIBUTES }.into());
+            return Err(HeaderError::TooMany {
+                what: "attributes",
+                limit: limits::MAX_ATTRIBUTES,
+            }
+            .into());
         }
-        let value = value::decode(type_name, data, budget)
-            .map_err(|error| decode_error(error, part, name, type_name))?;
+        let value =
+            value::decode(type_name, data, budget).map_err(|error| decode_error(error, part, name, type_name))?;
         attributes.insert(part, name, value)?;
         *pos = end;
     }
@@ -299,7 +316,11 @@ fn read_by_structure(
     budget: &mut Budget,
 ) -> Result<(AttributeValue, usize), Stop> {
     if !budget.attribute() {
-        return Err(HeaderError::TooMany { what: "attributes", limit: limits::MAX_ATTRIBUTES }.into());
+        return Err(HeaderError::TooMany {
+            what: "attributes",
+            limit: limits::MAX_ATTRIBUTES,
+        }
+        .into());
     }
     let end = buf.len().min(start.saturating_add(MAX_ATTRIBUTE_BYTES));
     let bytes = buf.get(start..end).unwrap_or_default();

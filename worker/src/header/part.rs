@@ -164,10 +164,15 @@ impl Part {
             };
             *slot = Some(i);
         }
-        let typed = Typed { part: index, attributes: &attributes };
+        let typed = Typed {
+            part: index,
+            attributes: &attributes,
+        };
         let missing = |attribute: &'static str| HeaderError::MissingAttribute { part: index, attribute };
 
-        typed.get(at.channels, "channels", "chlist", |v| matches!(v, V::ChannelList(_)).then_some(()))?;
+        typed.get(at.channels, "channels", "chlist", |v| {
+            matches!(v, V::ChannelList(_)).then_some(())
+        })?;
         let compression = typed.get(at.compression, "compression", "compression", |v| match v {
             V::Compression(c) => Some(*c),
             _ => None,
@@ -225,7 +230,10 @@ impl Part {
 }
 
 /// The windows of OpenEXR's default `Header()`: (0, 0) – (63, 63).
-const DEFAULT_WINDOW: Box2i = Box2i { min: [0, 0], max: [63, 63] };
+const DEFAULT_WINDOW: Box2i = Box2i {
+    min: [0, 0],
+    max: [63, 63],
+};
 
 /// Positions of the attributes a part needs in typed form.
 #[derive(Default)]
@@ -257,7 +265,9 @@ impl<'a> Typed<'a> {
         expected: &'static str,
         pick: impl Fn(&'a AttributeValue) -> Option<T>,
     ) -> Result<Option<T>, HeaderError> {
-        let Some(attribute) = slot.and_then(|i| self.attributes.get(i)) else { return Ok(None) };
+        let Some(attribute) = slot.and_then(|i| self.attributes.get(i)) else {
+            return Ok(None);
+        };
         match pick(&attribute.value) {
             Some(value) => Ok(Some(value)),
             None => Err(HeaderError::WrongType {
@@ -280,7 +290,11 @@ fn box2i(value: &AttributeValue) -> Option<Box2i> {
 /// The storage type of a part without a `type` attribute. Single-part files say it in their
 /// flags; for a malformed multi-part file without `type`, a `tiles` attribute is the best clue.
 fn infer_type(flags: u32, has_tiles: bool) -> PartType {
-    let tiled = if flags & FLAG_MULTIPART != 0 { has_tiles } else { flags & FLAG_TILED != 0 };
+    let tiled = if flags & FLAG_MULTIPART != 0 {
+        has_tiles
+    } else {
+        flags & FLAG_TILED != 0
+    };
     let deep = flags & FLAG_MULTIPART == 0 && flags & FLAG_NON_IMAGE != 0;
     match (deep, tiled || (deep && has_tiles)) {
         (false, false) => PartType::ScanlineImage,
@@ -294,9 +308,11 @@ fn infer_type(flags: u32, has_tiles: bool) -> PartType {
 /// first position and takes the new value (OpenEXR's `Header::readFrom` does the same); a
 /// repeated name of another type is an error. Names are compared after U+FFFD replacement, so
 /// the record's keys are unique.
-#[derive(Default)]
 pub(super) struct AttributeList {
     attributes: Vec<Attribute>,
+    /// One bit per name class ([`name_class`]) seen so far: a name whose bit is clear is new
+    /// without comparing it to any other.
+    seen: u128,
     /// Name → position, built once the list outgrows a linear scan, so that a hostile header
     /// with many attributes costs O(n) rather than O(n²).
     index: Option<HashMap<String, usize>>,
@@ -304,6 +320,18 @@ pub(super) struct AttributeList {
 
 /// Beyond this many attributes, duplicates are found by hashing instead of scanning.
 const LINEAR_SCAN: usize = 48;
+
+impl Default for AttributeList {
+    fn default() -> Self {
+        // Room for a typical render header, so the list rarely grows; kept under 1 KiB, where
+        // glibc's allocator stays on its fast paths.
+        Self {
+            attributes: Vec::with_capacity(15),
+            seen: 0,
+            index: None,
+        }
+    }
+}
 
 impl AttributeList {
     pub(super) fn insert(&mut self, part: usize, name: &[u8], value: AttributeValue) -> Result<(), HeaderError> {
@@ -332,12 +360,21 @@ impl AttributeList {
     }
 
     fn position(&mut self, name: &str) -> Option<usize> {
+        let bit = 1u128 << name_class(name);
+        if self.seen & bit == 0 {
+            self.seen |= bit;
+            return None;
+        }
         if self.attributes.len() <= LINEAR_SCAN {
             return self.attributes.iter().position(|a| a.name == name);
         }
         let attributes = &self.attributes;
         let index = self.index.get_or_insert_with(|| {
-            attributes.iter().enumerate().map(|(i, a)| (a.name.clone(), i)).collect()
+            attributes
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (a.name.clone(), i))
+                .collect()
         });
         index.get(name).copied()
     }
@@ -345,4 +382,16 @@ impl AttributeList {
     pub(super) fn into_vec(self) -> Vec<Attribute> {
         self.attributes
     }
+}
+
+/// A cheap class of a name, 0..128, from its length and end bytes.
+fn name_class(name: &str) -> u32 {
+    let bytes = name.as_bytes();
+    let first = bytes.first().copied().unwrap_or(0);
+    let last = bytes.last().copied().unwrap_or(0);
+    (bytes.len() as u32)
+        .wrapping_mul(31)
+        .wrapping_add(u32::from(first) * 7)
+        .wrapping_add(u32::from(last))
+        % 128
 }

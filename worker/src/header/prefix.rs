@@ -7,8 +7,10 @@ use thiserror::Error;
 use super::limits::MAX_HEADER_BYTES;
 use super::{Header, HeaderError, Progress, parse};
 
-/// First read size: holds the whole header of nearly every real file.
-pub const INITIAL_READ: usize = 64 * 1024;
+/// First read size: holds the whole header of most render files (a few KiB; many-AOV
+/// headers, previews and huge attribute sets take one more read, sized by what the parser
+/// asks for). Larger first reads cost copying pixel bytes that are never looked at.
+pub const INITIAL_READ: usize = 8 * 1024;
 
 /// Why [`read_header`] failed.
 #[derive(Debug, Error)]
@@ -32,7 +34,11 @@ pub fn read_header(reader: &mut impl Read) -> Result<(Header, usize), ReadError>
         match parse(&buf)? {
             Progress::Complete(header) => return Ok((header, buf.len())),
             Progress::NeedMore(needed) if eof => {
-                return Err(HeaderError::Truncated { needed, available: buf.len() }.into());
+                return Err(HeaderError::Truncated {
+                    needed,
+                    available: buf.len(),
+                }
+                .into());
             }
             Progress::NeedMore(needed) => {
                 want = needed.max(buf.len().saturating_mul(2)).min(MAX_HEADER_BYTES);

@@ -13,7 +13,9 @@ use super::value::AttributeValue;
 
 /// Checks every part after the first against the first.
 pub(super) fn check(parts: &[Part]) -> Result<(), HeaderError> {
-    let Some((first, rest)) = parts.split_first() else { return Ok(()) };
+    let Some((first, rest)) = parts.split_first() else {
+        return Ok(());
+    };
     for part in rest {
         let mut differing = Vec::new();
         if part.display_window != first.display_window {
@@ -24,14 +26,17 @@ pub(super) fn check(parts: &[Part]) -> Result<(), HeaderError> {
             differing.push("pixelAspectRatio");
         }
         for name in ["timecode", "chromaticities"] {
-            if let Some(value) = typed(part, name) {
-                if typed(first, name) != Some(value) {
-                    differing.push(name);
-                }
+            if let Some(value) = typed(part, name)
+                && typed(first, name) != Some(value)
+            {
+                differing.push(name);
             }
         }
         if !differing.is_empty() {
-            return Err(HeaderError::SharedAttributes { part: part.index, attributes: differing.join(", ") });
+            return Err(HeaderError::SharedAttributes {
+                part: part.index,
+                attributes: differing.join(", "),
+            });
         }
     }
     Ok(())
@@ -60,16 +65,34 @@ mod tests {
         let agreeing = build::file(FLAG_MULTIPART, &[part("a"), part("b")]);
         assert_eq!(parse_complete(&agreeing).map(|h| h.parts.len()), Ok(2));
 
-        let aspect = part("b").without("pixelAspectRatio").with(attribute("pixelAspectRatio", "float", &f32s(&[2.0])));
-        let display = part("b").without("displayWindow").with(attribute("displayWindow", "box2i", &i32s(&[0, 0, 7, 7])));
+        let aspect = part("b")
+            .without("pixelAspectRatio")
+            .with(attribute("pixelAspectRatio", "float", &f32s(&[2.0])));
+        let display =
+            part("b")
+                .without("displayWindow")
+                .with(attribute("displayWindow", "box2i", &i32s(&[0, 0, 7, 7])));
         let timecode = part("b").with(attribute("timecode", "timecode", &i32s(&[1, 0])));
-        for (later, differing) in [(aspect, "pixelAspectRatio"), (display, "displayWindow"), (timecode, "timecode")] {
+        for (later, differing) in [
+            (aspect, "pixelAspectRatio"),
+            (display, "displayWindow"),
+            (timecode, "timecode"),
+        ] {
             let file = build::file(FLAG_MULTIPART, &[part("a"), later]);
-            let want = HeaderError::SharedAttributes { part: 1, attributes: differing.into() };
+            let want = HeaderError::SharedAttributes {
+                part: 1,
+                attributes: differing.into(),
+            };
             assert_eq!(parse_complete(&file).map(|h| h.parts.len()), Err(want));
         }
         // As in OpenEXR, only a later part's extra `timecode` conflicts, not the first part's.
-        let first_only = build::file(FLAG_MULTIPART, &[part("a").with(attribute("timecode", "timecode", &i32s(&[1, 0]))), part("b")]);
+        let first_only = build::file(
+            FLAG_MULTIPART,
+            &[
+                part("a").with(attribute("timecode", "timecode", &i32s(&[1, 0]))),
+                part("b"),
+            ],
+        );
         assert!(parse_complete(&first_only).is_ok());
     }
 
@@ -82,7 +105,10 @@ mod tests {
             .without("screenWindowWidth");
         let header = parse_complete(&build::file(0, &[bare])).unwrap();
         let part = &header.parts[0];
-        assert_eq!((part.pixel_aspect_ratio, part.line_order.to_string()), (1.0, "increasing_y".to_owned()));
+        assert_eq!(
+            (part.pixel_aspect_ratio, part.line_order.to_string()),
+            (1.0, "increasing_y".to_owned())
+        );
         assert!(part.attribute("pixelAspectRatio").is_none());
     }
 }

@@ -232,7 +232,8 @@ pub struct Preview {
 }
 
 /// The typed value of one attribute. The variant determines the OpenEXR type name
-/// ([`AttributeValue::type_name`]).
+/// ([`AttributeValue::type_name`]). Values larger than a few words are boxed, so that the
+/// common ones (ints, floats, strings, windows) keep attribute lists small.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttributeValue {
     /// `box2i`
@@ -242,7 +243,7 @@ pub enum AttributeValue {
     /// `chlist`, in file order (OpenEXR writes it sorted by name).
     ChannelList(Vec<Channel>),
     /// `chromaticities`
-    Chromaticities(Chromaticities),
+    Chromaticities(Box<Chromaticities>),
     /// `compression`
     Compression(Compression),
     /// `double`
@@ -256,19 +257,19 @@ pub enum AttributeValue {
     /// `int`
     Int(i32),
     /// `keycode`
-    KeyCode(KeyCode),
+    KeyCode(Box<KeyCode>),
     /// `lineOrder`
     LineOrder(LineOrder),
     /// `m33f`, row-major.
-    M33f([[f32; 3]; 3]),
+    M33f(Box<[[f32; 3]; 3]>),
     /// `m33d`, row-major.
-    M33d([[f64; 3]; 3]),
+    M33d(Box<[[f64; 3]; 3]>),
     /// `m44f`, row-major.
-    M44f([[f32; 4]; 4]),
+    M44f(Box<[[f32; 4]; 4]>),
     /// `m44d`, row-major.
-    M44d([[f64; 4]; 4]),
+    M44d(Box<[[f64; 4]; 4]>),
     /// `preview`
-    Preview(Preview),
+    Preview(Box<Preview>),
     /// `rational`
     Rational(Rational),
     /// `string` (bytes that are not UTF-8 are replaced by U+FFFD).
@@ -296,17 +297,17 @@ pub enum AttributeValue {
     /// `bytes` (OpenEXR 3.4+): a type hint and opaque data.
     Bytes {
         /// Application-defined hint of what the bytes are.
-        type_hint: String,
+        type_hint: Box<str>,
         /// The data.
-        data: Vec<u8>,
+        data: Box<[u8]>,
     },
     /// Any other type, including custom ones and `idmanifest` (compressed): the type name as
     /// written in the file and the value's raw bytes.
     Raw {
         /// Type name as written in the file.
-        type_name: String,
+        type_name: Box<str>,
         /// The value bytes.
-        data: Vec<u8>,
+        data: Box<[u8]>,
     },
 }
 
@@ -380,10 +381,32 @@ impl From<ValueError> for DecodeError {
 pub(super) fn read_by_structure(type_name: &[u8]) -> bool {
     matches!(
         type_name,
-        b"box2i" | b"box2f" | b"chlist" | b"chromaticities" | b"compression" | b"double"
-            | b"envmap" | b"float" | b"int" | b"keycode" | b"lineOrder" | b"m33f" | b"m33d"
-            | b"m44f" | b"m44d" | b"preview" | b"rational" | b"tiledesc" | b"timecode" | b"v2i"
-            | b"v2f" | b"v2d" | b"v3i" | b"v3f" | b"v3d" | b"deepImageState"
+        b"box2i"
+            | b"box2f"
+            | b"chlist"
+            | b"chromaticities"
+            | b"compression"
+            | b"double"
+            | b"envmap"
+            | b"float"
+            | b"int"
+            | b"keycode"
+            | b"lineOrder"
+            | b"m33f"
+            | b"m33d"
+            | b"m44f"
+            | b"m44d"
+            | b"preview"
+            | b"rational"
+            | b"tiledesc"
+            | b"timecode"
+            | b"v2i"
+            | b"v2f"
+            | b"v2d"
+            | b"v3i"
+            | b"v3f"
+            | b"v3d"
+            | b"deepImageState"
     )
 }
 
@@ -406,11 +429,7 @@ pub(super) fn decode_by_structure(
 
 /// Decodes the `data` (of the declared size) of an attribute of type `type_name`. Unknown
 /// types become [`AttributeValue::Raw`]; the value must fill `data` exactly.
-pub(super) fn decode(
-    type_name: &[u8],
-    data: &[u8],
-    budget: &mut Budget,
-) -> Result<AttributeValue, DecodeError> {
+pub(super) fn decode(type_name: &[u8], data: &[u8], budget: &mut Budget) -> Result<AttributeValue, DecodeError> {
     let mut c = Cursor::new(data);
     let value = decode_from(type_name, &mut c, budget)?;
     if c.remaining() != 0 {
@@ -422,30 +441,39 @@ pub(super) fn decode(
 fn decode_from(type_name: &[u8], c: &mut Cursor<'_>, budget: &mut Budget) -> Result<AttributeValue, DecodeError> {
     use AttributeValue as V;
     let value = match type_name {
-        b"box2i" => V::Box2i(Box2i { min: c.i32s()?, max: c.i32s()? }),
-        b"box2f" => V::Box2f(Box2f { min: c.f32s()?, max: c.f32s()? }),
+        b"box2i" => V::Box2i(Box2i {
+            min: c.i32s()?,
+            max: c.i32s()?,
+        }),
+        b"box2f" => V::Box2f(Box2f {
+            min: c.f32s()?,
+            max: c.f32s()?,
+        }),
         b"chlist" => V::ChannelList(channel_list(c, budget)?),
-        b"chromaticities" => V::Chromaticities(Chromaticities {
+        b"chromaticities" => V::Chromaticities(Box::new(Chromaticities {
             red: c.f32s()?,
             green: c.f32s()?,
             blue: c.f32s()?,
             white: c.f32s()?,
-        }),
+        })),
         b"compression" => V::Compression(Compression(c.u8()?)),
         b"double" => V::Double(c.f64()?),
         b"envmap" => V::Envmap(Envmap(c.u8()?)),
         b"float" => V::Float(c.f32()?),
         b"floatvector" => {
-            if c.remaining() % 4 != 0 {
+            if !c.remaining().is_multiple_of(4) {
                 return Err(DecodeError::Bad("size is not a multiple of 4"));
             }
-            V::FloatVector(c.rest().chunks_exact(4).map(|b| Cursor::new(b).f32()).collect::<Result<_, _>>()?)
+            V::FloatVector(
+                c.rest()
+                    .chunks_exact(4)
+                    .map(|b| Cursor::new(b).f32())
+                    .collect::<Result<_, _>>()?,
+            )
         }
         b"int" => V::Int(c.i32()?),
         b"keycode" => {
-            let [film_mfc_code, film_type, prefix, count, perf_offset, perfs_per_frame, perfs_per_count] =
-                c.i32s()?;
-            V::KeyCode(KeyCode {
+            let [
                 film_mfc_code,
                 film_type,
                 prefix,
@@ -453,15 +481,27 @@ fn decode_from(type_name: &[u8], c: &mut Cursor<'_>, budget: &mut Budget) -> Res
                 perf_offset,
                 perfs_per_frame,
                 perfs_per_count,
-            })
+            ] = c.i32s()?;
+            V::KeyCode(Box::new(KeyCode {
+                film_mfc_code,
+                film_type,
+                prefix,
+                count,
+                perf_offset,
+                perfs_per_frame,
+                perfs_per_count,
+            }))
         }
         b"lineOrder" => V::LineOrder(LineOrder(c.u8()?)),
-        b"m33f" => V::M33f([c.f32s()?, c.f32s()?, c.f32s()?]),
-        b"m33d" => V::M33d([c.f64s()?, c.f64s()?, c.f64s()?]),
-        b"m44f" => V::M44f([c.f32s()?, c.f32s()?, c.f32s()?, c.f32s()?]),
-        b"m44d" => V::M44d([c.f64s()?, c.f64s()?, c.f64s()?, c.f64s()?]),
-        b"preview" => V::Preview(preview(c)?),
-        b"rational" => V::Rational(Rational { n: c.i32()?, d: c.u32()? }),
+        b"m33f" => V::M33f(Box::new([c.f32s()?, c.f32s()?, c.f32s()?])),
+        b"m33d" => V::M33d(Box::new([c.f64s()?, c.f64s()?, c.f64s()?])),
+        b"m44f" => V::M44f(Box::new([c.f32s()?, c.f32s()?, c.f32s()?, c.f32s()?])),
+        b"m44d" => V::M44d(Box::new([c.f64s()?, c.f64s()?, c.f64s()?, c.f64s()?])),
+        b"preview" => V::Preview(Box::new(preview(c)?)),
+        b"rational" => V::Rational(Rational {
+            n: c.i32()?,
+            d: c.u32()?,
+        }),
         b"string" => V::String(text(c.rest())),
         b"stringvector" => V::StringVector(string_vector(c, budget)?),
         b"tiledesc" => {
@@ -475,7 +515,10 @@ fn decode_from(type_name: &[u8], c: &mut Cursor<'_>, budget: &mut Budget) -> Res
                 rounding_mode: RoundingMode(mode >> 4),
             })
         }
-        b"timecode" => V::TimeCode(TimeCode { time_and_flags: c.u32()?, user_data: c.u32()? }),
+        b"timecode" => V::TimeCode(TimeCode {
+            time_and_flags: c.u32()?,
+            user_data: c.u32()?,
+        }),
         b"v2i" => V::V2i(c.i32s()?),
         b"v2f" => V::V2f(c.f32s()?),
         b"v2d" => V::V2d(c.f64s()?),
@@ -486,20 +529,29 @@ fn decode_from(type_name: &[u8], c: &mut Cursor<'_>, budget: &mut Budget) -> Res
         b"bytes" => {
             let hint_len = usize::try_from(c.u32()?).map_err(|_| "type hint too long")?;
             let hint = c.take(hint_len).ok_or("type hint longer than the value")?;
-            V::Bytes { type_hint: text(hint), data: c.rest().to_vec() }
+            V::Bytes {
+                type_hint: text(hint).into(),
+                data: c.rest().into(),
+            }
         }
-        _ => V::Raw { type_name: text(type_name), data: c.rest().to_vec() },
+        _ => V::Raw {
+            type_name: text(type_name).into(),
+            data: c.rest().into(),
+        },
     };
     Ok(value)
 }
 
 /// Text from the file: UTF-8 kept as is, other bytes replaced by U+FFFD.
 pub(super) fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
 }
 
 fn channel_list(c: &mut Cursor<'_>, budget: &mut Budget) -> Result<Vec<Channel>, DecodeError> {
-    let mut channels = Vec::new();
+    let mut channels = Vec::with_capacity(24);
     loop {
         let name = c.name(MAX_NAME_BYTES).map_err(|error| match error {
             NameError::TooLong => "channel name longer than 255 bytes",
@@ -514,7 +566,13 @@ fn channel_list(c: &mut Cursor<'_>, budget: &mut Budget) -> Result<Vec<Channel>,
         c.take(3).ok_or(SHORT)?;
         let x_sampling = c.i32()?;
         let y_sampling = c.i32()?;
-        channels.push(Channel { name: text(name), pixel_type, p_linear, x_sampling, y_sampling });
+        channels.push(Channel {
+            name: text(name),
+            pixel_type,
+            p_linear,
+            x_sampling,
+            y_sampling,
+        });
     }
 }
 
@@ -532,8 +590,18 @@ fn string_vector(c: &mut Cursor<'_>, budget: &mut Budget) -> Result<Vec<String>,
 fn preview(c: &mut Cursor<'_>) -> Result<Preview, ValueError> {
     let width = c.u32()?;
     let height = c.u32()?;
-    let len = u64::from(width).checked_mul(u64::from(height)).and_then(|n| n.checked_mul(4));
-    let len = len.and_then(|n| usize::try_from(n).ok()).filter(|&n| n <= MAX_ATTRIBUTE_BYTES);
-    let pixels = c.take(len.ok_or("pixels exceed the attribute size limit")?).ok_or(SHORT)?;
-    Ok(Preview { width, height, sha256: Sha256::digest(pixels).into() })
+    let len = u64::from(width)
+        .checked_mul(u64::from(height))
+        .and_then(|n| n.checked_mul(4));
+    let len = len
+        .and_then(|n| usize::try_from(n).ok())
+        .filter(|&n| n <= MAX_ATTRIBUTE_BYTES);
+    let pixels = c
+        .take(len.ok_or("pixels exceed the attribute size limit")?)
+        .ok_or(SHORT)?;
+    Ok(Preview {
+        width,
+        height,
+        sha256: Sha256::digest(pixels).into(),
+    })
 }

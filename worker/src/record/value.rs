@@ -1,214 +1,204 @@
 //! Attribute values in the record's JSON, and the per-attribute forms a catalog stores
 //! (`value_json`, `value_text`, `value_int`, `value_float`).
 
+use std::fmt::Display;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use serde::ser::{SerializeMap, SerializeSeq, Serializer};
-use serde::Serialize;
 
+use super::json::JsonOut;
 use crate::header::{AttributeValue, Box2i, Channel, TileDescription};
 
-/// Serialises an `f32` as a JSON number, or as the string `"nan"`, `"inf"` or `"-inf"`
-/// (JSON has no non-finite numbers and `null` would lose the value).
-pub(super) struct F32(pub f32);
-
-impl Serialize for F32 {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        F64(f64::from(self.0)).serialize_as(s, |s| s.serialize_f32(self.0))
-    }
-}
-
-/// Serialises an `f64` like [`F32`].
-pub(super) struct F64(pub f64);
-
-impl F64 {
-    fn serialize_as<S: Serializer>(&self, s: S, finite: impl FnOnce(S) -> Result<S::Ok, S::Error>) -> Result<S::Ok, S::Error> {
-        if self.0.is_finite() {
-            finite(s)
-        } else if self.0.is_nan() {
-            s.serialize_str("nan")
-        } else if self.0 > 0.0 {
-            s.serialize_str("inf")
-        } else {
-            s.serialize_str("-inf")
-        }
-    }
-}
-
-impl Serialize for F64 {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.serialize_as(s, |s| s.serialize_f64(self.0))
-    }
-}
-
-fn f32s<S: Serializer, const N: usize>(s: S, values: &[f32; N]) -> Result<S::Ok, S::Error> {
-    s.collect_seq(values.iter().map(|v| F32(*v)))
-}
-
-fn f64s<S: Serializer, const N: usize>(s: S, values: &[f64; N]) -> Result<S::Ok, S::Error> {
-    s.collect_seq(values.iter().map(|v| F64(*v)))
-}
-
-/// A row of a matrix or a vector of floats.
-struct Row32<'a, const N: usize>(&'a [f32; N]);
-
-impl<const N: usize> Serialize for Row32<'_, N> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        f32s(s, self.0)
-    }
-}
-
-struct Row64<'a, const N: usize>(&'a [f64; N]);
-
-impl<const N: usize> Serialize for Row64<'_, N> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        f64s(s, self.0)
+/// A code with an OpenEXR name: the name when it has one, else its `unknown(N)` text.
+pub(super) fn named(j: &mut JsonOut<'_>, name: Option<&'static str>, code: &impl Display) {
+    match name {
+        Some(name) => j.string(name),
+        None => j.string(&code.to_string()),
     }
 }
 
 /// A `box2i` as `[xmin, ymin, xmax, ymax]` (the record's window form).
-pub(super) struct Window<'a>(pub &'a Box2i);
-
-impl Serialize for Window<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        [self.0.min[0], self.0.min[1], self.0.max[0], self.0.max[1]].serialize(s)
-    }
+pub(super) fn window(j: &mut JsonOut<'_>, b: &Box2i) {
+    j.array([b.min[0], b.min[1], b.max[0], b.max[1]], |j, v| j.int(v));
 }
 
 /// A `tiledesc` as `{x_size, y_size, level_mode, rounding_mode}`.
-pub(super) struct Tiles<'a>(pub &'a TileDescription);
-
-impl Serialize for Tiles<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut m = s.serialize_map(Some(4))?;
-        m.serialize_entry("x_size", &self.0.x_size)?;
-        m.serialize_entry("y_size", &self.0.y_size)?;
-        m.serialize_entry("level_mode", &self.0.level_mode.to_string())?;
-        m.serialize_entry("rounding_mode", &self.0.rounding_mode.to_string())?;
-        m.end()
-    }
+pub(super) fn tiles(j: &mut JsonOut<'_>, t: &TileDescription) {
+    j.raw(b"{\"x_size\":");
+    j.uint(t.x_size);
+    j.raw(b",\"y_size\":");
+    j.uint(t.y_size);
+    j.raw(b",\"level_mode\":");
+    named(j, t.level_mode.name(), &t.level_mode);
+    j.raw(b",\"rounding_mode\":");
+    named(j, t.rounding_mode.name(), &t.rounding_mode);
+    j.raw(b"}");
 }
 
-/// A channel as `{name, layer, component, type, x_sampling, y_sampling, p_linear}`.
-pub(super) struct ChannelJson<'a>(pub &'a Channel);
+/// A part's channel as `{name, layer, component, type, x_sampling, y_sampling, p_linear}`.
+pub(super) fn channel(j: &mut JsonOut<'_>, c: &Channel) {
+    let (layer, component) = c.split();
+    j.raw(b"{\"name\":");
+    j.string(&c.name);
+    j.raw(b",\"layer\":");
+    j.string(layer);
+    j.raw(b",\"component\":");
+    j.string(component);
+    channel_fields(j, c);
+}
 
-impl Serialize for ChannelJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let c = self.0;
-        let mut m = s.serialize_map(Some(7))?;
-        m.serialize_entry("name", &c.name)?;
-        m.serialize_entry("layer", c.layer())?;
-        m.serialize_entry("component", c.component())?;
-        m.serialize_entry("type", &c.pixel_type.to_string())?;
-        m.serialize_entry("x_sampling", &c.x_sampling)?;
-        m.serialize_entry("y_sampling", &c.y_sampling)?;
-        m.serialize_entry("p_linear", &c.p_linear)?;
-        m.end()
-    }
+/// A `chlist` entry as the file holds it: `{name, type, x_sampling, y_sampling, p_linear}`
+/// (the part's channels add the derived layer and component).
+fn channel_entry(j: &mut JsonOut<'_>, c: &Channel) {
+    j.raw(b"{\"name\":");
+    j.string(&c.name);
+    channel_fields(j, c);
+}
+
+fn channel_fields(j: &mut JsonOut<'_>, c: &Channel) {
+    j.raw(b",\"type\":");
+    named(j, c.pixel_type.name(), &c.pixel_type);
+    j.raw(b",\"x_sampling\":");
+    j.int(c.x_sampling);
+    j.raw(b",\"y_sampling\":");
+    j.int(c.y_sampling);
+    j.raw(b",\"p_linear\":");
+    j.bool(c.p_linear);
+    j.raw(b"}");
+}
+
+fn f32s(j: &mut JsonOut<'_>, values: &[f32]) {
+    j.array(values, |j, v| j.f32(*v));
+}
+
+fn f64s(j: &mut JsonOut<'_>, values: &[f64]) {
+    j.array(values, |j, v| j.f64(*v));
+}
+
+fn ints(j: &mut JsonOut<'_>, values: &[i32]) {
+    j.array(values, |j, v| j.int(*v));
+}
+
+/// `{"min": [x, y], "max": [x, y]}` with the corners written by `corner`.
+fn corners<T>(j: &mut JsonOut<'_>, min: &[T], max: &[T], corner: fn(&mut JsonOut<'_>, &[T])) {
+    j.raw(b"{\"min\":");
+    corner(j, min);
+    j.raw(b",\"max\":");
+    corner(j, max);
+    j.raw(b"}");
 }
 
 /// The typed JSON value of an attribute (the `value` next to `type` in the record).
-pub struct ValueJson<'a>(pub &'a AttributeValue);
-
-impl Serialize for ValueJson<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use AttributeValue as V;
-        match self.0 {
-            V::Box2i(b) => {
-                let mut m = s.serialize_map(Some(2))?;
-                m.serialize_entry("min", &b.min)?;
-                m.serialize_entry("max", &b.max)?;
-                m.end()
-            }
-            V::Box2f(b) => {
-                let mut m = s.serialize_map(Some(2))?;
-                m.serialize_entry("min", &Row32(&b.min))?;
-                m.serialize_entry("max", &Row32(&b.max))?;
-                m.end()
-            }
-            V::ChannelList(channels) => s.collect_seq(channels.iter().map(ChannelJson)),
-            V::Chromaticities(c) => {
-                let mut m = s.serialize_map(Some(4))?;
-                m.serialize_entry("red", &Row32(&c.red))?;
-                m.serialize_entry("green", &Row32(&c.green))?;
-                m.serialize_entry("blue", &Row32(&c.blue))?;
-                m.serialize_entry("white", &Row32(&c.white))?;
-                m.end()
-            }
-            V::Compression(c) => s.collect_str(c),
-            V::Double(v) => F64(*v).serialize(s),
-            V::Envmap(e) => s.collect_str(e),
-            V::Float(v) => F32(*v).serialize(s),
-            V::FloatVector(values) => s.collect_seq(values.iter().map(|v| F32(*v))),
-            V::Int(v) => s.serialize_i32(*v),
-            V::KeyCode(k) => {
-                let mut m = s.serialize_map(Some(7))?;
-                m.serialize_entry("film_mfc_code", &k.film_mfc_code)?;
-                m.serialize_entry("film_type", &k.film_type)?;
-                m.serialize_entry("prefix", &k.prefix)?;
-                m.serialize_entry("count", &k.count)?;
-                m.serialize_entry("perf_offset", &k.perf_offset)?;
-                m.serialize_entry("perfs_per_frame", &k.perfs_per_frame)?;
-                m.serialize_entry("perfs_per_count", &k.perfs_per_count)?;
-                m.end()
-            }
-            V::LineOrder(l) => s.collect_str(l),
-            V::M33f(rows) => s.collect_seq(rows.iter().map(Row32)),
-            V::M33d(rows) => s.collect_seq(rows.iter().map(Row64)),
-            V::M44f(rows) => s.collect_seq(rows.iter().map(Row32)),
-            V::M44d(rows) => s.collect_seq(rows.iter().map(Row64)),
-            V::Preview(p) => {
-                let mut m = s.serialize_map(Some(3))?;
-                m.serialize_entry("width", &p.width)?;
-                m.serialize_entry("height", &p.height)?;
-                m.serialize_entry("sha256", &super::Hex(&p.sha256))?;
-                m.end()
-            }
-            V::Rational(r) => {
-                let mut m = s.serialize_map(Some(2))?;
-                m.serialize_entry("n", &r.n)?;
-                m.serialize_entry("d", &r.d)?;
-                m.end()
-            }
-            V::String(text) => s.serialize_str(text),
-            V::StringVector(items) => {
-                let mut seq = s.serialize_seq(Some(items.len()))?;
-                for item in items {
-                    seq.serialize_element(item)?;
-                }
-                seq.end()
-            }
-            V::TileDescription(t) => Tiles(t).serialize(s),
-            V::TimeCode(t) => {
-                let mut m = s.serialize_map(Some(10))?;
-                let time = format!("{:02}:{:02}:{:02}:{:02}", t.hours(), t.minutes(), t.seconds(), t.frame());
-                m.serialize_entry("time", &time)?;
-                m.serialize_entry("drop_frame", &t.drop_frame())?;
-                m.serialize_entry("color_frame", &t.color_frame())?;
-                m.serialize_entry("field_phase", &t.field_phase())?;
-                let [bgf0, bgf1, bgf2] = t.bgf();
-                m.serialize_entry("bgf0", &bgf0)?;
-                m.serialize_entry("bgf1", &bgf1)?;
-                m.serialize_entry("bgf2", &bgf2)?;
-                m.serialize_entry("user_data", &t.user_data)?;
-                m.serialize_entry("time_and_flags", &t.time_and_flags)?;
-                m.end()
-            }
-            V::V2i(v) => v.serialize(s),
-            V::V2f(v) => f32s(s, v),
-            V::V2d(v) => f64s(s, v),
-            V::V3i(v) => v.serialize(s),
-            V::V3f(v) => f32s(s, v),
-            V::V3d(v) => f64s(s, v),
-            V::DeepImageState(d) => s.collect_str(d),
-            V::Bytes { type_hint, data } => {
-                let mut m = s.serialize_map(Some(2))?;
-                m.serialize_entry("type_hint", type_hint)?;
-                m.serialize_entry("base64", &BASE64.encode(data))?;
-                m.end()
-            }
-            V::Raw { data, .. } => s.serialize_str(&BASE64.encode(data)),
+pub(super) fn value(j: &mut JsonOut<'_>, value: &AttributeValue) {
+    use AttributeValue as V;
+    match value {
+        V::Box2i(b) => corners(j, &b.min, &b.max, ints),
+        V::Box2f(b) => corners(j, &b.min, &b.max, f32s),
+        V::ChannelList(channels) => j.array(channels, channel_entry),
+        V::Chromaticities(c) => {
+            j.raw(b"{\"red\":");
+            f32s(j, &c.red);
+            j.raw(b",\"green\":");
+            f32s(j, &c.green);
+            j.raw(b",\"blue\":");
+            f32s(j, &c.blue);
+            j.raw(b",\"white\":");
+            f32s(j, &c.white);
+            j.raw(b"}");
         }
+        V::Compression(c) => named(j, c.name(), c),
+        V::Double(v) => j.f64(*v),
+        V::Envmap(e) => named(j, e.name(), e),
+        V::Float(v) => j.f32(*v),
+        V::FloatVector(values) => f32s(j, values),
+        V::Int(v) => j.int(*v),
+        V::KeyCode(k) => {
+            for (i, (key, v)) in [
+                ("film_mfc_code", k.film_mfc_code),
+                ("film_type", k.film_type),
+                ("prefix", k.prefix),
+                ("count", k.count),
+                ("perf_offset", k.perf_offset),
+                ("perfs_per_frame", k.perfs_per_frame),
+                ("perfs_per_count", k.perfs_per_count),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                j.raw(if i == 0 { b"{" } else { b"," });
+                j.string(key);
+                j.raw(b":");
+                j.int(v);
+            }
+            j.raw(b"}");
+        }
+        V::LineOrder(l) => named(j, l.name(), l),
+        V::M33f(rows) => j.array(rows.iter(), |j, r| f32s(j, r)),
+        V::M33d(rows) => j.array(rows.iter(), |j, r| f64s(j, r)),
+        V::M44f(rows) => j.array(rows.iter(), |j, r| f32s(j, r)),
+        V::M44d(rows) => j.array(rows.iter(), |j, r| f64s(j, r)),
+        V::Preview(p) => {
+            j.raw(b"{\"width\":");
+            j.uint(p.width);
+            j.raw(b",\"height\":");
+            j.uint(p.height);
+            j.raw(b",\"sha256\":");
+            j.hex(&p.sha256);
+            j.raw(b"}");
+        }
+        V::Rational(r) => {
+            j.raw(b"{\"n\":");
+            j.int(r.n);
+            j.raw(b",\"d\":");
+            j.uint(r.d);
+            j.raw(b"}");
+        }
+        V::String(text) => j.string(text),
+        V::StringVector(items) => j.array(items, |j, s| j.string(s)),
+        V::TileDescription(t) => tiles(j, t),
+        V::TimeCode(t) => {
+            let time = format!(
+                "{:02}:{:02}:{:02}:{:02}",
+                t.hours(),
+                t.minutes(),
+                t.seconds(),
+                t.frame()
+            );
+            let [bgf0, bgf1, bgf2] = t.bgf();
+            j.raw(b"{\"time\":");
+            j.string(&time);
+            for (key, flag) in [
+                (&b",\"drop_frame\":"[..], t.drop_frame()),
+                (b",\"color_frame\":", t.color_frame()),
+                (b",\"field_phase\":", t.field_phase()),
+                (b",\"bgf0\":", bgf0),
+                (b",\"bgf1\":", bgf1),
+                (b",\"bgf2\":", bgf2),
+            ] {
+                j.raw(key);
+                j.bool(flag);
+            }
+            j.raw(b",\"user_data\":");
+            j.uint(t.user_data);
+            j.raw(b",\"time_and_flags\":");
+            j.uint(t.time_and_flags);
+            j.raw(b"}");
+        }
+        V::V2i(v) => ints(j, v),
+        V::V2f(v) => f32s(j, v),
+        V::V2d(v) => f64s(j, v),
+        V::V3i(v) => ints(j, v),
+        V::V3f(v) => f32s(j, v),
+        V::V3d(v) => f64s(j, v),
+        V::DeepImageState(d) => named(j, d.name(), d),
+        V::Bytes { type_hint, data } => {
+            j.raw(b"{\"type_hint\":");
+            j.string(type_hint);
+            j.raw(b",\"base64\":");
+            j.string(&BASE64.encode(data));
+            j.raw(b"}");
+        }
+        V::Raw { data, .. } => j.string(&BASE64.encode(data)),
     }
 }
 
@@ -216,7 +206,9 @@ impl AttributeValue {
     /// The value as compact JSON text, exactly as in the record (`value_json`). Floats keep
     /// their shortest `f32` form (`0.1`, not `0.10000000149011612`).
     pub fn to_json_string(&self) -> String {
-        serde_json::to_string(&ValueJson(self)).unwrap_or_default()
+        let mut buf = Vec::new();
+        value(&mut JsonOut::new(&mut buf), self);
+        String::from_utf8(buf).unwrap_or_default()
     }
 
     /// The value as text (`value_text`): strings as they are, string vectors one item per

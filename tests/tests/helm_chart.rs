@@ -3,7 +3,7 @@
 //! install whose rendered Deployment — args, env, probes, ServiceAccount and RBAC — runs the
 //! operator binary as a local process that reconciles a scan.
 //!
-//! Run with `cargo build -p exrscan-operator && cargo test -p exrscan-tests --test helm_chart`.
+//! Run with `cargo build --workspace --bins && cargo test --workspace --test helm_chart`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

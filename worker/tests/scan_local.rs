@@ -8,10 +8,14 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use exrscan::catalog::{CatalogBatch, SourceFile};
-use exrscan::scan::{self, ScanError, Tally};
-use exrscan::sink::{Neighbour, SimilarBy, Sink, SinkError, Writer};
+use exrscan::scan::{self, CancellationToken, ScanError, Tally};
+use exrscan::sink::{AnySink, Neighbour, SimilarBy, Sink, SinkError, Writer};
 use exrscan::source::local::LocalSource;
+use exrscan::source::{ReadHeader, Source, SourceError};
+use tokio::sync::mpsc;
 use fixtures::{TestResult, duckdb_rows, expected_rows, sample_tree, scalar};
 use serde_json::Value;
 
@@ -191,7 +195,8 @@ fn a_failing_sink_stops_the_scan() -> TestResult {
         let mut writer = Writer::new(FailingSink { ok_writes: 3 }, fixtures::retry());
         let tally = Tally::default();
         let options = fixtures::options(5);
-        let scan = scan::run(Arc::new(LocalSource::new(&tree)?), &mut writer, &options, &tally);
+        let never = CancellationToken::new();
+        let scan = scan::run(Arc::new(LocalSource::new(&tree)?), &mut writer, &options, &tally, &never);
         Ok::<_, Box<dyn std::error::Error>>(tokio::time::timeout(Duration::from_secs(60), scan).await)
     })?;
     match result {
@@ -199,5 +204,60 @@ fn a_failing_sink_stops_the_scan() -> TestResult {
         Ok(other) => panic!("expected the sink's error, got {other:?}"),
         Err(_) => panic!("the scan hung after the sink failed"),
     }
+    Ok(())
+}
+
+/// A local source that asks the scan to stop (as SIGTERM does) when its `after`-th header
+/// read starts.
+struct StopsAfter {
+    inner: LocalSource,
+    reads: AtomicUsize,
+    after: usize,
+    stop: CancellationToken,
+}
+
+impl Source for StopsAfter {
+    async fn list(&self, found: mpsc::Sender<Result<SourceFile, SourceError>>) -> Result<(), SourceError> {
+        self.inner.list(found).await
+    }
+    async fn read_header(&self, file: &SourceFile) -> Result<ReadHeader, SourceError> {
+        if self.reads.fetch_add(1, Ordering::SeqCst) + 1 == self.after {
+            self.stop.cancel();
+        }
+        self.inner.read_header(file).await
+    }
+}
+
+/// A stopped scan writes every header it read (the reads in flight included), ends with
+/// `Interrupted`, and the next run indexes exactly the rest: nothing lost, nothing twice.
+#[test]
+fn a_stopped_scan_writes_what_it_read_and_the_next_run_resumes() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let tree = dir.path().join("renders");
+    let files = sample_tree(&tree, 300) as u64;
+    let db = dir.path().join("catalog.duckdb");
+    let uri = format!("duckdb://{}", db.display()).parse()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let open = || runtime.block_on(AnySink::open(&uri, Default::default(), &fixtures::retry()));
+
+    let stop = CancellationToken::new();
+    let source = StopsAfter { inner: LocalSource::new(&tree)?, reads: AtomicUsize::new(0), after: 500, stop: stop.clone() };
+    let tally = Tally::default();
+    let mut writer = Writer::new(open()?, fixtures::retry());
+    let options = fixtures::options(64);
+    let scan = scan::run(Arc::new(source), &mut writer, &options, &tally, &stop);
+    let result = runtime.block_on(async { tokio::time::timeout(Duration::from_secs(60), scan).await })?;
+    assert!(matches!(result, Err(ScanError::Interrupted)), "{result:?}");
+    drop(writer);
+    let first = tally.summary(Duration::ZERO).counts;
+    assert!(first.processed >= 500 && first.processed < files, "stopped part-way: {first:?}");
+    assert_eq!(first.inserted, first.processed, "every header read was written: {first:?}");
+    let n = |sql: &str| scalar(&duckdb_rows(&db, sql)) as u64;
+    assert_eq!(n("SELECT count(*) FROM files"), first.inserted);
+
+    let second = fixtures::scan(&tree, &uri.to_string(), Default::default(), 64)?.counts;
+    assert_eq!(second.inserted, files - first.inserted, "{second:?}");
+    assert_eq!(n("SELECT count(*) FROM files"), files);
+    assert_eq!(n("SELECT count(DISTINCT source_uri) FROM files"), files);
     Ok(())
 }

@@ -154,7 +154,7 @@ fn basic_auth_handshake_token_expiry_and_refusal() -> TestResult {
     let summary = runtime.block_on(async {
         let tally = exrscan::scan::Tally::default();
         let source = std::sync::Arc::new(exrscan::source::local::LocalSource::new(&tree)?);
-        Ok::<_, Box<dyn std::error::Error>>(exrscan::scan::run(source, &mut writer, &fixtures::options(4), &tally).await?)
+        Ok::<_, Box<dyn std::error::Error>>(exrscan::scan::run(source, &mut writer, &fixtures::options(4), &tally, &Default::default()).await?)
     })?;
     assert_eq!(summary.counts.inserted, files);
     assert!(summary.retries > 0, "the expired token should have cost a retry");

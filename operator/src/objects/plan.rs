@@ -5,7 +5,10 @@
 use std::collections::BTreeMap;
 
 use exrscan_crds::ExrScan;
-use k8s_openapi::api::batch::v1::{Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement, PodFailurePolicyRule};
+use k8s_openapi::api::batch::v1::{
+    Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement, PodFailurePolicyOnPodConditionsPattern,
+    PodFailurePolicyRule,
+};
 use k8s_openapi::api::core::v1::ConfigMap;
 
 use super::{ScanRef, worker_pod};
@@ -48,7 +51,7 @@ pub fn planner_job(scan: &ExrScan, scan_ref: &ScanRef, run: &str, default_image:
             completions: Some(1),
             parallelism: Some(1),
             backoff_limit: Some(PLANNER_BACKOFF_LIMIT),
-            pod_failure_policy: Some(fail_job_on_config_error()),
+            pod_failure_policy: Some(pod_failure_policy()),
             suspend: Some(scan.spec.suspend),
             template: worker_pod::template(scan, scan_ref, run, Component::Planner, default_image, args),
             ..Default::default()
@@ -57,19 +60,30 @@ pub fn planner_job(scan: &ExrScan, scan_ref: &ScanRef, run: &str, default_image:
     }
 }
 
-/// Exit code 2 (bad configuration) fails the Job at once: retrying cannot help. Other
-/// failures count against the retry limit.
-pub fn fail_job_on_config_error() -> PodFailurePolicy {
+/// Exit code 2 (bad configuration) fails the Job at once: retrying cannot help. A pod
+/// disrupted by the cluster (drained node, preemption, eviction) is retried without counting
+/// against the retry limit; any other failure counts.
+pub fn pod_failure_policy() -> PodFailurePolicy {
     PodFailurePolicy {
-        rules: vec![PodFailurePolicyRule {
-            action: "FailJob".into(),
-            on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
-                container_name: Some(names::CONTAINER.into()),
-                operator: "In".into(),
-                values: vec![2],
-            }),
-            on_pod_conditions: None,
-        }],
+        rules: vec![
+            PodFailurePolicyRule {
+                action: "FailJob".into(),
+                on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
+                    container_name: Some(names::CONTAINER.into()),
+                    operator: "In".into(),
+                    values: vec![2],
+                }),
+                on_pod_conditions: None,
+            },
+            PodFailurePolicyRule {
+                action: "Ignore".into(),
+                on_exit_codes: None,
+                on_pod_conditions: Some(vec![PodFailurePolicyOnPodConditionsPattern {
+                    type_: "DisruptionTarget".into(),
+                    status: Some("True".into()),
+                }]),
+            },
+        ],
     }
 }
 
@@ -92,9 +106,12 @@ mod tests {
         );
         assert_eq!(c.image.as_deref(), Some("exrscan:1"));
         assert_eq!(spec.backoff_limit, Some(PLANNER_BACKOFF_LIMIT));
-        let rule = &spec.pod_failure_policy.expect("policy").rules[0];
-        assert_eq!(rule.action, "FailJob");
-        assert_eq!(rule.on_exit_codes.as_ref().map(|e| e.values.clone()), Some(vec![2]));
+        let rules = &spec.pod_failure_policy.expect("policy").rules;
+        assert_eq!(rules[0].action, "FailJob");
+        assert_eq!(rules[0].on_exit_codes.as_ref().map(|e| e.values.clone()), Some(vec![2]));
+        assert_eq!(rules[1].action, "Ignore");
+        let conditions = rules[1].on_pod_conditions.clone().unwrap_or_default();
+        assert_eq!(conditions[0].type_, "DisruptionTarget");
     }
 
     #[test]

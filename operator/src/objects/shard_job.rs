@@ -22,7 +22,7 @@ pub fn shard_job(scan: &ExrScan, scan_ref: &ScanRef, run: &str, default_image: &
             completions: Some(scan.spec.shards),
             parallelism: Some(scan.spec.effective_parallelism()),
             backoff_limit_per_index: Some(scan.spec.backoff_limit_per_index),
-            pod_failure_policy: Some(plan::fail_job_on_config_error()),
+            pod_failure_policy: Some(plan::pod_failure_policy()),
             ttl_seconds_after_finished: scan.spec.ttl_seconds_after_finished,
             suspend: Some(scan.spec.suspend),
             template: worker_pod::template(scan, scan_ref, run, Component::Shard, default_image, args),
@@ -61,7 +61,7 @@ mod tests {
             ["shard", "--plan", "/etc/exrscan/plan/plan.json"]
         );
         let policy = spec.pod_failure_policy.expect("policy");
-        assert_eq!(policy.rules.len(), 1, "exit 3 and crashes fall through to the per-index count");
+        assert_eq!(policy.rules.len(), 2, "exit 3 and crashes fall through to the per-index count");
         let pod_labels = spec.template.metadata.and_then(|m| m.labels).unwrap_or_default();
         assert_eq!(pod_labels.get("app.kubernetes.io/component").map(String::as_str), Some("shard"));
     }

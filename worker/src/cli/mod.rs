@@ -6,6 +6,7 @@ mod plan;
 mod s3_args;
 mod scan;
 mod shard;
+mod signals;
 mod similar;
 mod sink_args;
 

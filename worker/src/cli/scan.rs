@@ -5,12 +5,13 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::Context as _;
 use exrscan::catalog::ScanInfo;
 use exrscan::plan::Plan;
 use exrscan::scan::progress::{Display, Reporter};
-use exrscan::scan::{self, ScanOptions, Summary, Tally};
+use exrscan::scan::{self, ScanError, ScanOptions, Summary, Tally};
 use exrscan::sink::{AnySink, Writer};
 use exrscan::source::Source;
 use exrscan::source::local::LocalSource;
@@ -28,7 +29,8 @@ counted as unchanged and nothing is written for them, so re-running inserts noth
 A progress line is shown on a terminal, log lines otherwise; a summary ends the run.
 
 Exit status: 0 when the scan ran to the end (files that could not be read are counted as \
-failed); 1 when the source or the sink failed.")]
+failed); 1 when the source or the sink failed; 130 when stopped by SIGINT/SIGTERM (the \
+files read before the signal are written and the summary is printed; run again to resume).")]
 pub struct Args {
     /// Directory (or single EXR file) to scan, or s3://bucket/prefix.
     #[arg(value_name = "SOURCE")]
@@ -78,12 +80,26 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     };
     log::init(args.log_format, bar);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
-    let summary = runtime.block_on(scan(args, display))?;
-    print_summary(&summary, args.json).context("writing the summary")?;
+    let ended = runtime.block_on(scan(args, display))?;
+    print_summary(&ended.summary, args.json).context("writing the summary")?;
+    if ended.interrupted {
+        eprintln!("exrscan: interrupted; the files read were written, run the same scan again to resume");
+        return Ok(ExitCode::from(INTERRUPTED));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn scan(args: &Args, display: Display) -> anyhow::Result<Summary> {
+/// Exit status of a scan stopped by a signal (128 + SIGINT).
+const INTERRUPTED: u8 = 130;
+
+/// How a scan ended without error.
+struct Ended {
+    summary: Summary,
+    /// Stopped by a signal before the end.
+    interrupted: bool,
+}
+
+async fn scan(args: &Args, display: Display) -> anyhow::Result<Ended> {
     let sink = args.sink.open().await?;
     let mut writer = Writer::new(sink, args.sink.retry());
     let options = ScanOptions {
@@ -101,7 +117,7 @@ async fn scan(args: &Args, display: Display) -> anyhow::Result<Summary> {
         let whole = Plan::whole(&url.bucket, &url.prefix, &include, &exclude).partitions;
         let source = Arc::new(args.s3.source(&url, whole, (&include, &exclude), args.header.header_bytes, user_agent("scan"))?);
         tracing::info!(source = %url, sink = %args.sink.uri()?, "scan started");
-        let summary = scan_source(Arc::clone(&source), &mut writer, &options, display).await?;
+        let ended = scan_source(Arc::clone(&source), &mut writer, &options, display).await?;
         let s3 = source.stats();
         tracing::info!(
             list_requests = s3.list_requests,
@@ -111,7 +127,7 @@ async fn scan(args: &Args, display: Display) -> anyhow::Result<Summary> {
             skipped_by_filter = s3.skipped_by_filter,
             "S3 requests"
         );
-        return Ok(summary);
+        return Ok(ended);
     }
     let source = Arc::new(LocalSource::new(Path::new(&args.source))?);
     tracing::info!(source = %source.root().display(), sink = %args.sink.uri()?, "scan started");
@@ -123,12 +139,18 @@ async fn scan_source<S: Source>(
     writer: &mut Writer<AnySink>,
     options: &ScanOptions,
     display: Display,
-) -> anyhow::Result<Summary> {
+) -> anyhow::Result<Ended> {
+    let started = Instant::now();
     let tally = Arc::new(Tally::default());
     let reporter = Reporter::start(Arc::clone(&tally), display);
-    let result = scan::run(source, writer, options, &tally).await;
+    let stop = super::signals::stop_on_signals().context("installing the signal handlers")?;
+    let result = scan::run(source, writer, options, &tally, &stop).await;
     reporter.finish().await;
-    Ok(result?)
+    match result {
+        Ok(summary) => Ok(Ended { summary, interrupted: false }),
+        Err(ScanError::Interrupted) => Ok(Ended { summary: tally.summary(started.elapsed()), interrupted: true }),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn print_summary(summary: &Summary, json: bool) -> std::io::Result<()> {

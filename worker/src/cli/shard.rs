@@ -30,7 +30,8 @@ printed on stdout.
 
 Exit status: 0 done (objects that could not be read are counted as failed); 2 bad \
 configuration (unreadable plan, bad sink URI, refused credentials, no such bucket): \
-retrying cannot help; 3 S3 or the sink unavailable past the retries: retry the shard.")]
+retrying cannot help; 3 S3 or the sink unavailable past the retries, or stopped by \
+SIGTERM/SIGINT after writing what it had read: retry the shard.")]
 pub struct Args {
     /// The plan made by `exrscan plan`.
     #[arg(long, env = "EXRSCAN_PLAN", value_name = "FILE")]
@@ -157,8 +158,12 @@ async fn run_shard(args: &Args, tally: &Arc<Tally>, shards: &mut u32, s3: &mut S
             None
         }
     };
+    let stop = match super::signals::stop_on_signals() {
+        Ok(stop) => stop,
+        Err(e) => return Outcome::Unavailable(format!("installing the signal handlers: {e}")),
+    };
     tracing::info!(shard = args.index, shards = plan.shards, source = %url, sink = %uri, "shard started");
-    let result = scan::run(Arc::clone(&source), &mut writer, &options, tally).await;
+    let result = scan::run(Arc::clone(&source), &mut writer, &options, tally, &stop).await;
     if let Some(patcher) = patcher {
         patcher.finish().await;
     }

@@ -1,6 +1,10 @@
 //! The scan pipeline: list → skip objects the catalog holds unchanged (one lookup per chunk
 //! of the listing) → read header prefixes (bounded concurrency) → parse → embed → catalog
 //! rows → batches (by files and bytes) → sink, writing while the next batch is read.
+//!
+//! A scan can be stopped (a [`CancellationToken`], cancelled on SIGTERM by the CLI): no
+//! new read starts, the reads in flight finish, what was read is written, and the scan
+//! ends with [`ScanError::Interrupted`]. A later run resumes from the catalog.
 
 pub mod progress;
 mod tally;
@@ -10,6 +14,7 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use tokio::sync::mpsc;
+pub use tokio_util::sync::CancellationToken;
 
 pub use tally::{Counts, FAILURE_SAMPLE, Failure, Summary, Tally};
 
@@ -56,18 +61,23 @@ pub enum ScanError {
     /// The sink failed permanently or kept failing past the retry policy.
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// Stopped by request before the end; what was read has been written.
+    #[error("interrupted before the end; the files read so far were written, a new run resumes")]
+    Interrupted,
     /// Rows could not be built.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
 }
 
 /// Scans `source` into `writer`, updating `tally` as it goes (for progress), and returns
-/// the summary. Files that cannot be read are counted and sampled, not fatal.
+/// the summary. Files that cannot be read are counted and sampled, not fatal. Cancelling
+/// `stop` ends the scan early and gracefully (see the module documentation).
 pub async fn run<S: Source, K: Sink>(
     source: Arc<S>,
     writer: &mut Writer<K>,
     options: &ScanOptions,
     tally: &Tally,
+    stop: &CancellationToken,
 ) -> Result<Summary, ScanError> {
     let started = Instant::now();
     let (found_tx, mut found_rx) = mpsc::channel(4096);
@@ -123,7 +133,9 @@ pub async fn run<S: Source, K: Sink>(
     };
 
     let produce = async move {
-        let unread = futures::stream::poll_fn(|cx| unread_rx.poll_recv(cx));
+        // Stopping ends this stream: the reads in flight finish and the last batch is sent.
+        // Then `unread_rx` is dropped, which ends the lookup, which ends the listing.
+        let unread = futures::stream::poll_fn(|cx| unread_rx.poll_recv(cx)).take_until(Box::pin(stop.cancelled()));
         let mut reads = unread
             .map(|file| {
                 let source = Arc::clone(&reader);
@@ -185,6 +197,9 @@ pub async fn run<S: Source, K: Sink>(
     consumed?;
     produced?;
     lister.await.map_err(|e| SourceError::Unusable { location: "listing".into(), reason: e.to_string() })??;
+    if stop.is_cancelled() {
+        return Err(ScanError::Interrupted);
+    }
     Ok(tally.summary(started.elapsed()))
 }
 

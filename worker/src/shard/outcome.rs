@@ -13,6 +13,8 @@ pub enum Outcome {
     Config(String),
     /// S3 or the sink stayed unreachable (or throttling) past the retries: retry the index.
     Unavailable(String),
+    /// Stopped by SIGTERM/SIGINT after writing what it had read: retry the index.
+    Interrupted(String),
 }
 
 impl Outcome {
@@ -21,16 +23,17 @@ impl Outcome {
         match self {
             Outcome::Done => 0,
             Outcome::Config(_) => 2,
-            Outcome::Unavailable(_) => 3,
+            Outcome::Unavailable(_) | Outcome::Interrupted(_) => 3,
         }
     }
 
-    /// `done`, `config` or `unavailable`.
+    /// `done`, `config`, `unavailable` or `interrupted`.
     pub fn name(&self) -> &'static str {
         match self {
             Outcome::Done => "done",
             Outcome::Config(_) => "config",
             Outcome::Unavailable(_) => "unavailable",
+            Outcome::Interrupted(_) => "interrupted",
         }
     }
 
@@ -38,7 +41,7 @@ impl Outcome {
     pub fn error(&self) -> Option<&str> {
         match self {
             Outcome::Done => None,
-            Outcome::Config(e) | Outcome::Unavailable(e) => Some(e),
+            Outcome::Config(e) | Outcome::Unavailable(e) | Outcome::Interrupted(e) => Some(e),
         }
     }
 
@@ -64,6 +67,7 @@ impl Outcome {
             ScanError::Source(e) => Self::of_source(e),
             ScanError::Sink(e) => Self::of_sink(e),
             ScanError::Catalog(_) => Outcome::Unavailable(error.to_string()),
+            ScanError::Interrupted => Outcome::Interrupted(error.to_string()),
         }
     }
 }
@@ -82,5 +86,7 @@ mod tests {
         assert_eq!(Outcome::of_sink(&SinkError::Transient("down".into())).exit_code(), 3);
         assert_eq!(Outcome::of_scan(&ScanError::Sink(SinkError::Schema("x".into()))).name(), "config");
         assert_eq!(Outcome::Done.exit_code(), 0);
+        assert_eq!(Outcome::of_scan(&ScanError::Interrupted).exit_code(), 3);
+        assert_eq!(Outcome::of_scan(&ScanError::Interrupted).name(), "interrupted");
     }
 }

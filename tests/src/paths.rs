@@ -20,10 +20,8 @@ pub fn cache_dir() -> PathBuf {
 pub fn tool(name: &str) -> Result<PathBuf, Error> {
     let control_plane = matches!(name, "etcd" | "kube-apiserver" | "kube-controller-manager" | "kubectl");
     let mut candidates = Vec::new();
-    if control_plane {
-        if let Some(dir) = std::env::var_os("KUBEBUILDER_ASSETS") {
-            candidates.push(PathBuf::from(dir).join(name));
-        }
+    if control_plane && let Some(dir) = std::env::var_os("KUBEBUILDER_ASSETS") {
+        candidates.push(PathBuf::from(dir).join(name));
     }
     candidates.push(cache_dir().join("bin").join(name));
     if let Some(path) = std::env::var_os("PATH") {

@@ -33,7 +33,8 @@
 //! (plus `subPath`) maps to its host directory, and the `terminationMessagePath` (default
 //! `/dev/termination-log`) maps to `containers/<container>/termination-log` in the sandbox.
 //! Wherever one of those container paths occurs in an argument or env value — on its own,
-//! after `--flag=`, or inside a shell script — at a path boundary (it is not part of a
+//! after `--flag=`, after a URI scheme's `://` (`duckdb:///path`), or inside a shell
+//! script — at a path boundary (it is not part of a
 //! longer name and is followed by `/` or a non-name character), it is rewritten to the host
 //! path, longest mount first. So `sh -c 'cat /etc/creds/key > /dev/termination-log'` reads
 //! and writes sandbox files. `EXRSCAN_TERMINATION_LOG` names the mapped termination-log file

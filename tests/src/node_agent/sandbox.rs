@@ -94,7 +94,8 @@ impl PathMap {
         let mut rest = text;
         let mut previous: Option<char> = None;
         while let Some(c) = rest.chars().next() {
-            let at_boundary = previous.is_none_or(|p| !is_name_char(p) && p != '/');
+            // After a URI scheme's `://` too: `duckdb:///var/lib/x` names the path `/var/lib/x`.
+            let at_boundary = previous.is_none_or(|p| !is_name_char(p) && p != '/') || out.ends_with("://");
             let hit = at_boundary
                 .then(|| {
                     self.entries.iter().find(|(container, _)| {
@@ -148,6 +149,15 @@ mod tests {
             "cat /sb/volumes/creds/key > /sb/containers/main/termination-log; echo ok"
         );
         assert_eq!(map.rewrite("'/etc/creds'"), "'/sb/volumes/creds'");
+    }
+
+    #[test]
+    fn rewrites_paths_of_file_style_uris() {
+        let map = map();
+        assert_eq!(map.rewrite("duckdb:///etc/creds/c.duckdb"), "duckdb:///sb/volumes/creds/c.duckdb");
+        assert_eq!(map.rewrite("file:///etc/creds"), "file:///sb/volumes/creds");
+        // `scheme://host/…`: the host is not a container path.
+        assert_eq!(map.rewrite("s3://etc/creds/key"), "s3://etc/creds/key");
     }
 
     #[test]

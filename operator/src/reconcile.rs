@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use exrscan_crds::{ExrScan, ExrScanStatus, Phase, RunSummary};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -129,7 +129,8 @@ async fn reconcile_inner(scan: &ExrScan, ctx: &Context) -> Result<Action, Error>
     };
 
     if st.phase != Some(outcome.phase) {
-        events.extend(transition_event(old.phase.filter(|_| old.run == st.run), &outcome));
+        let job = st.job_name.as_deref().map(|name| reference("batch/v1", "Job", name, &r.namespace));
+        events.extend(transition_event(old.phase.filter(|_| old.run == st.run), &outcome).map(|e| related(e, job)));
         if outcome.phase.is_finished() && st.completion_time.is_none() {
             st.completion_time = Some(now.clone());
         }
@@ -181,11 +182,12 @@ async fn advance(
             PlanStage::Ready => {
                 let created = create(&apis.jobs, &shard_job::shard_job(scan, r, run, &ctx.default_image)).await?;
                 ctx.metrics.job_created(Component::Shard);
-                events.push(normal(
+                let started = normal(
                     "Started",
                     "CreateJob",
                     format!("Indexed Job {job_name} created: {} shards, parallelism {}", scan.spec.shards, scan.spec.effective_parallelism()),
-                ));
+                );
+                events.push(related(started, Some(created.object_ref(&()))));
                 st.job_name = Some(job_name.clone());
                 job = Some(created);
             }
@@ -200,11 +202,12 @@ async fn advance(
     let previous_failed = st.shards.as_ref().map_or(0, |s| s.failed_attempts.max(0) as usize);
     let shards = progress::shard_counts(&job, scan.spec.shards, agg.failed_attempts.len());
     for a in agg.failed_attempts.iter().skip(previous_failed).take(MAX_FAILURE_EVENTS) {
-        events.push(warning(
+        let failed = warning(
             "ShardFailed",
             "RunShard",
             format!("shard {} failed (pod {}, {}); retries left are tried per index", a.index, a.pod, a.failure_reason()),
-        ));
+        );
+        events.push(related(failed, Some(reference("v1", "Pod", &a.pod, &r.namespace))));
     }
     st.counts = Some(agg.counts);
     st.failures = agg.failures;
@@ -272,9 +275,10 @@ async fn plan_stage(
                 }
             }
             apply_rbac(r, &ctx.client).await?;
-            create(&apis.jobs, &plan::planner_job(scan, r, run, &ctx.default_image)).await?;
+            let planner = create(&apis.jobs, &plan::planner_job(scan, r, run, &ctx.default_image)).await?;
             ctx.metrics.job_created(Component::Planner);
-            events.push(normal("Planning", "CreatePlanner", format!("planner Job {planner_name} created for run {run}")));
+            let planning = normal("Planning", "CreatePlanner", format!("planner Job {planner_name} created for run {run}"));
+            events.push(related(planning, Some(planner.object_ref(&()))));
             Ok(PlanStage::Waiting(Outcome::new(Phase::Planning, "Planning", format!("planner Job {planner_name} is listing the prefix"))))
         }
         Some(job) => {
@@ -457,6 +461,25 @@ fn warning(reason: &str, action: &str, note: String) -> Event {
 
 fn event(type_: EventType, reason: &str, action: &str, note: String) -> Event {
     Event { type_, reason: reason.to_string(), note: Some(note), action: action.to_string(), secondary: None }
+}
+
+/// `event` about `object` (a Job or Pod of the scan), its Event's `related` field. The
+/// recorder folds Events of one reason into a series that keeps the first message; Events
+/// about different Jobs or Pods (another run, another shard) stay apart this way.
+fn related(mut event: Event, object: Option<ObjectReference>) -> Event {
+    event.secondary = object;
+    event
+}
+
+/// A reference to an object in the scan's namespace by kind and name.
+fn reference(api_version: &str, kind: &str, name: &str, namespace: &str) -> ObjectReference {
+    ObjectReference {
+        api_version: Some(api_version.into()),
+        kind: Some(kind.into()),
+        name: Some(name.into()),
+        namespace: Some(namespace.into()),
+        ..Default::default()
+    }
 }
 
 /// Now, to the second (the precision of `Time` on the wire), so unchanged statuses compare equal.

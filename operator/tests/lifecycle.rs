@@ -209,6 +209,10 @@ async fn shard_failing_past_its_limit(h: &Harness) {
         events.iter().any(|(t, r, n)| t == "Warning" && r == "ShardFailed" && n.contains("backoffLimitPerIndex=1")),
         "final Warning Event missing: {events:?}"
     );
+    // One Event per failed pod, each with its own pod name (not one series keeping the first).
+    let per_pod: Vec<_> = events.iter().filter(|(_, r, n)| r == "ShardFailed" && n.contains("(pod ")).collect();
+    assert_eq!(per_pod.len(), 2, "one ShardFailed Event per failed attempt: {events:?}");
+    assert_ne!(per_pod[0].2, per_pod[1].2, "{per_pod:?}");
 }
 
 async fn configuration_error(h: &Harness) {

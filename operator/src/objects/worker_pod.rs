@@ -90,12 +90,20 @@ pub fn template(
             volumes: (!volumes.is_empty()).then_some(volumes),
             security_context: Some(PodSecurityContext {
                 seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+                // The DuckDB claim is made group-writable for the worker (uid/gid 65532 in
+                // our image; any uid gets this supplementary group), changed only when its
+                // root directory does not match yet, so big volumes are not re-chowned.
+                fs_group: Some(WORKER_GROUP),
+                fs_group_change_policy: Some("OnRootMismatch".into()),
                 ..Default::default()
             }),
             ..Default::default()
         }),
     }
 }
+
+/// The group of the worker image's user, given to mounted volumes (`fsGroup`).
+const WORKER_GROUP: i64 = 65532;
 
 /// `s3://BUCKET/PREFIX`, the planner's source argument.
 pub fn source_uri(scan: &ExrScan) -> String {
@@ -313,9 +321,11 @@ mod tests {
             value(&env_of(&t), "EXRSCAN_SINK").as_deref(),
             Some("duckdb:///var/lib/exrscan/catalog/db/exr.duckdb")
         );
-        let volumes = t.spec.expect("spec").volumes.expect("volumes");
+        let volumes = t.spec.clone().expect("spec").volumes.expect("volumes");
         let claim = volumes.iter().find_map(|v| v.persistent_volume_claim.as_ref()).expect("claim");
         assert_eq!(claim.claim_name, "catalog-pvc");
+        let security = t.spec.as_ref().and_then(|s| s.security_context.clone()).expect("pod security context");
+        assert_eq!(security.fs_group, Some(65532), "the claim is writable by the non-root worker");
     }
 
     #[test]

@@ -170,7 +170,7 @@ impl CatalogBuilder {
                     file,
                     part_index,
                     channel_index: count(channel_index),
-                    name: c.name.clone(),
+                    name: c.name.to_string(),
                     layer: (!layer.is_empty()).then(|| layer.to_string()),
                     component: c.component().to_string(),
                     pixel_type: c.pixel_type.to_string(),
@@ -184,7 +184,7 @@ impl CatalogBuilder {
                 let row = AttributeRow {
                     file,
                     part_index,
-                    name: a.name.clone(),
+                    name: a.name.to_string(),
                     type_name: a.type_name().to_string(),
                     value_json: a.value.to_json_string(),
                     value_text: Some(a.value.to_text()),

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use super::Name;
+
 /// Pixel type code of a channel: 0 `uint`, 1 `half`, 2 `float`; other codes are kept and
 /// print as `unknown(N)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -32,7 +34,7 @@ impl fmt::Display for PixelType {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Channel {
     /// Full name, e.g. `diffuse.R`.
-    pub name: String,
+    pub name: Name,
     /// Pixel type.
     pub pixel_type: PixelType,
     /// Perceptually linear hint for lossy compression.

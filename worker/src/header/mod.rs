@@ -59,6 +59,10 @@ pub(crate) mod tests;
 use sha2::{Digest, Sha256};
 
 pub use channel::{Channel, PixelType};
+
+/// An attribute or channel name. Names are short (a render header has dozens of them), so
+/// they are stored inline up to 24 bytes rather than each in its own heap allocation.
+pub type Name = compact_str::CompactString;
 pub use error::HeaderError;
 pub use part::{Attribute, Part, PartType};
 pub use prefix::{ReadError, read_header};

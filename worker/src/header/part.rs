@@ -5,13 +5,13 @@ use std::collections::HashMap;
 use super::channel::Channel;
 use super::error::HeaderError;
 use super::value::{self, AttributeValue, Box2i, Compression, LineOrder, TileDescription};
-use super::{FLAG_MULTIPART, FLAG_NON_IMAGE, FLAG_TILED};
+use super::{FLAG_MULTIPART, FLAG_NON_IMAGE, FLAG_TILED, Name};
 
 /// One attribute: its name as written in the file and its typed value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attribute {
     /// Name (bytes that are not UTF-8 are replaced by U+FFFD).
-    pub name: String,
+    pub name: Name,
     /// Typed value; its variant gives the type name.
     pub value: AttributeValue,
 }
@@ -315,7 +315,7 @@ pub(super) struct AttributeList {
     seen: u128,
     /// Name → position, built once the list outgrows a linear scan, so that a hostile header
     /// with many attributes costs O(n) rather than O(n²).
-    index: Option<HashMap<String, usize>>,
+    index: Option<HashMap<Name, usize>>,
 }
 
 /// Beyond this many attributes, duplicates are found by hashing instead of scanning.
@@ -335,7 +335,7 @@ impl Default for AttributeList {
 
 impl AttributeList {
     pub(super) fn insert(&mut self, part: usize, name: &[u8], value: AttributeValue) -> Result<(), HeaderError> {
-        let name = value::text(name);
+        let name = value::name(name);
         match self.position(&name) {
             Some(i) => {
                 let existing = &mut self.attributes[i];
@@ -344,7 +344,7 @@ impl AttributeList {
                         part,
                         first: existing.type_name().to_owned(),
                         second: value.type_name().to_owned(),
-                        attribute: name,
+                        attribute: name.into(),
                     });
                 }
                 existing.value = value;

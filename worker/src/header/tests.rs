@@ -824,7 +824,7 @@ fn agrees_with_the_exr_crate() {
                 .iter()
                 .map(|c| {
                     (
-                        c.name.clone(),
+                        c.name.to_string(),
                         c.pixel_type.to_string(),
                         c.x_sampling as usize,
                         c.y_sampling as usize,

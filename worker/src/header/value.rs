@@ -5,6 +5,7 @@ use sha2::{Digest, Sha256};
 
 use super::channel::{Channel, PixelType};
 use super::cursor::{Cursor, NameError, SHORT};
+use super::Name;
 use super::limits::{Budget, MAX_ATTRIBUTE_BYTES, MAX_NAME_BYTES};
 
 /// An enum-like code as stored in the file, with OpenEXR's names for the known codes.
@@ -550,6 +551,14 @@ pub(super) fn text(bytes: &[u8]) -> String {
     }
 }
 
+/// An attribute or channel name from its bytes, invalid UTF-8 replaced by U+FFFD.
+pub(super) fn name(bytes: &[u8]) -> Name {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Name::new(text),
+        Err(_) => Name::from(String::from_utf8_lossy(bytes)),
+    }
+}
+
 fn channel_list(c: &mut Cursor<'_>, budget: &mut Budget) -> Result<Vec<Channel>, DecodeError> {
     let mut channels = Vec::with_capacity(24);
     loop {
@@ -567,7 +576,7 @@ fn channel_list(c: &mut Cursor<'_>, budget: &mut Budget) -> Result<Vec<Channel>,
         let x_sampling = c.i32()?;
         let y_sampling = c.i32()?;
         channels.push(Channel {
-            name: text(name),
+            name: self::name(name),
             pixel_type,
             p_linear,
             x_sampling,

@@ -202,7 +202,7 @@ fn cosine_similarity_finds_the_neighbouring_frame() -> TestResult {
         &db,
         "SELECT f.key, array_cosine_similarity(f.metadata_embedding, q.metadata_embedding) AS score \
          FROM files f, (SELECT metadata_embedding FROM files WHERE key = 'shot000/shot010_beauty.1001.exr') q \
-         WHERE f.key <> 'shot000/shot010_beauty.1001.exr' ORDER BY score DESC",
+         WHERE f.key <> 'shot000/shot010_beauty.1001.exr' ORDER BY score DESC, f.key",
     );
     let keys: Vec<&str> = rows.iter().filter_map(|r| r["key"].as_str()).collect();
     assert!(keys[0].starts_with("shot000/shot010_beauty.100"), "nearest: {rows:?}");

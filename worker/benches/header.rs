@@ -1,7 +1,8 @@
 //! In-memory header parse + embeddings throughput, on one core.
 //!
 //! `cargo bench -p exrscan --bench header [-- SECONDS] [NAME…]` (SECONDS of CPU time per
-//! measurement, default 3; NAME selects measurements whose name contains it). The header is
+//! measurement, default 3; NAME selects measurements whose name contains it, `NAME$` the one
+//! named exactly so). The header is
 //! `benches/data/beauty_1080p_aovs.1001.exr` (1920×1080, 24 channels, 25 attributes, written
 //! by the OpenEXR Python bindings); only its header bytes are used. Rates are per CPU second
 //! of the benchmark thread, so a busy machine slows the run but not the numbers much.
@@ -52,7 +53,14 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
     let seconds = args.iter().find_map(|a| a.parse::<f64>().ok()).unwrap_or(3.0);
     let filters: Vec<&String> = args.iter().filter(|a| a.parse::<f64>().is_err()).collect();
-    let selected = |name: &str| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()));
+    // A filter ending in `$` selects the measurement of exactly that name, others by substring.
+    let selected = |name: &str| {
+        filters.is_empty()
+            || filters.iter().any(|f| match f.strip_suffix('$') {
+                Some(exact) => exact == name,
+                None => name.contains(f.as_str()),
+            })
+    };
     let header = parse_complete(BEAUTY).expect("bench header parses");
     let prefix = &BEAUTY[..header.header_bytes];
     let part = &header.parts[0];

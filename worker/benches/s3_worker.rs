@@ -110,7 +110,8 @@ fn machine_busy_seconds() -> f64 {
     ticks.iter().enumerate().filter(|(i, _)| !matches!(i, 3 | 4)).map(|(_, t)| t).sum::<f64>() / 100.0
 }
 
-/// `machine CPU ms per file | machine busy %` cells for a run.
+/// `machine CPU ms per file | machine busy %` cells for a run (MinIO and any sink server
+/// included).
 fn cpu_cells(busy: f64, seconds: f64, files: usize) -> String {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     format!("{:.2} | {:.0} %", 1000.0 * busy / files as f64, 100.0 * busy / (seconds * cores))
@@ -120,6 +121,8 @@ struct WorkerRun {
     seconds: f64,
     /// Busy CPU seconds of the machine during the run.
     busy: f64,
+    /// User + system CPU seconds of the worker process alone.
+    own_cpu: f64,
     report: serde_json::Value,
     max_rss_kib: u64,
 }
@@ -128,7 +131,7 @@ fn worker(s3: &S3Server, plan: &Path, work: &Path, concurrency: usize, sink: &st
     let rss = work.join(format!("rss-{round}"));
     let (started, busy_before) = (Instant::now(), machine_busy_seconds());
     let out = Command::new("/usr/bin/time")
-        .args(["-f", "%M", "-o"])
+        .args(["-f", "%M %U %S", "-o"])
         .arg(&rss)
         .arg(env!("CARGO_BIN_EXE_exrscan"))
         .args(["shard", "--index", "0", "--plan"])
@@ -149,8 +152,11 @@ fn worker(s3: &S3Server, plan: &Path, work: &Path, concurrency: usize, sink: &st
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     let report = serde_json::from_str(stdout.lines().last().unwrap_or_default())?;
-    let max_rss_kib = std::fs::read_to_string(&rss)?.trim().lines().last().unwrap_or_default().parse()?;
-    Ok(WorkerRun { seconds, busy, report, max_rss_kib })
+    let measured = std::fs::read_to_string(&rss)?;
+    let fields: Vec<&str> = measured.trim().lines().last().unwrap_or_default().split_whitespace().collect();
+    let [rss_kib, user, system] = fields[..] else { return Err(format!("unexpected time output: {measured}").into()) };
+    let own_cpu = user.parse::<f64>()? + system.parse::<f64>()?;
+    Ok(WorkerRun { seconds, busy, own_cpu, report, max_rss_kib: rss_kib.parse()? })
 }
 
 const PEER: &str = r#"
@@ -248,29 +254,31 @@ fn main() -> Result<()> {
     let worker_rate = objects as f64 / best.seconds;
     let bare_rate = objects as f64 / bare_best;
     println!("objects: {objects} ({} with a readable header), concurrency {concurrency}", best.report["headersRead"]);
-    println!("| run | files/s | vs bare GET loop | GETs per file | files in one GET | peak RSS | machine CPU ms per file | machine busy |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| run | files/s | vs bare GET loop | GETs per file | files in one GET | peak RSS | machine CPU ms per file | machine busy | worker process CPU ms per file |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     println!(
-        "| bare ranged-GET loop (object_store, 64 KiB) | {bare_rate:.0} | 100 % | 1 | 100 % | | {} |",
+        "| bare ranged-GET loop (object_store, 64 KiB) | {bare_rate:.0} | 100 % | 1 | 100 % | | {} | |",
         cpu_cells(bare_busy, bare_best, objects)
     );
     println!(
-        "| `exrscan shard` (DuckDB sink, embeddings) | {worker_rate:.0} | {:.0} % | {:.3} | {:.2} % | {:.1} MiB | {} |",
+        "| `exrscan shard` (DuckDB sink, embeddings) | {worker_rate:.0} | {:.0} % | {:.3} | {:.2} % | {:.1} MiB | {} | {:.2} |",
         100.0 * worker_rate / bare_rate,
         gets / fetched.max(1.0),
         100.0 * one_get / headers.max(1.0),
         best.max_rss_kib as f64 / 1024.0,
-        cpu_cells(best.busy, best.seconds, objects)
+        cpu_cells(best.busy, best.seconds, objects),
+        1000.0 * best.own_cpu / objects as f64
     );
     println!(
-        "| `exrscan shard` (Flight SQL sink, bulk ingest, embeddings) | {:.0} | {:.0} % | | | {:.1} MiB | {} |",
+        "| `exrscan shard` (Flight SQL sink, bulk ingest, embeddings) | {:.0} | {:.0} % | | | {:.1} MiB | {} | {:.2} |",
         objects as f64 / flight_run.seconds,
         100.0 * objects as f64 / flight_run.seconds / bare_rate,
         flight_run.max_rss_kib as f64 / 1024.0,
-        cpu_cells(flight_run.busy, flight_run.seconds, objects)
+        cpu_cells(flight_run.busy, flight_run.seconds, objects),
+        1000.0 * flight_run.own_cpu / objects as f64
     );
     println!(
-        "| previous tool's method (boto3 256 KiB + OpenImageIO, Python, 1 process; {peer_files:.0} objects) | {:.0} | {:.0} % | 1 | | | | |",
+        "| previous tool's method (boto3 256 KiB + OpenImageIO, Python, 1 process; {peer_files:.0} objects) | {:.0} | {:.0} % | 1 | | | | | |",
         peer_files / peer_seconds,
         100.0 * peer_files / peer_seconds / bare_rate
     );

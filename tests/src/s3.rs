@@ -173,6 +173,8 @@ impl S3Server {
 
     /// An `object_store` client for `bucket` with the root credentials.
     pub fn store(&self, bucket: &str) -> Result<object_store::aws::AmazonS3, Error> {
+        // object_store's HTTP client takes the process's rustls provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         object_store::aws::AmazonS3Builder::new()
             .with_endpoint(self.endpoint())
             .with_region(REGION)

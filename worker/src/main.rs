@@ -5,8 +5,8 @@ mod cli;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    // The Kubernetes client (ring) and the S3 client (aws-lc-rs) both link a rustls
-    // provider, so rustls cannot pick one by itself: the Kubernetes client's is installed.
+    // One TLS provider for the whole process (ring: the Kubernetes, Flight SQL and S3
+    // clients all use rustls), whatever features other crates unify into rustls.
     let _ = rustls::crypto::ring::default_provider().install_default();
     match cli::run() {
         Ok(code) => code,

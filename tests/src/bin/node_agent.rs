@@ -58,8 +58,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    // Two rustls providers are linked into this workspace (ring via kube, aws-lc-rs via
-    // object_store); the process has to choose one.
+    // One TLS provider for the whole process, whatever features other crates unify into rustls.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let machine = Capacity::of_this_machine();
     let config = AgentConfig {

@@ -66,8 +66,8 @@ impl ControlPlane {
     /// Starts etcd, kube-apiserver and kube-controller-manager and waits until the API
     /// server is ready and the controllers run. Blocks for a few seconds.
     ///
-    /// Also makes ring the process's rustls provider (unless one is set): this workspace
-    /// links two, and `kube::Client` cannot pick one by itself.
+    /// Also makes ring the process's rustls provider (unless one is set), so that every
+    /// client in a test process uses the same one.
     pub fn start() -> Result<Self, Error> {
         let started = Instant::now();
         let _ = rustls::crypto::ring::default_provider().install_default();

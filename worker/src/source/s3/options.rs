@@ -140,6 +140,9 @@ impl S3Options {
     /// The `object_store` client for `bucket`. `object_store`'s own retries are off: the
     /// source retries with its own bounded backoff and counts what it does.
     pub fn build(&self, bucket: &str) -> Result<AmazonS3, S3ConfigError> {
+        // The HTTP client's TLS uses the process's rustls provider: ring, unless the program
+        // installed one already (a no-op then).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut client = ClientOptions::new()
             .with_connect_timeout(Duration::from_secs(5))
             .with_timeout(self.request_timeout.unwrap_or(Duration::from_secs(30)))

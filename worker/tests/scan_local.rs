@@ -247,7 +247,7 @@ fn a_stopped_scan_writes_what_it_read_and_the_next_run_resumes() -> TestResult {
     let options = fixtures::options(64);
     let scan = scan::run(Arc::new(source), &mut writer, &options, &tally, &stop);
     let result = runtime.block_on(async { tokio::time::timeout(Duration::from_secs(60), scan).await })?;
-    assert!(matches!(result, Err(ScanError::Interrupted)), "{result:?}");
+    assert!(matches!(result, Err(ScanError::Interrupted(_))), "{result:?}");
     drop(writer);
     let first = tally.summary(Duration::ZERO).counts;
     assert!(first.processed >= 500 && first.processed < files, "stopped part-way: {first:?}");

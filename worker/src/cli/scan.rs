@@ -5,7 +5,6 @@ use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::Context as _;
 use exrscan::catalog::ScanInfo;
@@ -140,7 +139,6 @@ async fn scan_source<S: Source>(
     options: &ScanOptions,
     display: Display,
 ) -> anyhow::Result<Ended> {
-    let started = Instant::now();
     let tally = Arc::new(Tally::default());
     let reporter = Reporter::start(Arc::clone(&tally), display);
     let stop = super::signals::stop_on_signals().context("installing the signal handlers")?;
@@ -148,7 +146,7 @@ async fn scan_source<S: Source>(
     reporter.finish().await;
     match result {
         Ok(summary) => Ok(Ended { summary, interrupted: false }),
-        Err(ScanError::Interrupted) => Ok(Ended { summary: tally.summary(started.elapsed()), interrupted: true }),
+        Err(ScanError::Interrupted(summary)) => Ok(Ended { summary: *summary, interrupted: true }),
         Err(e) => Err(e.into()),
     }
 }

@@ -14,16 +14,16 @@ pub fn stop_on_signals() -> std::io::Result<CancellationToken> {
     let token = CancellationToken::new();
     let stop = token.clone();
     tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
+        let mut either = async || {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        };
+        either().await;
         tracing::warn!("stopping: finishing the reads in flight and writing what was read (signal again to quit now)");
         stop.cancel();
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
+        either().await;
         tracing::error!("second signal: exiting without writing the last batch");
         std::process::exit(FORCED_EXIT);
     });

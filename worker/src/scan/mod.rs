@@ -4,7 +4,7 @@
 //!
 //! A scan can be stopped (a [`CancellationToken`], cancelled on SIGTERM by the CLI): no
 //! new read starts, the reads in flight finish, what was read is written, and the scan
-//! ends with [`ScanError::Interrupted`]. A later run resumes from the catalog.
+//! ends with [`ScanError::Interrupted`] and its summary. A later run resumes from the catalog.
 
 pub mod progress;
 mod tally;
@@ -61,9 +61,10 @@ pub enum ScanError {
     /// The sink failed permanently or kept failing past the retry policy.
     #[error(transparent)]
     Sink(#[from] SinkError),
-    /// Stopped by request before the end; what was read has been written.
+    /// Stopped by request before the end; what was read has been written, as the summary
+    /// counts.
     #[error("interrupted before the end; the files read so far were written, a new run resumes")]
-    Interrupted,
+    Interrupted(Box<Summary>),
     /// Rows could not be built.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
@@ -197,10 +198,11 @@ pub async fn run<S: Source, K: Sink>(
     consumed?;
     produced?;
     lister.await.map_err(|e| SourceError::Unusable { location: "listing".into(), reason: e.to_string() })??;
+    let summary = tally.summary(started.elapsed());
     if stop.is_cancelled() {
-        return Err(ScanError::Interrupted);
+        return Err(ScanError::Interrupted(Box::new(summary)));
     }
-    Ok(tally.summary(started.elapsed()))
+    Ok(summary)
 }
 
 fn location(error: &SourceError) -> String {

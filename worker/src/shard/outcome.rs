@@ -67,7 +67,7 @@ impl Outcome {
             ScanError::Source(e) => Self::of_source(e),
             ScanError::Sink(e) => Self::of_sink(e),
             ScanError::Catalog(_) => Outcome::Unavailable(error.to_string()),
-            ScanError::Interrupted => Outcome::Interrupted(error.to_string()),
+            ScanError::Interrupted(_) => Outcome::Interrupted(error.to_string()),
         }
     }
 }
@@ -86,7 +86,8 @@ mod tests {
         assert_eq!(Outcome::of_sink(&SinkError::Transient("down".into())).exit_code(), 3);
         assert_eq!(Outcome::of_scan(&ScanError::Sink(SinkError::Schema("x".into()))).name(), "config");
         assert_eq!(Outcome::Done.exit_code(), 0);
-        assert_eq!(Outcome::of_scan(&ScanError::Interrupted).exit_code(), 3);
-        assert_eq!(Outcome::of_scan(&ScanError::Interrupted).name(), "interrupted");
+        let interrupted = ScanError::Interrupted(Box::new(crate::scan::Tally::default().summary(Default::default())));
+        assert_eq!(Outcome::of_scan(&interrupted).exit_code(), 3);
+        assert_eq!(Outcome::of_scan(&interrupted).name(), "interrupted");
     }
 }

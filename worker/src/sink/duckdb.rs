@@ -2,6 +2,12 @@
 //! `FLOAT[128]` arrays (so `array_cosine_similarity` works in the DuckDB CLI), and
 //! `files.file_id` as primary key. A batch is appended to the four tables in one
 //! transaction. DuckDB allows one writing process per file.
+//!
+//! Two settings suit a writer that appends a batch at a time (measured in
+//! `docs/benchmarks.md`): one DuckDB thread, because each append is a small pipeline whose
+//! scheduling over more threads costs more CPU than it saves, and a 256 MiB checkpoint
+//! threshold, so that rows are compressed into the file once in large row groups rather than
+//! re-compressed by a checkpoint every few batches (the default is 16 MB).
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -9,10 +15,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use arrow::datatypes::{DataType, Field};
 use duckdb::Connection;
+use duckdb::types::Value;
 
 use super::lookup::IndexedQuery;
 use super::{Neighbour, SimilarBy, Sink, SinkError};
-use crate::catalog::{CatalogBatch, SourceFile, Table, is_file_id};
+use crate::catalog::{CatalogBatch, SourceFile, Table};
+
+/// DuckDB threads for appends and lookups; [`Sink::similar`] scans with every core.
+const WRITER_THREADS: usize = 1;
+/// Write-ahead log size that triggers a checkpoint.
+const CHECKPOINT_THRESHOLD: &str = "256MiB";
 
 /// A DuckDB catalog file.
 pub struct DuckdbSink {
@@ -78,21 +90,10 @@ fn check_columns(conn: &Connection, table: Table) -> Result<(), SinkError> {
     Ok(())
 }
 
-/// `'id1','id2',…` after checking every id is a `file_id`.
-pub(super) fn id_list(ids: &[String]) -> Result<String, SinkError> {
-    let mut out = String::with_capacity(ids.len() * 67);
-    for id in ids {
-        if !is_file_id(id) {
-            return Err(SinkError::Failed(format!("`{id}` is not a file_id")));
-        }
-        if !out.is_empty() {
-            out.push(',');
-        }
-        out.push('\'');
-        out.push_str(id);
-        out.push('\'');
-    }
-    Ok(out)
+/// `values` as one `VARCHAR[]` parameter: a lookup binds its keys instead of spelling them
+/// into the SQL, so its statement is parsed once per connection (`prepare_cached`).
+fn text_list<'a>(values: impl IntoIterator<Item = &'a str>) -> Value {
+    Value::List(values.into_iter().map(|v| Value::Text(v.to_owned())).collect())
 }
 
 impl DuckdbSink {
@@ -103,6 +104,10 @@ impl DuckdbSink {
                 .map_err(|e| SinkError::Config(format!("creating {}: {e}", dir.display())))?;
         }
         let conn = Connection::open(path).map_err(|e| SinkError::Config(format!("opening {}: {e}", path.display())))?;
+        conn.execute_batch(&format!(
+            "SET threads = {WRITER_THREADS}; SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'"
+        ))
+        .map_err(failed("settings"))?;
         for table in Table::ALL {
             conn.execute_batch(&create_table(table)?).map_err(failed("creating tables"))?;
             check_columns(&conn, table)?;
@@ -130,10 +135,12 @@ impl Sink for DuckdbSink {
         if ids.is_empty() {
             return Ok(HashSet::new());
         }
-        let sql = format!("SELECT file_id FROM files WHERE file_id IN ({})", id_list(ids)?);
+        let ids = text_list(ids.iter().map(String::as_str));
         self.with_conn(move |conn| {
-            let mut stmt = conn.prepare(&sql).map_err(failed("existence check"))?;
-            stmt.query_map([], |row| row.get::<_, String>(0))
+            let mut stmt = conn
+                .prepare_cached("SELECT file_id FROM files WHERE file_id IN (SELECT unnest(?::VARCHAR[]))")
+                .map_err(failed("existence check"))?;
+            stmt.query_map([ids], |row| row.get::<_, String>(0))
                 .and_then(Iterator::collect)
                 .map_err(failed("existence check"))
         })
@@ -160,12 +167,20 @@ impl Sink for DuckdbSink {
     }
 
     async fn indexed(&mut self, files: &[SourceFile]) -> Result<HashSet<String>, SinkError> {
-        let query = IndexedQuery::new(Table::Files.name(), files);
-        let Some(sql) = query.sql.clone() else { return Ok(HashSet::new()) };
+        let query = IndexedQuery::new(files);
+        if query.uris().is_empty() {
+            return Ok(HashSet::new());
+        }
+        let uris = text_list(query.uris().iter().copied());
         let batches = self
             .with_conn(move |conn| {
-                let mut stmt = conn.prepare(&sql).map_err(failed("resume check"))?;
-                Ok(stmt.query_arrow([]).map_err(failed("resume check"))?.collect::<Vec<_>>())
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT source_uri, size_bytes, etag FROM files \
+                         WHERE etag IS NOT NULL AND source_uri IN (SELECT unnest(?::VARCHAR[]))",
+                    )
+                    .map_err(failed("resume check"))?;
+                Ok(stmt.query_arrow([uris]).map_err(failed("resume check"))?.collect::<Vec<_>>())
             })
             .await?;
         let mut found = HashSet::new();
@@ -199,14 +214,44 @@ impl Sink for DuckdbSink {
              ORDER BY score DESC, source_uri LIMIT {k}"
         );
         let exclude = exclude_uri.map(str::to_owned);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         self.with_conn(move |conn| {
+            // A full scan of the vectors: worth every core, unlike the appends.
+            conn.execute_batch(&format!("SET threads = {cores}")).map_err(failed("settings"))?;
             let mut stmt = conn.prepare(&sql).map_err(failed("similarity query"))?;
-            stmt.query_map([exclude], |row| {
-                Ok(Neighbour { file_id: row.get(0)?, source_uri: row.get(1)?, score: row.get(2)? })
-            })
-            .and_then(Iterator::collect)
-            .map_err(failed("similarity query"))
+            let found = stmt
+                .query_map([exclude], |row| {
+                    Ok(Neighbour { file_id: row.get(0)?, source_uri: row.get(1)?, score: row.get(2)? })
+                })
+                .and_then(Iterator::collect)
+                .map_err(failed("similarity query"));
+            conn.execute_batch(&format!("SET threads = {WRITER_THREADS}")).map_err(failed("settings"))?;
+            found
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setting(sink: &DuckdbSink, name: &str) -> String {
+        let conn = sink.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        conn.query_row(&format!("SELECT current_setting('{name}')::VARCHAR"), [], |row| row.get(0))
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn writes_single_threaded_and_similarity_restores_it() -> Result<(), SinkError> {
+        let dir = tempfile::tempdir().map_err(|e| SinkError::Config(e.to_string()))?;
+        let mut sink = DuckdbSink::open(&dir.path().join("c.duckdb"))?;
+        assert_eq!(setting(&sink, "threads"), WRITER_THREADS.to_string());
+        assert_eq!(setting(&sink, "checkpoint_threshold"), "256.0 MiB");
+        let found = sink.similar(SimilarBy::Metadata, &vec![0.0; SimilarBy::Metadata.dims()], 3, None).await?;
+        assert!(found.is_empty(), "an empty catalog has no neighbours: {found:?}");
+        assert_eq!(setting(&sink, "threads"), WRITER_THREADS.to_string());
+        assert_eq!(sink.existing(&["a".repeat(64)]).await?, HashSet::new());
+        Ok(())
     }
 }

@@ -1,46 +1,70 @@
-//! The resume check: which listed objects the catalog already holds with the same URI,
-//! size and ETag, so that a re-run skips them without reading their headers. One query
-//! per batch of listed objects, the same SQL for both sinks.
+//! The catalog lookups of a batch: which file_ids the catalog holds (the write's idempotence
+//! check), and the resume check — which listed objects it already holds with the same URI,
+//! size and ETag, so that a re-run skips them without reading their headers. Flight SQL
+//! sends them as SQL with literals; DuckDB binds the same values as one list parameter.
 
 use std::collections::{HashMap, HashSet};
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Int64Type};
 
-use crate::catalog::SourceFile;
+use super::SinkError;
+use crate::catalog::{SourceFile, is_file_id};
 
-/// `'text'` as an SQL string literal (quotes doubled); `None` for text with a NUL byte.
-fn literal(text: &str) -> Option<String> {
-    (!text.contains('\0')).then(|| format!("'{}'", text.replace('\'', "''")))
+/// `'text'` as an SQL string literal (quotes doubled).
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
-/// The objects of a check and the query answering it.
+/// `'id1','id2',…` after checking every id is a `file_id`.
+pub(super) fn id_list(ids: &[String]) -> Result<String, SinkError> {
+    let mut out = String::with_capacity(ids.len() * 67);
+    for id in ids {
+        if !is_file_id(id) {
+            return Err(SinkError::Failed(format!("`{id}` is not a file_id")));
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(&literal(id));
+    }
+    Ok(out)
+}
+
+/// The objects of a resume check and how to read its answer.
 pub(super) struct IndexedQuery<'a> {
-    /// URI → (size, ETag) as listed.
+    /// URI → (size, ETag) as listed, for the objects with an ETag (no NUL in the URI).
     wanted: HashMap<&'a str, (u64, &'a str)>,
-    /// `SELECT source_uri, size_bytes, etag FROM <files> WHERE …`, or `None` when no
-    /// object can be checked (none has an ETag).
-    pub sql: Option<String>,
+    /// The URIs of `wanted`, in listing order.
+    uris: Vec<&'a str>,
 }
 
 impl<'a> IndexedQuery<'a> {
-    /// The check of `files` against the `files` table named `table`.
-    pub fn new(table: &str, files: &'a [SourceFile]) -> Self {
+    /// The check of `files`.
+    pub fn new(files: &'a [SourceFile]) -> Self {
         let mut wanted = HashMap::with_capacity(files.len());
         let mut uris = Vec::with_capacity(files.len());
         for file in files {
-            let (Some(etag), Some(uri)) = (file.etag.as_deref(), literal(&file.uri)) else { continue };
-            if wanted.insert(file.uri.as_str(), (file.size_bytes, etag)).is_none() {
-                uris.push(uri);
+            let Some(etag) = file.etag.as_deref() else { continue };
+            if !file.uri.contains('\0') && wanted.insert(file.uri.as_str(), (file.size_bytes, etag)).is_none() {
+                uris.push(file.uri.as_str());
             }
         }
-        let sql = (!uris.is_empty()).then(|| {
-            format!(
-                "SELECT source_uri, size_bytes, etag FROM {table} WHERE etag IS NOT NULL AND source_uri IN ({})",
-                uris.join(",")
-            )
-        });
-        Self { wanted, sql }
+        Self { wanted, uris }
+    }
+
+    /// The URIs to look up; empty when no object can be checked (none has an ETag).
+    pub fn uris(&self) -> &[&'a str] {
+        &self.uris
+    }
+
+    /// `SELECT source_uri, size_bytes, etag FROM <table> WHERE …` with the URIs as literals,
+    /// or `None` when there is nothing to check.
+    pub fn sql(&self, table: &str) -> Option<String> {
+        (!self.uris.is_empty()).then(|| {
+            let list: Vec<String> = self.uris.iter().map(|uri| literal(uri)).collect();
+            format!("SELECT source_uri, size_bytes, etag FROM {table} WHERE etag IS NOT NULL AND source_uri IN ({})", list.join(","))
+        })
     }
 
     /// Adds to `found` the URIs of rows of `batch` (the query's result) that match the
@@ -98,8 +122,9 @@ mod tests {
             file("s3://b/it's.exr", 20, Some("\"e2\"")),
             file("s3://b/c.exr", 5, None),
         ];
-        let query = IndexedQuery::new("files", &files);
-        let sql = query.sql.as_deref().unwrap_or_default();
+        let query = IndexedQuery::new(&files);
+        assert_eq!(query.uris(), ["s3://b/a.exr", "s3://b/it's.exr"]);
+        let sql = query.sql("files").unwrap_or_default();
         assert!(sql.contains("'s3://b/it''s.exr'"), "quotes doubled: {sql}");
         assert!(!sql.contains("c.exr"), "no ETag, nothing to prove: {sql}");
         let schema = Arc::new(Schema::new(vec![
@@ -118,7 +143,7 @@ mod tests {
         let mut found = HashSet::new();
         query.collect(&batch, &mut found);
         assert_eq!(found, HashSet::from(["s3://b/a.exr".to_string()]), "the size of it's.exr changed");
-        assert!(IndexedQuery::new("files", &files[2..]).sql.is_none());
+        assert!(IndexedQuery::new(&files[2..]).sql("files").is_none());
         Ok(())
     }
 }

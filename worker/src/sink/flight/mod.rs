@@ -39,8 +39,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 pub use options::{Choice, Credentials, FlightOptions, IngestPath, ScalarEncoding, VectorEncoding};
 pub use wire::{Dialect, Plan};
 
-use super::duckdb::id_list;
-use super::lookup::IndexedQuery;
+use super::lookup::{IndexedQuery, id_list};
 use super::similar::TopK;
 use super::{Neighbour, SimilarBy, Sink, SinkError};
 use crate::catalog::{CatalogBatch, SourceFile, Table};
@@ -500,8 +499,8 @@ impl FlightSink {
     }
 
     async fn indexed_within(&mut self, files: &[SourceFile]) -> Result<HashSet<String>, SinkError> {
-        let query = IndexedQuery::new(&self.options.table_name(Table::Files), files);
-        let Some(sql) = query.sql.clone() else { return Ok(HashSet::new()) };
+        let query = IndexedQuery::new(files);
+        let Some(sql) = query.sql(&self.options.table_name(Table::Files)) else { return Ok(HashSet::new()) };
         let mut found = HashSet::new();
         self.query(sql, |batch| query.collect(batch, &mut found)).await?;
         Ok(found)

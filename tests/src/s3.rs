@@ -111,6 +111,11 @@ impl S3Server {
         Ok(())
     }
 
+    /// The server's process id while it runs (benchmarks pin it to a core).
+    pub fn pid(&self) -> Option<u32> {
+        self.server.as_ref().map(Server::pid)
+    }
+
     /// Restarts the server on the same data serving HTTPS with `certs_dir/public.crt` and
     /// `certs_dir/private.key` (make buckets and objects before: [`create_bucket`](Self::create_bucket)
     /// speaks plain HTTP).

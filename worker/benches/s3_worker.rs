@@ -11,9 +11,16 @@
 //! copies of the generated corpus (`tests/corpus/generate.py --count-scale 4`: every header
 //! shape, damaged files, and a 114 KB header that needs a second GET).
 //!
+//! Two CPU layouts, one after the other: **shared** (every process on every core, as the
+//! kernel schedules them) and, on a machine with two cores or more, **split** (MinIO pinned
+//! to CPU 0; the client — bare loop or worker — and the Flight SQL server pinned to CPU 1),
+//! which stands for the deployment, where S3 is other machines and does not take the
+//! worker's CPU.
+//!
 //! `cargo bench -p exrscan --bench s3_worker` (env `BENCH_COPIES`; `BENCH_CONCURRENCY`,
-//! default 64; `BENCH_WORKER_ARGS`, more arguments for `exrscan shard`). Prints Markdown rows. "GETs per file" counts every object fetched,
-//! "files in one GET" the readable headers read with a single GET.
+//! default 64; `BENCH_WORKER_ARGS`, more arguments for `exrscan shard`). Prints Markdown
+//! rows. "GETs per file" counts every object fetched, "files in one GET" the readable
+//! headers read with a single GET.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -110,10 +117,27 @@ fn machine_busy_seconds() -> f64 {
     ticks.iter().enumerate().filter(|(i, _)| !matches!(i, 3 | 4)).map(|(_, t)| t).sum::<f64>() / 100.0
 }
 
+/// The machine's CPUs (`/proc/stat`; unlike `available_parallelism`, not narrowed by pinning).
+fn machine_cores() -> usize {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let cpus = stat.lines().filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit)).count();
+    cpus.max(1)
+}
+
+/// Pins every thread of process `pid` to CPU `cpu`; threads and children it starts later
+/// inherit the pinning.
+fn pin(pid: u32, cpu: usize) -> Result<()> {
+    let out = Command::new("taskset").args(["-a", "-p", "-c", &cpu.to_string(), &pid.to_string()]).output()?;
+    if !out.status.success() {
+        return Err(format!("taskset: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    Ok(())
+}
+
 /// `machine CPU ms per file | machine busy %` cells for a run (MinIO and any sink server
 /// included).
 fn cpu_cells(busy: f64, seconds: f64, files: usize) -> String {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let cores = machine_cores() as f64;
     format!("{:.2} | {:.0} %", 1000.0 * busy / files as f64, 100.0 * busy / (seconds * cores))
 }
 
@@ -186,6 +210,83 @@ for k in keys:
 print(len(keys), ok, time.perf_counter() - start)
 "#;
 
+/// One layout's measurements: the best bare loop and DuckDB worker of three alternating
+/// rounds, then one worker into a fresh Flight SQL server.
+struct Layout {
+    name: &'static str,
+    bare_seconds: f64,
+    bare_busy: f64,
+    duckdb: WorkerRun,
+    flight: WorkerRun,
+}
+
+struct Bench<'a> {
+    runtime: &'a tokio::runtime::Runtime,
+    store: &'a Arc<dyn ObjectStore>,
+    s3: &'a S3Server,
+    plan: &'a Path,
+    work: &'a Path,
+    concurrency: usize,
+    objects: usize,
+}
+
+impl Bench<'_> {
+    fn measure(&self, name: &'static str) -> Result<Layout> {
+        let (mut bare_seconds, mut bare_busy, mut duckdb): (f64, f64, Option<WorkerRun>) = (f64::MAX, 0.0, None);
+        for round in 0..3 {
+            let busy_before = machine_busy_seconds();
+            let (n, seconds) = self.runtime.block_on(bare_loop(self.store, self.concurrency))?;
+            assert_eq!(n, self.objects);
+            if seconds < bare_seconds {
+                (bare_seconds, bare_busy) = (seconds, machine_busy_seconds() - busy_before);
+            }
+            let label = format!("{name}-{round}");
+            let db = self.work.join(format!("catalog-{label}.duckdb"));
+            let run = worker(self.s3, self.plan, self.work, self.concurrency, &format!("duckdb://{}", db.display()), &label)?;
+            if duckdb.as_ref().is_none_or(|best| run.seconds < best.seconds) {
+                duckdb = Some(run);
+            }
+        }
+        // The same worker into Apache Arrow's Flight SQL server (bulk ingest), a fresh catalog.
+        let server = FlightSqlServer::start_with(FlightSqlOptions { bulk_ingest: true, ..FlightSqlOptions::default() })?;
+        let flight = worker(self.s3, self.plan, self.work, self.concurrency, &server.uri(), &format!("{name}-flight"))?;
+        Ok(Layout { name, bare_seconds, bare_busy, duckdb: duckdb.ok_or("no worker run")?, flight })
+    }
+
+    fn print(&self, layout: &Layout) {
+        let Layout { name, bare_seconds, bare_busy, duckdb, flight } = layout;
+        let bare_rate = self.objects as f64 / bare_seconds;
+        let share = |run: &WorkerRun| 100.0 * self.objects as f64 / run.seconds / bare_rate;
+        let s3_counts = &duckdb.report["s3"];
+        let headers = s3_counts["headersRead"].as_f64().unwrap_or(0.0);
+        let gets = s3_counts["getRequests"].as_f64().unwrap_or(0.0);
+        let fetched = duckdb.report["counts"]["discovered"].as_f64().unwrap_or(0.0);
+        let one_get = s3_counts["headersInOneGet"].as_f64().unwrap_or(0.0);
+        println!(
+            "| {name}: bare ranged-GET loop (object_store, 64 KiB) | {bare_rate:.0} | 100 % | 1 | 100 % | | {} | |",
+            cpu_cells(*bare_busy, *bare_seconds, self.objects)
+        );
+        println!(
+            "| {name}: `exrscan shard` (DuckDB sink, embeddings) | {:.0} | {:.0} % | {:.3} | {:.2} % | {:.1} MiB | {} | {:.2} |",
+            self.objects as f64 / duckdb.seconds,
+            share(duckdb),
+            gets / fetched.max(1.0),
+            100.0 * one_get / headers.max(1.0),
+            duckdb.max_rss_kib as f64 / 1024.0,
+            cpu_cells(duckdb.busy, duckdb.seconds, self.objects),
+            1000.0 * duckdb.own_cpu / self.objects as f64
+        );
+        println!(
+            "| {name}: `exrscan shard` (Flight SQL sink, bulk ingest, embeddings) | {:.0} | {:.0} % | | | {:.1} MiB | {} | {:.2} |",
+            self.objects as f64 / flight.seconds,
+            share(flight),
+            flight.max_rss_kib as f64 / 1024.0,
+            cpu_cells(flight.busy, flight.seconds, self.objects),
+            1000.0 * flight.own_cpu / self.objects as f64
+        );
+    }
+}
+
 fn main() -> Result<()> {
     let copies = env_number("BENCH_COPIES", 600);
     let concurrency = env_number("BENCH_CONCURRENCY", 64);
@@ -222,65 +323,36 @@ fn main() -> Result<()> {
         .output()?;
     std::fs::write(&plan, &out.stdout)?;
 
-    // Alternate the two, three rounds each, and keep each one's best.
-    let (mut bare_best, mut bare_busy, mut worker_best): (f64, f64, Option<WorkerRun>) = (f64::MAX, 0.0, None);
-    for round in 0..3 {
-        let busy_before = machine_busy_seconds();
-        let (n, seconds) = runtime.block_on(bare_loop(&store, concurrency))?;
-        assert_eq!(n, objects);
-        if seconds < bare_best {
-            (bare_best, bare_busy) = (seconds, machine_busy_seconds() - busy_before);
-        }
-        let db = work.path().join(format!("catalog-{round}.duckdb"));
-        let run = worker(&s3, &plan, work.path(), concurrency, &format!("duckdb://{}", db.display()), &round.to_string())?;
-        if worker_best.as_ref().is_none_or(|best| run.seconds < best.seconds) {
-            worker_best = Some(run);
-        }
-    }
-    let best = worker_best.ok_or("no worker run")?;
-    // The same worker into Apache Arrow's Flight SQL server (bulk ingest), a fresh catalog.
-    let flight = FlightSqlServer::start_with(FlightSqlOptions { bulk_ingest: true, ..FlightSqlOptions::default() })?;
-    let flight_run = worker(&s3, &plan, work.path(), concurrency, &flight.uri(), "flight")?;
     let peer = testenv::python::run(PEER, &[&s3.endpoint(), s3.access_key(), s3.secret_key(), BUCKET, PREFIX, "2000"])?;
     let fields: Vec<f64> = peer.split_whitespace().filter_map(|v| v.parse().ok()).collect();
     let (peer_files, peer_seconds) =
         (fields.first().copied().unwrap_or(0.0), fields.get(2).copied().unwrap_or(f64::MAX));
 
-    let s3_counts = &best.report["s3"];
-    let headers = s3_counts["headersRead"].as_f64().unwrap_or(0.0);
-    let gets = s3_counts["getRequests"].as_f64().unwrap_or(0.0);
-    let fetched = best.report["counts"]["discovered"].as_f64().unwrap_or(0.0);
-    let one_get = s3_counts["headersInOneGet"].as_f64().unwrap_or(0.0);
-    let worker_rate = objects as f64 / best.seconds;
-    let bare_rate = objects as f64 / bare_best;
-    println!("objects: {objects} ({} with a readable header), concurrency {concurrency}", best.report["headersRead"]);
+    let bench = Bench { runtime: &runtime, store: &store, s3: &s3, plan: &plan, work: work.path(), concurrency, objects };
+    let mut layouts = vec![bench.measure("shared")?];
+    if machine_cores() >= 2 {
+        pin(s3.pid().ok_or("MinIO is not running")?, 0)?;
+        pin(std::process::id(), 1)?;
+        layouts.push(bench.measure("split")?);
+    } else {
+        eprintln!("one CPU: no split layout");
+    }
+
+    let shared = &layouts[0];
+    println!(
+        "objects: {objects} ({} with a readable header), concurrency {concurrency}; {} CPUs",
+        shared.duckdb.report["headersRead"],
+        machine_cores()
+    );
     println!("| run | files/s | vs bare GET loop | GETs per file | files in one GET | peak RSS | machine CPU ms per file | machine busy | worker process CPU ms per file |");
     println!("|---|---|---|---|---|---|---|---|---|");
+    for layout in &layouts {
+        bench.print(layout);
+    }
     println!(
-        "| bare ranged-GET loop (object_store, 64 KiB) | {bare_rate:.0} | 100 % | 1 | 100 % | | {} | |",
-        cpu_cells(bare_busy, bare_best, objects)
-    );
-    println!(
-        "| `exrscan shard` (DuckDB sink, embeddings) | {worker_rate:.0} | {:.0} % | {:.3} | {:.2} % | {:.1} MiB | {} | {:.2} |",
-        100.0 * worker_rate / bare_rate,
-        gets / fetched.max(1.0),
-        100.0 * one_get / headers.max(1.0),
-        best.max_rss_kib as f64 / 1024.0,
-        cpu_cells(best.busy, best.seconds, objects),
-        1000.0 * best.own_cpu / objects as f64
-    );
-    println!(
-        "| `exrscan shard` (Flight SQL sink, bulk ingest, embeddings) | {:.0} | {:.0} % | | | {:.1} MiB | {} | {:.2} |",
-        objects as f64 / flight_run.seconds,
-        100.0 * objects as f64 / flight_run.seconds / bare_rate,
-        flight_run.max_rss_kib as f64 / 1024.0,
-        cpu_cells(flight_run.busy, flight_run.seconds, objects),
-        1000.0 * flight_run.own_cpu / objects as f64
-    );
-    println!(
-        "| previous tool's method (boto3 256 KiB + OpenImageIO, Python, 1 process; {peer_files:.0} objects) | {:.0} | {:.0} % | 1 | | | | | |",
+        "| shared: previous tool's method (boto3 256 KiB + OpenImageIO, Python, 1 process; {peer_files:.0} objects) | {:.0} | {:.0} % | 1 | | | | | |",
         peer_files / peer_seconds,
-        100.0 * peer_files / peer_seconds / bare_rate
+        100.0 * peer_files / peer_seconds / (objects as f64 / shared.bare_seconds)
     );
     Ok(())
 }

@@ -13,20 +13,14 @@ use crate::{Error, ExrScan};
 pub fn markdown() -> Result<String, Error> {
     let crd = ExrScan::crd();
     let version = crd.spec.versions.first().ok_or(Error::NoSchema)?;
-    let schema = version
-        .schema
-        .as_ref()
-        .and_then(|s| s.open_api_v3_schema.as_ref())
-        .ok_or(Error::NoSchema)?;
+    let schema = version.schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref()).ok_or(Error::NoSchema)?;
     let schema = serde_json::to_value(schema).map_err(|_| Error::NoSchema)?;
 
     let mut out = String::new();
     let names = &crd.spec.names;
     let _ = writeln!(out, "# ExrScan reference\n");
-    let _ = writeln!(
-        out,
-        "<!-- Generated from the CRD schema by `exrscan-operator crd --reference`; do not edit. -->\n"
-    );
+    let _ =
+        writeln!(out, "<!-- Generated from the CRD schema by `exrscan-operator crd --reference`; do not edit. -->\n");
     let _ = writeln!(out, "| | |\n|---|---|");
     let _ = writeln!(out, "| Group / version | `{}/{}` |", crd.spec.group, version.name);
     let _ = writeln!(out, "| Kind | `{}` (plural `{}`) |", names.kind, names.plural);

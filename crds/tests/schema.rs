@@ -27,8 +27,7 @@ fn names_columns_and_subresources() {
     let v = &crd.spec.versions[0];
     assert_eq!(v.name, "v1alpha1");
     assert!(v.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some(), "status subresource");
-    let columns: Vec<&str> =
-        v.additional_printer_columns.iter().flatten().map(|c| c.name.as_str()).collect();
+    let columns: Vec<&str> = v.additional_printer_columns.iter().flatten().map(|c| c.name.as_str()).collect();
     assert_eq!(columns, ["Phase", "Shards", "Processed", "Inserted", "Failed", "Age"]);
 }
 
@@ -46,7 +45,10 @@ fn spec_bounds_and_rules() {
     assert!(required.contains(&"source") && required.contains(&"sink"), "{required:?}");
     let spec_rules = rules(spec);
     assert!(spec_rules.iter().any(|r| r.contains("self.parallelism <= self.shards")), "{spec_rules:?}");
-    assert!(spec_rules.iter().any(|r| r.contains("self.sink.duckdb") && r.contains("self.shards == 1")), "{spec_rules:?}");
+    assert!(
+        spec_rules.iter().any(|r| r.contains("self.sink.duckdb") && r.contains("self.shards == 1")),
+        "{spec_rules:?}"
+    );
     assert!(rules(&spec["properties"]["sink"]).iter().any(|r| r.contains("has(self.flight) != has(self.duckdb)")));
     assert!(rules(&s).iter().any(|r| r.contains("self.metadata.name.size() <= 48")));
 }

@@ -32,11 +32,8 @@ impl Outcome {
 pub fn conditions(outcome: &Outcome, previous: &[Condition], generation: Option<i64>, now: &Time) -> Vec<Condition> {
     let o = outcome;
     let active = matches!(o.phase, Phase::Pending | Phase::Planning | Phase::Running);
-    let (progressing_reason, progressing_message) = if active {
-        (o.reason.as_str(), o.message.as_str())
-    } else {
-        (o.phase.as_str(), o.message.as_str())
-    };
+    let (progressing_reason, progressing_message) =
+        if active { (o.reason.as_str(), o.message.as_str()) } else { (o.phase.as_str(), o.message.as_str()) };
     let desired: [(&str, bool, &str, &str); 6] = [
         ("Ready", o.phase == Phase::Succeeded, o.reason.as_str(), o.message.as_str()),
         ("Progressing", active, progressing_reason, progressing_message),

@@ -92,9 +92,17 @@ mod tests {
         assert_eq!(c.resync(), Duration::from_secs(300));
         assert!(c.leader_election);
         assert_eq!(c.lease_name, "exrscan-operator");
-        let c = Cli::try_parse_from(["x", "--namespaces", "a,b", "--leader-election", "false", "--lease-duration-seconds", "3"])
-            .expect("flags parse")
-            .run;
+        let c = Cli::try_parse_from([
+            "x",
+            "--namespaces",
+            "a,b",
+            "--leader-election",
+            "false",
+            "--lease-duration-seconds",
+            "3",
+        ])
+        .expect("flags parse")
+        .run;
         assert_eq!(c.namespaces, ["a", "b"]);
         assert!(!c.leader_election);
         assert_eq!(c.lease_duration_seconds, 3);

@@ -51,13 +51,11 @@ pub async fn run(
             .watches(pods, owned.clone(), scan_of_pod)
             .graceful_shutdown_on(shutdown.clone());
         ctx.metrics.watch_store(controller.store());
-        controller
-            .run(reconcile::reconcile, reconcile::error_policy, ctx.clone())
-            .for_each(|result| async move {
-                if let Err(error) = result {
-                    tracing::debug!(%error, "controller event");
-                }
-            })
+        controller.run(reconcile::reconcile, reconcile::error_policy, ctx.clone()).for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "controller event");
+            }
+        })
     });
     futures::future::join_all(controllers).await;
 }

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, PostParams};
 use kube::Client;
+use kube::api::{Api, PostParams};
 
 /// Where and how the Lease is held.
 #[derive(Debug, Clone)]
@@ -90,7 +90,8 @@ impl LeaderElector {
         let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
         let holder = spec.holder_identity.clone().filter(|h| !h.is_empty());
         let version = lease.metadata.resource_version.clone().unwrap_or_default();
-        let held_for = spec.lease_duration_seconds.map_or(self.config.duration, |s| Duration::from_secs(s.max(0) as u64));
+        let held_for =
+            spec.lease_duration_seconds.map_or(self.config.duration, |s| Duration::from_secs(s.max(0) as u64));
         let mine = holder.as_deref() == Some(self.config.identity.as_str());
         if !mine && holder.is_some() {
             // Someone else's: free only once it stopped changing for its whole duration.

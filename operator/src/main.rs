@@ -101,7 +101,10 @@ async fn run(config: RunConfig) -> anyhow::Result<()> {
     let identity = config.identity();
     let ctx = Arc::new(Context {
         client: client.clone(),
-        recorder: Recorder::new(client.clone(), Reporter { controller: names::MANAGER.into(), instance: Some(identity.clone()) }),
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter { controller: names::MANAGER.into(), instance: Some(identity.clone()) },
+        ),
         default_image: config.worker_image.clone(),
         resync: config.resync(),
         active_requeue: config.active_resync(),

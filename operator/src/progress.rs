@@ -63,10 +63,7 @@ impl Attempt {
         let summary = terminated.and_then(|t| t.message.as_deref());
         let progress = annotations.and_then(|a| a.get(PROGRESS_ANNOTATION)).map(String::as_str);
         let report = summary.and_then(ShardReport::parse).or_else(|| progress.and_then(ShardReport::parse));
-        let message = summary
-            .filter(|m| ShardReport::parse(m).is_none())
-            .map(crash_line)
-            .filter(|m| !m.is_empty());
+        let message = summary.filter(|m| ShardReport::parse(m).is_none()).map(crash_line).filter(|m| !m.is_empty());
         Attempt {
             index,
             state,
@@ -215,13 +212,23 @@ mod tests {
     fn sums_the_best_attempt_of_each_shard() {
         let pods = vec![
             // shard 0: failed once (partial summary), then succeeded
-            pod("s0-a", 0, "Failed", None, Some((3, r#"{"counts":{"processed":4,"inserted":4},"error":"S3 unreachable"}"#, 10))),
+            pod(
+                "s0-a",
+                0,
+                "Failed",
+                None,
+                Some((3, r#"{"counts":{"processed":4,"inserted":4},"error":"S3 unreachable"}"#, 10)),
+            ),
             pod(
                 "s0-b",
                 0,
                 "Succeeded",
                 None,
-                Some((0, r#"{"counts":{"discovered":10,"processed":10,"inserted":6,"unchanged":4,"bytesRead":100},"failures":[{"key":"a.exr","reason":"truncated"}]}"#, 20)),
+                Some((
+                    0,
+                    r#"{"counts":{"discovered":10,"processed":10,"inserted":6,"unchanged":4,"bytesRead":100},"failures":[{"key":"a.exr","reason":"truncated"}]}"#,
+                    20,
+                )),
             ),
             // shard 1: running with a progress annotation
             pod("s1-a", 1, "Running", Some(r#"{"counts":{"processed":3,"inserted":3,"bytesRead":30}}"#), None),
@@ -254,10 +261,10 @@ mod tests {
 
     #[test]
     fn failures_are_bounded() {
-        let failures: Vec<String> =
-            (0..50).map(|i| format!(r#"{{"key":"k{i}","reason":"bad"}}"#)).collect();
+        let failures: Vec<String> = (0..50).map(|i| format!(r#"{{"key":"k{i}","reason":"bad"}}"#)).collect();
         let summary = format!(r#"{{"counts":{{"failed":50}},"failures":[{}]}}"#, failures.join(","));
-        let pods: Vec<Pod> = (0..3).map(|i| pod(&format!("p{i}"), i, "Succeeded", None, Some((0, &summary, 1)))).collect();
+        let pods: Vec<Pod> =
+            (0..3).map(|i| pod(&format!("p{i}"), i, "Succeeded", None, Some((0, &summary, 1)))).collect();
         let agg = aggregate(&pods);
         assert_eq!(agg.counts.failed, 150);
         assert_eq!(agg.failures.len(), MAX_FAILURES);

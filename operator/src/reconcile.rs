@@ -185,7 +185,11 @@ async fn advance(
                 let started = normal(
                     "Started",
                     "CreateJob",
-                    format!("Indexed Job {job_name} created: {} shards, parallelism {}", scan.spec.shards, scan.spec.effective_parallelism()),
+                    format!(
+                        "Indexed Job {job_name} created: {} shards, parallelism {}",
+                        scan.spec.shards,
+                        scan.spec.effective_parallelism()
+                    ),
                 );
                 events.push(related(started, Some(created.object_ref(&()))));
                 st.job_name = Some(job_name.clone());
@@ -197,7 +201,8 @@ async fn advance(
     st.job_name = Some(job_name.clone());
     mirror_job_spec(scan, &apis.jobs, &job, scan.spec.effective_parallelism()).await?;
 
-    let pods = apis.pods.list(&ListParams::default().labels(&names::run_selector(&r.name, run, Component::Shard))).await?;
+    let pods =
+        apis.pods.list(&ListParams::default().labels(&names::run_selector(&r.name, run, Component::Shard))).await?;
     let agg = progress::aggregate(&pods.items);
     let previous_failed = st.shards.as_ref().map_or(0, |s| s.failed_attempts.max(0) as usize);
     let shards = progress::shard_counts(&job, scan.spec.shards, agg.failed_attempts.len());
@@ -205,7 +210,12 @@ async fn advance(
         let failed = warning(
             "ShardFailed",
             "RunShard",
-            format!("shard {} failed (pod {}, {}); retries left are tried per index", a.index, a.pod, a.failure_reason()),
+            format!(
+                "shard {} failed (pod {}, {}); retries left are tried per index",
+                a.index,
+                a.pod,
+                a.failure_reason()
+            ),
         );
         events.push(related(failed, Some(reference("v1", "Pod", &a.pod, &r.namespace))));
     }
@@ -243,7 +253,11 @@ async fn plan_stage(
     match planner {
         None => {
             if scan.spec.suspend {
-                return Ok(PlanStage::Waiting(Outcome::new(Phase::Suspended, "Suspended", "spec.suspend is true; planning waits")));
+                return Ok(PlanStage::Waiting(Outcome::new(
+                    Phase::Suspended,
+                    "Suspended",
+                    "spec.suspend is true; planning waits",
+                )));
             }
             // A planner pod of a replaced run may still be stopping; it must not write its
             // plan into this run's ConfigMap, so wait until it is gone.
@@ -266,7 +280,11 @@ async fn plan_stage(
             }
             match cm {
                 Some(stale) if plan::plan_run(&stale) != Some(run) => {
-                    apis.config_maps.delete(&cm_name, &DeleteParams::default()).await.map(|_| ()).or_else(ignore_not_found)?;
+                    apis.config_maps
+                        .delete(&cm_name, &DeleteParams::default())
+                        .await
+                        .map(|_| ())
+                        .or_else(ignore_not_found)?;
                     create(&apis.config_maps, &plan::config_map(r, run)).await?;
                 }
                 Some(_) => {}
@@ -277,16 +295,24 @@ async fn plan_stage(
             apply_rbac(r, &ctx.client).await?;
             let planner = create(&apis.jobs, &plan::planner_job(scan, r, run, &ctx.default_image)).await?;
             ctx.metrics.job_created(Component::Planner);
-            let planning = normal("Planning", "CreatePlanner", format!("planner Job {planner_name} created for run {run}"));
+            let planning =
+                normal("Planning", "CreatePlanner", format!("planner Job {planner_name} created for run {run}"));
             events.push(related(planning, Some(planner.object_ref(&()))));
-            Ok(PlanStage::Waiting(Outcome::new(Phase::Planning, "Planning", format!("planner Job {planner_name} is listing the prefix"))))
+            Ok(PlanStage::Waiting(Outcome::new(
+                Phase::Planning,
+                "Planning",
+                format!("planner Job {planner_name} is listing the prefix"),
+            )))
         }
         Some(job) => {
             if has_condition(&job, "Complete") {
                 return Ok(PlanStage::Waiting(Outcome::new(
                     Phase::Failed,
                     "PlanMissing",
-                    format!("planner Job {planner_name} finished without writing {} into ConfigMap {cm_name}", names::PLAN_KEY),
+                    format!(
+                        "planner Job {planner_name} finished without writing {} into ConfigMap {cm_name}",
+                        names::PLAN_KEY
+                    ),
                 )));
             }
             if has_condition(&job, "Failed") {
@@ -298,40 +324,82 @@ async fn plan_stage(
                     .failed_attempts
                     .last()
                     .map_or_else(|| "no pod status".to_string(), progress::Attempt::failure_reason);
-                return Ok(PlanStage::Waiting(Outcome::new(Phase::Failed, "PlanFailed", format!("planner Job {planner_name} failed: {why}"))));
+                return Ok(PlanStage::Waiting(Outcome::new(
+                    Phase::Failed,
+                    "PlanFailed",
+                    format!("planner Job {planner_name} failed: {why}"),
+                )));
             }
             mirror_job_spec(scan, &apis.jobs, &job, 1).await?;
             if scan.spec.suspend {
-                return Ok(PlanStage::Waiting(Outcome::new(Phase::Suspended, "Suspended", "spec.suspend is true; planning paused")));
+                return Ok(PlanStage::Waiting(Outcome::new(
+                    Phase::Suspended,
+                    "Suspended",
+                    "spec.suspend is true; planning paused",
+                )));
             }
-            Ok(PlanStage::Waiting(Outcome::new(Phase::Planning, "Planning", format!("planner Job {planner_name} is listing the prefix"))))
+            Ok(PlanStage::Waiting(Outcome::new(
+                Phase::Planning,
+                "Planning",
+                format!("planner Job {planner_name} is listing the prefix"),
+            )))
         }
     }
 }
 
 /// The phase of a run from its Indexed Job.
-fn job_outcome(scan: &ExrScan, job: &Job, shards: &exrscan_crds::ShardCounts, last_failure: Option<&progress::Attempt>) -> Outcome {
+fn job_outcome(
+    scan: &ExrScan,
+    job: &Job,
+    shards: &exrscan_crds::ShardCounts,
+    last_failure: Option<&progress::Attempt>,
+) -> Outcome {
     let name = job.metadata.name.clone().unwrap_or_default();
     if has_condition(job, "Complete") {
-        return Outcome::new(Phase::Succeeded, "Succeeded", format!("all {} shards of Job {name} finished", shards.total));
+        return Outcome::new(
+            Phase::Succeeded,
+            "Succeeded",
+            format!("all {} shards of Job {name} finished", shards.total),
+        );
     }
     if let Some(c) = condition(job, "Failed") {
-        let why = last_failure.map(progress::Attempt::failure_reason).unwrap_or_else(|| c.message.clone().unwrap_or_default());
+        let why = last_failure
+            .map(progress::Attempt::failure_reason)
+            .unwrap_or_else(|| c.message.clone().unwrap_or_default());
         let failed = job.status.as_ref().and_then(|s| s.failed_indexes.clone()).unwrap_or_default();
         return match c.reason.as_deref() {
-            Some("PodFailurePolicy") => Outcome::new(Phase::Failed, "ConfigurationError", format!("a shard reported a configuration error, retrying cannot help: {why}")),
+            Some("PodFailurePolicy") => Outcome::new(
+                Phase::Failed,
+                "ConfigurationError",
+                format!("a shard reported a configuration error, retrying cannot help: {why}"),
+            ),
             _ if !failed.is_empty() => Outcome::new(
                 Phase::Failed,
                 "ShardFailed",
-                format!("shard(s) {failed} failed past backoffLimitPerIndex={}: {why}", scan.spec.backoff_limit_per_index),
+                format!(
+                    "shard(s) {failed} failed past backoffLimitPerIndex={}: {why}",
+                    scan.spec.backoff_limit_per_index
+                ),
             ),
-            reason => Outcome::new(Phase::Failed, "JobFailed", format!("Job {name} failed ({}): {why}", reason.unwrap_or("unknown"))),
+            reason => Outcome::new(
+                Phase::Failed,
+                "JobFailed",
+                format!("Job {name} failed ({}): {why}", reason.unwrap_or("unknown")),
+            ),
         };
     }
     if job.spec.as_ref().and_then(|s| s.suspend) == Some(true) {
-        return Outcome::new(Phase::Suspended, "Suspended", format!("spec.suspend is true; {} of {} shards done", shards.succeeded, shards.total));
+        return Outcome::new(
+            Phase::Suspended,
+            "Suspended",
+            format!("spec.suspend is true; {} of {} shards done", shards.succeeded, shards.total),
+        );
     }
-    Outcome::new(Phase::Running, "Running", format!("{} of {} shards done, {} running", shards.succeeded, shards.total, shards.active))
+    Outcome::new(
+        Phase::Running,
+        "Running",
+        format!("{} of {} shards done, {} running", shards.succeeded, shards.total, shards.active),
+    )
 }
 
 /// Keeps a Job's `suspend` and `parallelism` equal to the spec's (both are mutable).

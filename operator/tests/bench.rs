@@ -103,9 +103,17 @@ async fn operator_benchmark() {
     max_rss = max_rss.max(peak_rss_mib(pid));
 
     println!("operator binary: {}", harness::operator_bin().display());
-    println!("apply → first Job ({SEQUENTIAL} sequential): p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms",
-        p50.as_secs_f64() * 1e3, p95.as_secs_f64() * 1e3, latencies[latencies.len() - 1].as_secs_f64() * 1e3);
-    println!("{BULK} ExrScans created in {:.1} s; all their Jobs exist {:.1} s after the first create", created.as_secs_f64(), all_jobs.as_secs_f64());
+    println!(
+        "apply → first Job ({SEQUENTIAL} sequential): p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms",
+        p50.as_secs_f64() * 1e3,
+        p95.as_secs_f64() * 1e3,
+        latencies[latencies.len() - 1].as_secs_f64() * 1e3
+    );
+    println!(
+        "{BULK} ExrScans created in {:.1} s; all their Jobs exist {:.1} s after the first create",
+        created.as_secs_f64(),
+        all_jobs.as_secs_f64()
+    );
     println!("operator peak RSS (VmHWM): {max_rss:.1} MiB");
     assert!(p50 <= Duration::from_secs(1), "apply → Job p50 {p50:?} > 1 s");
     assert!(max_rss <= 150.0, "peak RSS {max_rss:.1} MiB > 150 MiB");

@@ -77,7 +77,13 @@ async fn upload(s3: &S3Server, corpus: &BTreeMap<String, (PathBuf, bool)>, copie
     let failures: Vec<String> = futures::stream::iter(objects)
         .map(|(key, body)| {
             let store = &store;
-            async move { store.put(&object_store::path::Path::from(key.as_str()), PutPayload::from(body)).await.err().map(|e| e.to_string()) }
+            async move {
+                store
+                    .put(&object_store::path::Path::from(key.as_str()), PutPayload::from(body))
+                    .await
+                    .err()
+                    .map(|e| e.to_string())
+            }
         })
         .buffer_unordered(32)
         .filter_map(|e| async move { e })
@@ -92,7 +98,10 @@ async fn shard_jobs(h: &Harness) -> Vec<String> {
     h.jobs("default", "show")
         .await
         .into_iter()
-        .filter(|j| j.metadata.labels.as_ref().and_then(|l| l.get("app.kubernetes.io/component")).map(String::as_str) == Some("shard"))
+        .filter(|j| {
+            j.metadata.labels.as_ref().and_then(|l| l.get("app.kubernetes.io/component")).map(String::as_str)
+                == Some("shard")
+        })
         .filter_map(|j| j.metadata.name)
         .collect()
 }
@@ -243,7 +252,10 @@ async fn real_worker_indexes_s3_into_flight_sql() {
     let st = again.status.expect("status");
     assert_eq!(st.phase, Some(Phase::Succeeded));
     let jobs = shard_jobs(h).await;
-    assert!(st.job_name != first_job && st.job_name.as_ref().is_some_and(|n| jobs.contains(n)), "a new Job for the rescan: {jobs:?}");
+    assert!(
+        st.job_name != first_job && st.job_name.as_ref().is_some_and(|n| jobs.contains(n)),
+        "a new Job for the rescan: {jobs:?}"
+    );
     let counts2 = st.counts.expect("counts");
     eprintln!("rescan: {counts2:?}");
     assert_eq!((counts2.inserted, counts2.unchanged as usize, counts2.failed), (0, readable, counts.failed));

@@ -23,7 +23,12 @@ async fn holder(h: &Harness) -> Option<String> {
 async fn wait_holder(h: &Harness, who: &str, within: Duration) -> Duration {
     let start = Instant::now();
     while holder(h).await.as_deref() != Some(who) {
-        assert!(start.elapsed() < within, "{who} did not take the Lease within {within:?} (holder {:?})\n{}", holder(h).await, h.diagnostics());
+        assert!(
+            start.elapsed() < within,
+            "{who} did not take the Lease within {within:?} (holder {:?})\n{}",
+            holder(h).await,
+            h.diagnostics()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     start.elapsed()
@@ -53,20 +58,25 @@ async fn a_standby_replica_takes_over_without_duplicating_work() {
     h.behave("long", "progress 5 5; sleep 3; summary 10 10 0 0");
     let (ok, err) = h.apply(&scan_yaml("default", "long", 3, "  parallelism: 1\n"));
     assert!(ok, "{err}");
-    h.wait_scan("default", "long", Duration::from_secs(90), "Running", |s| s.status.as_ref().and_then(|s| s.phase) == Some(Phase::Running))
-        .await;
+    h.wait_scan("default", "long", Duration::from_secs(90), "Running", |s| {
+        s.status.as_ref().and_then(|s| s.phase) == Some(Phase::Running)
+    })
+    .await;
 
     a.server.kill(); // SIGKILL: no release of the Lease
     let took = wait_holder(&h, "op-b", Duration::from_secs(20)).await;
     eprintln!("standby took over {took:?} after the leader was killed (Lease duration 3 s)");
 
     let done = h
-        .wait_scan("default", "long", Duration::from_secs(120), "Succeeded", |s| s.status.as_ref().and_then(|s| s.phase) == Some(Phase::Succeeded))
+        .wait_scan("default", "long", Duration::from_secs(120), "Succeeded", |s| {
+            s.status.as_ref().and_then(|s| s.phase) == Some(Phase::Succeeded)
+        })
         .await;
     let st = done.status.expect("status");
     assert_eq!(st.counts.map(|c| (c.processed, c.inserted)), Some((30, 30)));
     let run = st.run.expect("run");
-    let mut jobs: Vec<String> = h.jobs("default", "long").await.iter().filter_map(|j| j.metadata.name.clone()).collect();
+    let mut jobs: Vec<String> =
+        h.jobs("default", "long").await.iter().filter_map(|j| j.metadata.name.clone()).collect();
     jobs.sort();
     assert_eq!(jobs, [format!("long-{run}"), format!("long-plan-{run}")], "exactly one planner and one Indexed Job");
 
@@ -85,7 +95,9 @@ async fn a_standby_replica_takes_over_without_duplicating_work() {
     // The new leader runs new scans.
     let (ok, err) = h.apply(&scan_yaml("default", "after", 1, ""));
     assert!(ok, "{err}");
-    h.wait_scan("default", "after", Duration::from_secs(90), "Succeeded", |s| s.status.as_ref().and_then(|s| s.phase) == Some(Phase::Succeeded))
-        .await;
+    h.wait_scan("default", "after", Duration::from_secs(90), "Succeeded", |s| {
+        s.status.as_ref().and_then(|s| s.phase) == Some(Phase::Succeeded)
+    })
+    .await;
     assert_eq!(leader_gauge(&c).as_deref(), Some("1"));
 }

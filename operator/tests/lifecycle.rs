@@ -35,7 +35,13 @@ async fn scans_follow_their_spec_on_a_real_control_plane() {
     for ns in ["happy", "retry", "broken", "config", "pause"] {
         h.namespace(ns).await;
     }
-    tokio::join!(happy_path(&h, &op), retried_shard(&h), shard_failing_past_its_limit(&h), configuration_error(&h), suspend_and_resume(&h));
+    tokio::join!(
+        happy_path(&h, &op),
+        retried_shard(&h),
+        shard_failing_past_its_limit(&h),
+        configuration_error(&h),
+        suspend_and_resume(&h)
+    );
 
     let (code, metrics) = op.get("/metrics").expect("metrics served");
     assert_eq!(code, 200);
@@ -63,7 +69,8 @@ async fn happy_path(h: &Harness, op: &Operator) {
     // Live counts while the shards run.
     let live = h
         .wait_scan(ns, "render", RUN_TIMEOUT, "live progress", |s| {
-            phase(s) == Some(Phase::Running) && s.status.as_ref().and_then(|st| st.counts).is_some_and(|c| c.processed >= 5)
+            phase(s) == Some(Phase::Running)
+                && s.status.as_ref().and_then(|st| st.counts).is_some_and(|c| c.processed >= 5)
         })
         .await;
     assert_eq!(condition(&live, "Progressing").0, "True");
@@ -76,12 +83,25 @@ async fn happy_path(h: &Harness, op: &Operator) {
     let done = h.wait_scan(ns, "render", RUN_TIMEOUT, "Succeeded", |s| phase(s) == Some(Phase::Succeeded)).await;
     let st = done.status.clone().expect("status");
     let counts = st.counts.expect("counts");
-    assert_eq!((counts.discovered, counts.processed, counts.inserted, counts.failed, counts.bytes_read), (30, 30, 30, 0, 30_000));
+    assert_eq!(
+        (counts.discovered, counts.processed, counts.inserted, counts.failed, counts.bytes_read),
+        (30, 30, 30, 0, 30_000)
+    );
     let shards = st.shards.clone().expect("shards");
-    assert_eq!((shards.total, shards.succeeded, shards.failed, shards.active, shards.summary.as_str()), (3, 3, 0, 0, "3/3"));
+    assert_eq!(
+        (shards.total, shards.succeeded, shards.failed, shards.active, shards.summary.as_str()),
+        (3, 3, 0, 0, "3/3")
+    );
     assert_eq!(st.observed_generation, done.metadata.generation);
     assert!(st.start_time.is_some() && st.completion_time.is_some());
-    for (t, want) in [("Ready", "True"), ("Complete", "True"), ("Progressing", "False"), ("Failed", "False"), ("Reconciling", "False"), ("Stalled", "False")] {
+    for (t, want) in [
+        ("Ready", "True"),
+        ("Complete", "True"),
+        ("Progressing", "False"),
+        ("Failed", "False"),
+        ("Reconciling", "False"),
+        ("Stalled", "False"),
+    ] {
         assert_eq!(condition(&done, t).0, want, "{t}");
     }
     let run = st.run.clone().expect("run");
@@ -95,9 +115,13 @@ async fn happy_path(h: &Harness, op: &Operator) {
     let mut names: Vec<String> = jobs.iter().filter_map(|j| j.metadata.name.clone()).collect();
     names.sort();
     assert_eq!(names, [format!("render-{run}"), format!("render-plan-{run}")]);
-    let shard_job = jobs.iter().find(|j| j.metadata.name.as_deref() == Some(&format!("render-{run}"))).expect("shard job");
+    let shard_job =
+        jobs.iter().find(|j| j.metadata.name.as_deref() == Some(&format!("render-{run}"))).expect("shard job");
     let spec = shard_job.spec.as_ref().expect("job spec");
-    assert_eq!((spec.completion_mode.as_deref(), spec.completions, spec.parallelism), (Some("Indexed"), Some(3), Some(2)));
+    assert_eq!(
+        (spec.completion_mode.as_deref(), spec.completions, spec.parallelism),
+        (Some("Indexed"), Some(3), Some(2))
+    );
     assert_eq!(spec.backoff_limit_per_index, Some(3));
     let cm = Api::<ConfigMap>::namespaced(h.client.clone(), ns).get("render-plan").await.expect("plan ConfigMap");
     assert!(cm.data.unwrap_or_default().get("plan.json").is_some_and(|p| p.contains("\"shards\":3")));
@@ -140,7 +164,8 @@ async fn happy_path(h: &Harness, op: &Operator) {
     let new_run = st.run.expect("run");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let mut names: Vec<String> = h.jobs(ns, "render").await.iter().filter_map(|j| j.metadata.name.clone()).collect();
+        let mut names: Vec<String> =
+            h.jobs(ns, "render").await.iter().filter_map(|j| j.metadata.name.clone()).collect();
         names.sort();
         if names == [format!("render-{new_run}"), format!("render-plan-{new_run}")] {
             break;
@@ -238,18 +263,30 @@ async fn suspend_and_resume(h: &Harness) {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(h.jobs(ns, "paused").await.is_empty(), "nothing runs while suspended");
 
-    kubectl_ok(&h.cluster, &["patch", "exs", "paused", "-n", ns, "--type=merge", "-p", r#"{"spec":{"suspend":false}}"#]);
+    kubectl_ok(
+        &h.cluster,
+        &["patch", "exs", "paused", "-n", ns, "--type=merge", "-p", r#"{"spec":{"suspend":false}}"#],
+    );
     h.wait_scan(ns, "paused", RUN_TIMEOUT, "Running shards", |s| {
-        phase(s) == Some(Phase::Running) && s.status.as_ref().and_then(|st| st.shards.as_ref()).is_some_and(|sh| sh.active > 0)
+        phase(s) == Some(Phase::Running)
+            && s.status.as_ref().and_then(|st| st.shards.as_ref()).is_some_and(|sh| sh.active > 0)
     })
     .await;
     kubectl_ok(&h.cluster, &["patch", "exs", "paused", "-n", ns, "--type=merge", "-p", r#"{"spec":{"suspend":true}}"#]);
     let s = h.wait_scan(ns, "paused", RUN_TIMEOUT, "Suspended again", |s| phase(s) == Some(Phase::Suspended)).await;
     let job_name = s.status.and_then(|st| st.job_name).expect("job name");
-    let job = h.jobs(ns, "paused").await.into_iter().find(|j| j.metadata.name.as_deref() == Some(job_name.as_str())).expect("job");
+    let job = h
+        .jobs(ns, "paused")
+        .await
+        .into_iter()
+        .find(|j| j.metadata.name.as_deref() == Some(job_name.as_str()))
+        .expect("job");
     assert_eq!(job.spec.and_then(|s| s.suspend), Some(true), "the Job is suspended");
 
-    kubectl_ok(&h.cluster, &["patch", "exs", "paused", "-n", ns, "--type=merge", "-p", r#"{"spec":{"suspend":false}}"#]);
+    kubectl_ok(
+        &h.cluster,
+        &["patch", "exs", "paused", "-n", ns, "--type=merge", "-p", r#"{"spec":{"suspend":false}}"#],
+    );
     let done = h.wait_scan(ns, "paused", RUN_TIMEOUT, "Succeeded", |s| phase(s) == Some(Phase::Succeeded)).await;
     assert_eq!(done.status.and_then(|s| s.counts).map(|c| c.processed), Some(20));
     let reasons: Vec<String> = h.events(ns, "paused").await.into_iter().map(|e| e.1).collect();
@@ -258,7 +295,5 @@ async fn suspend_and_resume(h: &Harness) {
 
 fn metric(op: &Operator, name: &str) -> f64 {
     let (_, text) = op.get("/metrics").expect("metrics served");
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or(0.0)
+    text.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok())).unwrap_or(0.0)
 }

@@ -13,7 +13,11 @@ async fn api_server_refuses_bad_specs_with_readable_messages() {
     let cases: Vec<(&str, String, &str)> = vec![
         ("zero shards", scan_yaml("default", "s1", 0, ""), "spec.shards: Invalid value: 0"),
         ("too many shards", scan_yaml("default", "s2", 20000, ""), "less than or equal to 10000"),
-        ("parallelism above shards", scan_yaml("default", "s3", 2, "  parallelism: 5\n"), "spec.parallelism must not exceed spec.shards"),
+        (
+            "parallelism above shards",
+            scan_yaml("default", "s3", 2, "  parallelism: 5\n"),
+            "spec.parallelism must not exceed spec.shards",
+        ),
         (
             "empty bucket",
             scan_yaml("default", "s4", 1, "").replace("bucket: renders", "bucket: \"\""),
@@ -26,7 +30,10 @@ async fn api_server_refuses_bad_specs_with_readable_messages() {
         ),
         (
             "two sinks",
-            scan_yaml("default", "s6", 1, "").replace("      endpoint: 127.0.0.1:1\n", "      endpoint: 127.0.0.1:1\n    duckdb:\n      persistentVolumeClaim: c\n"),
+            scan_yaml("default", "s6", 1, "").replace(
+                "      endpoint: 127.0.0.1:1\n",
+                "      endpoint: 127.0.0.1:1\n    duckdb:\n      persistentVolumeClaim: c\n",
+            ),
             "exactly one of spec.sink.flight or spec.sink.duckdb must be set",
         ),
         (
@@ -36,10 +43,15 @@ async fn api_server_refuses_bad_specs_with_readable_messages() {
         ),
         (
             "sharded duckdb",
-            scan_yaml("default", "s8", 4, "").replace("    flight:\n      endpoint: 127.0.0.1:1\n", "    duckdb:\n      persistentVolumeClaim: c\n"),
+            scan_yaml("default", "s8", 4, "")
+                .replace("    flight:\n      endpoint: 127.0.0.1:1\n", "    duckdb:\n      persistentVolumeClaim: c\n"),
             "a duckdb sink has a single writer and needs spec.shards: 1",
         ),
-        ("tiny headerBytes", scan_yaml("default", "s9", 1, "  worker:\n    headerBytes: 10\n"), "greater than or equal to 1024"),
+        (
+            "tiny headerBytes",
+            scan_yaml("default", "s9", 1, "  worker:\n    headerBytes: 10\n"),
+            "greater than or equal to 1024",
+        ),
         (
             "endpoint with a scheme",
             scan_yaml("default", "s10", 1, "").replace("endpoint: 127.0.0.1:1", "endpoint: grpc://db:443"),
@@ -95,7 +107,8 @@ async fn api_server_refuses_bad_specs_with_readable_messages() {
     let mut good = spec;
     good.shards = 1;
     good.parallelism = None;
-    let created = api.create(&PostParams::default(), &ExrScan::new("client-side", good)).await.expect("a valid scan is accepted");
+    let created =
+        api.create(&PostParams::default(), &ExrScan::new("client-side", good)).await.expect("a valid scan is accepted");
     // Defaults are applied by the API server.
     assert_eq!(created.spec.backoff_limit_per_index, 3);
     assert_eq!(created.spec.source.prefix, "");

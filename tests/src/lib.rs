@@ -38,7 +38,8 @@ pub enum Error {
 /// `EXRSCAN_KEEP_TEST_DIRS` is set (then its path is printed for post-mortems).
 pub fn work_dir(label: &str) -> Result<tempfile::TempDir, Error> {
     let base = std::env::temp_dir().join("exrscan-tests");
-    std::fs::create_dir_all(&base).map_err(|e| Error::Io { context: format!("creating {}", base.display()), source: e })?;
+    std::fs::create_dir_all(&base)
+        .map_err(|e| Error::Io { context: format!("creating {}", base.display()), source: e })?;
     let mut dir = tempfile::Builder::new()
         .prefix(&format!("{label}-"))
         .tempdir_in(&base)

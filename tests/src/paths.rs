@@ -35,9 +35,8 @@ pub fn tool(name: &str) -> Result<PathBuf, Error> {
 
 /// The Python interpreter of the test venv (`$EXRSCAN_PYTHON`, default the cache's venv).
 pub fn python() -> Result<PathBuf, Error> {
-    let path = std::env::var_os("EXRSCAN_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| cache_dir().join("venv/bin/python"));
+    let path =
+        std::env::var_os("EXRSCAN_PYTHON").map(PathBuf::from).unwrap_or_else(|| cache_dir().join("venv/bin/python"));
     if is_executable(&path) {
         Ok(path)
     } else {
@@ -51,7 +50,8 @@ pub fn python() -> Result<PathBuf, Error> {
 /// A binary of this workspace (`exrscan`, `exrscan-node-agent`, …) in the same cargo
 /// target directory as the running test (`target/<profile>/deps/<test>` → `target/<profile>/<name>`).
 pub fn workspace_bin(name: &str) -> Result<PathBuf, Error> {
-    let exe = std::env::current_exe().map_err(|e| Error::Io { context: "locating the test binary".into(), source: e })?;
+    let exe =
+        std::env::current_exe().map_err(|e| Error::Io { context: "locating the test binary".into(), source: e })?;
     let profile_dir = exe
         .parent()
         .and_then(|deps| if deps.ends_with("deps") { deps.parent() } else { Some(deps) })

@@ -60,7 +60,10 @@ impl Server {
 
     /// The start-up error for this server, with the last lines of its log.
     pub fn failure(&self, reason: String) -> Error {
-        Error::Start { what: self.name.clone(), reason: format!("{reason}; log {}:\n{}", self.log.display(), self.log_tail(40)) }
+        Error::Start {
+            what: self.name.clone(),
+            reason: format!("{reason}; log {}:\n{}", self.log.display(), self.log_tail(40)),
+        }
     }
 
     /// The last `lines` lines of the server's log.
@@ -114,9 +117,7 @@ impl Drop for Server {
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> Result<u16, Error> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| Error::Io { context: "finding a free port".into(), source: e })?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| Error::Io { context: "finding a free port".into(), source: e })
+    let listener =
+        TcpListener::bind("127.0.0.1:0").map_err(|e| Error::Io { context: "finding a free port".into(), source: e })?;
+    listener.local_addr().map(|a| a.port()).map_err(|e| Error::Io { context: "finding a free port".into(), source: e })
 }

@@ -165,7 +165,9 @@ impl S3Server {
         loop {
             match http_status("PUT", signed.as_str()) {
                 Some(200) => return Ok(()),
-                Some(503) | None if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(200)),
+                Some(503) | None if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(200))
+                }
                 other => {
                     return Err(Error::Start {
                         what: format!("S3 bucket {bucket}"),

@@ -52,11 +52,14 @@ async fn flight_sql_rust_writes_adbc_reads() {
         .expect("create table");
     let inserted = client
         .execute_update(
-            "INSERT INTO frames (id, key, size) VALUES (1, 'beauty.1001.exr', 4096), (2, 'beauty.1002.exr', 4100)".into(),
+            "INSERT INTO frames (id, key, size) VALUES (1, 'beauty.1001.exr', 4096), (2, 'beauty.1002.exr', 4100)"
+                .into(),
             None,
         )
         .await
-        .unwrap_or_else(|e| panic!("insert: {e}\nserver log:\n{}", std::fs::read_to_string(server.log_path()).unwrap_or_default()));
+        .unwrap_or_else(|e| {
+            panic!("insert: {e}\nserver log:\n{}", std::fs::read_to_string(server.log_path()).unwrap_or_default())
+        });
     assert_eq!(inserted, 2);
 
     let info = client.execute("SELECT key, size FROM frames ORDER BY id".into(), None).await.expect("query");

@@ -17,19 +17,11 @@ use testenv::paths;
 
 /// The `exrscan` binary next to this test, refusing one older than the worker's sources.
 fn exrscan() -> PathBuf {
-    let bin = paths::workspace_bin("exrscan")
-        .unwrap_or_else(|e| panic!("{e}; build it with `cargo build -p exrscan`"));
+    let bin = paths::workspace_bin("exrscan").unwrap_or_else(|e| panic!("{e}; build it with `cargo build -p exrscan`"));
     let built = modified(&bin);
-    let stale: Vec<PathBuf> = source_files(&corpus_env::repo_root().join("worker/src"))
-        .into_iter()
-        .filter(|f| modified(f) > built)
-        .collect();
-    assert!(
-        stale.is_empty(),
-        "{} is older than {:?}: rebuild it with `cargo build -p exrscan`",
-        bin.display(),
-        stale
-    );
+    let stale: Vec<PathBuf> =
+        source_files(&corpus_env::repo_root().join("worker/src")).into_iter().filter(|f| modified(f) > built).collect();
+    assert!(stale.is_empty(), "{} is older than {:?}: rebuild it with `cargo build -p exrscan`", bin.display(), stale);
     bin
 }
 
@@ -51,9 +43,8 @@ fn source_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 fn require_exrheader() {
-    paths::tool("exrheader").unwrap_or_else(|e| {
-        panic!("{e} (exrheader comes from the Debian package openexr: apt-get install openexr)")
-    });
+    paths::tool("exrheader")
+        .unwrap_or_else(|e| panic!("{e} (exrheader comes from the Debian package openexr: apt-get install openexr)"));
 }
 
 fn compare(exrscan: &Path, dirs: &[&Path]) -> Output {
@@ -110,8 +101,7 @@ fn compare_detects_a_wrong_report() {
     let real = exrscan();
     let dir = tempfile::tempdir().expect("temp dir");
     let exr = dir.path().join("shot010_beauty.1001.exr");
-    std::fs::copy(corpus_env::repo_root().join("samples/shot010_beauty.1001.exr"), &exr)
-        .expect("copy a sample");
+    std::fs::copy(corpus_env::repo_root().join("samples/shot010_beauty.1001.exr"), &exr).expect("copy a sample");
     let liar = dir.path().join("lying-exrscan");
     let script = format!(
         "#!/bin/sh\n'{}' \"$@\" | sed -e 's/\"type\":\"half\"/\"type\":\"float\"/g' \
@@ -119,8 +109,7 @@ fn compare_detects_a_wrong_report() {
         real.display()
     );
     std::fs::write(&liar, script).expect("write the wrapper");
-    std::fs::set_permissions(&liar, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .expect("chmod the wrapper");
+    std::fs::set_permissions(&liar, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod the wrapper");
 
     let out = compare(&liar, &[&exr]);
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -72,7 +72,13 @@ impl Cluster {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let list = pods.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
         list.iter()
-            .map(|p| format!("{}: {}", p.metadata.name.as_deref().unwrap_or("?"), serde_json::to_string(&p.status).unwrap_or_default()))
+            .map(|p| {
+                format!(
+                    "{}: {}",
+                    p.metadata.name.as_deref().unwrap_or("?"),
+                    serde_json::to_string(&p.status).unwrap_or_default()
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -197,7 +203,13 @@ async fn jobs_run_through_the_node_agent() {
     assert_eq!(pods.len(), 3, "one pod per index, none retried: {}", cluster.pod_summary(ns).await);
     let mut indexes = BTreeSet::new();
     for pod in &pods {
-        let index = pod.metadata.annotations.as_ref().and_then(|a| a.get("batch.kubernetes.io/job-completion-index")).cloned().unwrap();
+        let index = pod
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("batch.kubernetes.io/job-completion-index"))
+            .cloned()
+            .unwrap();
         assert_eq!(terminated(pod), (0, format!("index {index} ok")));
         let name = pod.metadata.name.as_deref().unwrap();
         let log = std::fs::read_to_string(cluster.agent.pod_log(ns, name)).unwrap();
@@ -206,7 +218,12 @@ async fn jobs_run_through_the_node_agent() {
     }
     assert_eq!(indexes, BTreeSet::from(["0".to_string(), "1".to_string(), "2".to_string()]));
 
-    let failure = failed.status.as_ref().and_then(|s| s.conditions.as_ref()).and_then(|c| c.iter().find(|c| c.type_ == "Failed")).unwrap();
+    let failure = failed
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Failed"))
+        .unwrap();
     assert_eq!(failure.reason.as_deref(), Some("PodFailurePolicy"), "{failure:?}");
     let failing_pods = cluster.job_pods(ns, "failing").await;
     assert_eq!(failing_pods.len(), 1, "FailJob stops at the first failure");
@@ -217,11 +234,15 @@ async fn jobs_run_through_the_node_agent() {
     let whoami_log = std::fs::read_to_string(cluster.agent.pod_log(ns, whoami_pod)).unwrap();
     assert_eq!(whoami_log, format!("system:serviceaccount:{ns}:default"));
 
-    let kubectl = cluster.control_plane.kubectl().args(["get", "pods", "--namespace", ns, "-o", "name"]).output().unwrap();
+    let kubectl =
+        cluster.control_plane.kubectl().args(["get", "pods", "--namespace", ns, "-o", "name"]).output().unwrap();
     assert!(kubectl.status.success(), "kubectl: {}", String::from_utf8_lossy(&kubectl.stderr));
     let listed = String::from_utf8_lossy(&kubectl.stdout);
     for pod in pods.iter().chain(&failing_pods) {
-        assert!(listed.contains(&format!("pod/{}", pod.metadata.name.as_deref().unwrap())), "kubectl listed:\n{listed}");
+        assert!(
+            listed.contains(&format!("pod/{}", pod.metadata.name.as_deref().unwrap())),
+            "kubectl listed:\n{listed}"
+        );
     }
     eprintln!("jobs_run_through_the_node_agent took {:.2?}", started.elapsed());
 }
@@ -258,7 +279,8 @@ async fn deleting_a_job_removes_its_pods_and_processes() {
     assert_eq!(pids.len(), 2);
     assert!(pids.iter().all(|pid| is_running(*pid)), "the sleep processes run");
 
-    let background = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..DeleteParams::default() };
+    let background =
+        DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..DeleteParams::default() };
     jobs.delete("sleepy", &background).await.unwrap();
     let deadline = Instant::now() + JOB_TIMEOUT;
     loop {
@@ -298,7 +320,9 @@ async fn stopping_the_agent_stops_its_pods() {
     .unwrap();
     Api::<Job>::namespaced(cluster.client.clone(), ns).create(&PostParams::default(), &job).await.unwrap();
     cluster
-        .wait_for_job(ns, "sleepy", "ready", |job: Option<&Job>| job.and_then(|j| j.status.as_ref()).and_then(|s| s.ready) == Some(1))
+        .wait_for_job(ns, "sleepy", "ready", |job: Option<&Job>| {
+            job.and_then(|j| j.status.as_ref()).and_then(|s| s.ready) == Some(1)
+        })
         .await;
     let pids = process_ids(&cluster.job_pods(ns, "sleepy").await);
     assert!(pids.len() == 1 && is_running(pids[0]), "one running process: {pids:?}");
@@ -307,7 +331,8 @@ async fn stopping_the_agent_stops_its_pods() {
     drop(agent);
     assert!(!is_running(pids[0]), "the pod's process outlived the agent");
     let node = Api::<Node>::all(client).get("smoke-node").await.unwrap();
-    let ready = node.status.and_then(|s| s.conditions).into_iter().flatten().find(|c| c.type_ == "Ready").map(|c| c.status);
+    let ready =
+        node.status.and_then(|s| s.conditions).into_iter().flatten().find(|c| c.type_ == "Ready").map(|c| c.status);
     assert_eq!(ready.as_deref(), Some("Unknown"));
 }
 

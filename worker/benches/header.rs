@@ -91,9 +91,8 @@ fn main() {
             if let Ok(h) = parse_complete(black_box(prefix)) {
                 let e = embed(&h);
                 line.clear();
-                let _ = Record::ok("shots/beauty.1001.exr", Some(1), &h)
-                    .with_embeddings(Some(&e))
-                    .write_line(&mut line);
+                let _ =
+                    Record::ok("shots/beauty.1001.exr", Some(1), &h).with_embeddings(Some(&e)).write_line(&mut line);
                 black_box(&line);
             }
         }),

@@ -120,7 +120,8 @@ fn machine_busy_seconds() -> f64 {
 /// The machine's CPUs (`/proc/stat`; unlike `available_parallelism`, not narrowed by pinning).
 fn machine_cores() -> usize {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let cpus = stat.lines().filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit)).count();
+    let cpus =
+        stat.lines().filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit)).count();
     cpus.max(1)
 }
 
@@ -242,13 +243,15 @@ impl Bench<'_> {
             }
             let label = format!("{name}-{round}");
             let db = self.work.join(format!("catalog-{label}.duckdb"));
-            let run = worker(self.s3, self.plan, self.work, self.concurrency, &format!("duckdb://{}", db.display()), &label)?;
+            let run =
+                worker(self.s3, self.plan, self.work, self.concurrency, &format!("duckdb://{}", db.display()), &label)?;
             if duckdb.as_ref().is_none_or(|best| run.seconds < best.seconds) {
                 duckdb = Some(run);
             }
         }
         // The same worker into Apache Arrow's Flight SQL server (bulk ingest), a fresh catalog.
-        let server = FlightSqlServer::start_with(FlightSqlOptions { bulk_ingest: true, ..FlightSqlOptions::default() })?;
+        let server =
+            FlightSqlServer::start_with(FlightSqlOptions { bulk_ingest: true, ..FlightSqlOptions::default() })?;
         let flight = worker(self.s3, self.plan, self.work, self.concurrency, &server.uri(), &format!("{name}-flight"))?;
         Ok(Layout { name, bare_seconds, bare_busy, duckdb: duckdb.ok_or("no worker run")?, flight })
     }
@@ -328,7 +331,8 @@ fn main() -> Result<()> {
     let (peer_files, peer_seconds) =
         (fields.first().copied().unwrap_or(0.0), fields.get(2).copied().unwrap_or(f64::MAX));
 
-    let bench = Bench { runtime: &runtime, store: &store, s3: &s3, plan: &plan, work: work.path(), concurrency, objects };
+    let bench =
+        Bench { runtime: &runtime, store: &store, s3: &s3, plan: &plan, work: work.path(), concurrency, objects };
     let mut layouts = vec![bench.measure("shared")?];
     if machine_cores() >= 2 {
         pin(s3.pid().ok_or("MinIO is not running")?, 0)?;
@@ -344,7 +348,9 @@ fn main() -> Result<()> {
         shared.duckdb.report["headersRead"],
         machine_cores()
     );
-    println!("| run | files/s | vs bare GET loop | GETs per file | files in one GET | peak RSS | machine CPU ms per file | machine busy | worker process CPU ms per file |");
+    println!(
+        "| run | files/s | vs bare GET loop | GETs per file | files in one GET | peak RSS | machine CPU ms per file | machine busy | worker process CPU ms per file |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|");
     for layout in &layouts {
         bench.print(layout);

@@ -6,18 +6,11 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn seed(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus/header")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/header").join(name)
 }
 
 fn inspect(args: &[&str], files: &[&Path]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_exrscan"))
-        .arg("inspect")
-        .args(args)
-        .args(files)
-        .output()
-        .expect("run exrscan")
+    Command::new(env!("CARGO_BIN_EXE_exrscan")).arg("inspect").args(args).args(files).output().expect("run exrscan")
 }
 
 fn records(output: &Output) -> Vec<Value> {
@@ -40,20 +33,12 @@ fn json_lines_one_per_file_and_bad_files_do_not_fail_the_run() {
     let multipart = seed("multipart_views.exr");
 
     let output = inspect(&["--json"], &[&beauty, &garbage, &multipart, &truncated]);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "stderr: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&output.stderr));
     let records = records(&output);
     assert_eq!(records.len(), 4);
     assert_eq!(records[0]["ok"], true);
     assert_eq!(records[0]["file"]["frame_number"], 1001);
-    assert_eq!(
-        records[0]["file"]["size_bytes"],
-        std::fs::metadata(&beauty).unwrap().len()
-    );
+    assert_eq!(records[0]["file"]["size_bytes"], std::fs::metadata(&beauty).unwrap().len());
     assert!(records[0].get("embeddings").is_none());
     assert_eq!(
         (records[1]["ok"].clone(), records[1]["error"].clone()),
@@ -62,11 +47,7 @@ fn json_lines_one_per_file_and_bad_files_do_not_fail_the_run() {
     assert_eq!(records[1]["file"]["frame_number"], 2);
     assert_eq!(records[2]["file"]["part_count"], 3);
     assert_eq!(records[3]["ok"], false);
-    assert!(
-        records[3]["error"].as_str().unwrap().starts_with("truncated header"),
-        "{}",
-        records[3]["error"]
-    );
+    assert!(records[3]["error"].as_str().unwrap().starts_with("truncated header"), "{}", records[3]["error"]);
 }
 
 #[test]
@@ -104,9 +85,6 @@ fn readable_summary_without_json() {
     assert!(output.status.success());
     let text = String::from_utf8(output.stdout).unwrap();
     assert!(text.contains("3 parts, multi-part, tiled"), "{text}");
-    assert!(
-        text.contains("part 2 \"depth\": tiledimage, piz, 4x4, tiles 2x2 one"),
-        "{text}"
-    );
+    assert!(text.contains("part 2 \"depth\": tiledimage, piz, 4x4, tiles 2x2 one"), "{text}");
     assert!(text.contains("RY:half/2x2"), "{text}");
 }

@@ -237,13 +237,19 @@ fn a_private_ca_is_trusted_with_s3_ca_and_refused_without() -> TestResult {
     assert!(s3.endpoint().starts_with("https://"));
     let url = format!("s3://{BUCKET}/{PREFIX}");
 
-    let out = run(exrscan_s3(&s3).args(["plan", &url, "--shards", "1", "--s3-retry-seconds", "20", "--s3-ca"]).arg(&ca));
+    let out =
+        run(exrscan_s3(&s3).args(["plan", &url, "--shards", "1", "--s3-retry-seconds", "20", "--s3-ca"]).arg(&ca));
     let plan: Value = serde_json::from_slice(&out.stdout)?;
     assert_eq!(plan["objects"], uploaded.exr.len() as u64, "listed over TLS with the private CA");
 
     let started = Instant::now();
     let out = exrscan_s3(&s3).args(["plan", &url, "--shards", "1", "--s3-retry-seconds", "20"]).output()?;
-    assert_eq!(out.status.code(), Some(2), "an untrusted certificate is a configuration error: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "an untrusted certificate is a configuration error: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(started.elapsed() < Duration::from_secs(15), "and is not retried");
     Ok(())
 }

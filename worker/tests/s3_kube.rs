@@ -48,7 +48,8 @@ fn the_plan_lands_in_the_configmap_and_progress_on_the_pod() -> TestResult {
     assert_eq!(kubectl_get(&plane, &["get", "configmap", "scan-plan", "-o", "jsonpath={.data.other}"]), "kept");
     let mut missing = exrscan_s3(&s3);
     in_cluster(&mut missing, &plane);
-    let out = missing.args(["plan", &format!("s3://{BUCKET}/{PREFIX}"), "--shards", "2", "--configmap", "nope"]).output()?;
+    let out =
+        missing.args(["plan", &format!("s3://{BUCKET}/{PREFIX}"), "--shards", "2", "--configmap", "nope"]).output()?;
     assert_eq!(out.status.code(), Some(2), "a missing ConfigMap is a configuration error");
 
     let dir = testenv::work_dir("s3-kube")?;
@@ -64,8 +65,10 @@ fn the_plan_lands_in_the_configmap_and_progress_on_the_pod() -> TestResult {
         .env("EXRSCAN_PROGRESS_INTERVAL", "0.2")
         .env("EXRSCAN_TERMINATION_LOG", dir.path().join("termination")));
     let report = last_json(&out);
-    let annotation =
-        kubectl_get(&plane, &["get", "pod", "scan-shard-0", "-o", "jsonpath={.metadata.annotations.exrscan\\.dev/progress}"]);
+    let annotation = kubectl_get(
+        &plane,
+        &["get", "pod", "scan-shard-0", "-o", "jsonpath={.metadata.annotations.exrscan\\.dev/progress}"],
+    );
     let progress: serde_json::Value = serde_json::from_str(&annotation)?;
     assert_eq!(progress["counts"], report["counts"], "the last patch holds the final counts");
     assert_eq!(progress["counts"]["discovered"], plan.partitions[1].objects, "{progress}");

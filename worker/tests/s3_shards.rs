@@ -23,7 +23,9 @@ fn audited_server() -> S3Server {
 fn settled_with(s3: &S3Server, api: &str, at_least: usize) -> Vec<AuditEntry> {
     let audit = s3.audit().expect("audit enabled");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while audit.entries().iter().filter(|e| e.api.name == api).count() < at_least && std::time::Instant::now() < deadline {
+    while audit.entries().iter().filter(|e| e.api.name == api).count() < at_least
+        && std::time::Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(50));
     }
     audit.settle(Duration::from_secs(1), Duration::from_secs(30))
@@ -214,7 +216,8 @@ fn the_resume_check_works_against_flight_sql_too() -> TestResult {
     assert_eq!(second["unchanged"], uploaded.readable.len() as u64, "{second}");
     assert_eq!(second["processed"], 0, "nothing unchanged is read again: {second}");
     let entries = settled(&s3);
-    let regets: BTreeSet<String> = requests(&entries, "(scan)", "GetObject").iter().map(|g| g.api.object.clone()).collect();
+    let regets: BTreeSet<String> =
+        requests(&entries, "(scan)", "GetObject").iter().map(|g| g.api.object.clone()).collect();
     assert_eq!(regets, uploaded.broken(), "only the objects that failed are fetched again");
     Ok(())
 }
@@ -254,7 +257,8 @@ fn include_and_exclude_globs_choose_what_is_planned_and_read() -> TestResult {
             .env("EXRSCAN_TERMINATION_LOG", dir.path().join("termination")));
     }
     let entries = settled(&s3);
-    let read: BTreeSet<String> = requests(&entries, "shard", "GetObject").iter().map(|g| g.api.object.clone()).collect();
+    let read: BTreeSet<String> =
+        requests(&entries, "shard", "GetObject").iter().map(|g| g.api.object.clone()).collect();
     assert_eq!(read, wanted);
     Ok(())
 }

@@ -15,9 +15,9 @@ use exrscan::scan::{self, CancellationToken, ScanError, Tally};
 use exrscan::sink::{AnySink, Neighbour, SimilarBy, Sink, SinkError, Writer};
 use exrscan::source::local::LocalSource;
 use exrscan::source::{ReadHeader, Source, SourceError};
-use tokio::sync::mpsc;
 use fixtures::{TestResult, duckdb_rows, expected_rows, sample_tree, scalar};
 use serde_json::Value;
+use tokio::sync::mpsc;
 
 fn exrscan() -> Command {
     Command::new(testenv::paths::workspace_bin("exrscan").expect("the exrscan binary is built"))
@@ -178,7 +178,13 @@ impl Sink for FailingSink {
     async fn recover(&mut self) -> Result<(), SinkError> {
         Ok(())
     }
-    async fn similar(&mut self, _: SimilarBy, _: &[f32], _: usize, _: Option<&str>) -> Result<Vec<Neighbour>, SinkError> {
+    async fn similar(
+        &mut self,
+        _: SimilarBy,
+        _: &[f32],
+        _: usize,
+        _: Option<&str>,
+    ) -> Result<Vec<Neighbour>, SinkError> {
         Ok(Vec::new())
     }
 }
@@ -241,7 +247,8 @@ fn a_stopped_scan_writes_what_it_read_and_the_next_run_resumes() -> TestResult {
     let open = || runtime.block_on(AnySink::open(&uri, Default::default(), &fixtures::retry()));
 
     let stop = CancellationToken::new();
-    let source = StopsAfter { inner: LocalSource::new(&tree)?, reads: AtomicUsize::new(0), after: 500, stop: stop.clone() };
+    let source =
+        StopsAfter { inner: LocalSource::new(&tree)?, reads: AtomicUsize::new(0), after: 500, stop: stop.clone() };
     let tally = Tally::default();
     let mut writer = Writer::new(open()?, fixtures::retry());
     let options = fixtures::options(64);

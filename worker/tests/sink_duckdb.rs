@@ -95,7 +95,8 @@ fn scan_rows_read_back_by_duckdb_and_rerun_inserts_nothing() -> TestResult {
     assert_eq!((third.counts.inserted, third.counts.unchanged), (1, files - 1));
     let versions = duckdb_rows(&db, "SELECT count(*) n FROM files WHERE key = 'shot002/shot010_beauty.1001.exr'");
     assert_eq!(scalar(&versions), 2);
-    let dupes = duckdb_rows(&db, "SELECT count(*) n FROM (SELECT file_id FROM files GROUP BY file_id HAVING count(*) > 1)");
+    let dupes =
+        duckdb_rows(&db, "SELECT count(*) n FROM (SELECT file_id FROM files GROUP BY file_id HAVING count(*) > 1)");
     assert_eq!(scalar(&dupes), 0);
     Ok(())
 }
@@ -165,7 +166,9 @@ fn killed_writer_loses_nothing_and_duplicates_nothing() -> TestResult {
     let wal = db.with_extension("duckdb.wal");
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(60) {
-        if wal.metadata().map(|m| m.len() > 64 * 1024).unwrap_or(false) || db.metadata().map(|m| m.len() > 1 << 20).unwrap_or(false) {
+        if wal.metadata().map(|m| m.len() > 64 * 1024).unwrap_or(false)
+            || db.metadata().map(|m| m.len() > 1 << 20).unwrap_or(false)
+        {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -183,7 +186,8 @@ fn killed_writer_loses_nothing_and_duplicates_nothing() -> TestResult {
     assert!(unchanged > 0, "the killed run committed nothing: {summary}");
     assert!(inserted > 0, "the killed run was not killed mid-run: {summary}");
     assert_eq!(counts(&db), expected_rows(&tree));
-    let dupes = duckdb_rows(&db, "SELECT count(*) n FROM (SELECT file_id FROM files GROUP BY file_id HAVING count(*) > 1)");
+    let dupes =
+        duckdb_rows(&db, "SELECT count(*) n FROM (SELECT file_id FROM files GROUP BY file_id HAVING count(*) > 1)");
     assert_eq!(scalar(&dupes), 0);
     Ok(())
 }
@@ -208,7 +212,8 @@ fn cosine_similarity_finds_the_neighbouring_frame() -> TestResult {
     assert!(keys[0].starts_with("shot000/shot010_beauty.100"), "nearest: {rows:?}");
     assert!(keys[..3].iter().all(|k| k.starts_with("shot000/shot010_beauty.")), "{rows:?}");
     let best = rows[0]["score"].as_f64().unwrap_or_default();
-    let aovs = rows.iter().find(|r| r["key"] == "shot000/shot010_aovs.1001.exr").map(|r| r["score"].as_f64().unwrap_or(1.0));
+    let aovs =
+        rows.iter().find(|r| r["key"] == "shot000/shot010_aovs.1001.exr").map(|r| r["score"].as_f64().unwrap_or(1.0));
     assert!(best >= 0.95, "frames of one sequence are near: {rows:?}");
     assert!(aovs.is_some_and(|s| s < best - 0.2), "another AOV layout is far: {rows:?}");
 

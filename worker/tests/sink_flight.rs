@@ -39,7 +39,11 @@ fn rows_read_back_by_adbc_and_rerun_inserts_nothing() -> TestResult {
     assert_eq!((first.counts.processed, first.counts.inserted, first.counts.failed), (files, files, 0));
     assert_eq!(counts(&server.adbc_uri(), &none()), expected_rows(&tree));
 
-    let rows = adbc_rows(&server.adbc_uri(), "SELECT source_uri, header_bytes, header_hash, file_id, size_bytes FROM files", &none());
+    let rows = adbc_rows(
+        &server.adbc_uri(),
+        "SELECT source_uri, header_bytes, header_hash, file_id, size_bytes FROM files",
+        &none(),
+    );
     assert_eq!(check_files(&rows), files as usize);
 
     // Limited server: vectors as little-endian f32 blobs, booleans 0/1, timestamps in µs.
@@ -66,7 +70,11 @@ fn rows_read_back_by_adbc_and_rerun_inserts_nothing() -> TestResult {
         "SELECT count(*) AS n FROM channels WHERE length(channel_fingerprint) = 512",
         &none(),
     );
-    assert_eq!(scalar(&part_fingerprints) as u64, expected_rows(&tree).2, "every channel row has its part's 128-d fingerprint");
+    assert_eq!(
+        scalar(&part_fingerprints) as u64,
+        expected_rows(&tree).2,
+        "every channel row has its part's 128-d fingerprint"
+    );
     let attribute = adbc_rows(
         &server.adbc_uri(),
         "SELECT a.value_text, a.value_float FROM attributes a JOIN files f ON a.file_id = f.file_id \
@@ -97,7 +105,9 @@ fn server_killed_and_restarted_mid_run_loses_and_duplicates_nothing() -> TestRes
     let scan = {
         let tree = tree.clone();
         runtime.spawn(async move {
-            fixtures::scan_async(&tree, &uri, Credentials::default(), &fixtures::options(20)).await.map_err(|e| e.to_string())
+            fixtures::scan_async(&tree, &uri, Credentials::default(), &fixtures::options(20))
+                .await
+                .map_err(|e| e.to_string())
         })
     };
     // Kill once some batches have committed, then restart after the client has seen it.
@@ -154,7 +164,9 @@ fn basic_auth_handshake_token_expiry_and_refusal() -> TestResult {
     let summary = runtime.block_on(async {
         let tally = exrscan::scan::Tally::default();
         let source = std::sync::Arc::new(exrscan::source::local::LocalSource::new(&tree)?);
-        Ok::<_, Box<dyn std::error::Error>>(exrscan::scan::run(source, &mut writer, &fixtures::options(4), &tally, &Default::default()).await?)
+        Ok::<_, Box<dyn std::error::Error>>(
+            exrscan::scan::run(source, &mut writer, &fixtures::options(4), &tally, &Default::default()).await?,
+        )
     })?;
     assert_eq!(summary.counts.inserted, files);
     assert!(summary.retries > 0, "the expired token should have cost a retry");
@@ -184,7 +196,9 @@ fn flight_options(uri: &SinkUri) -> exrscan::sink::flight::FlightOptions {
 }
 
 /// Writes a CA and a server certificate (for 127.0.0.1 and localhost) signed by it.
-fn certificates(dir: &Path) -> Result<(std::path::PathBuf, std::path::PathBuf, std::path::PathBuf), Box<dyn std::error::Error>> {
+fn certificates(
+    dir: &Path,
+) -> Result<(std::path::PathBuf, std::path::PathBuf, std::path::PathBuf), Box<dyn std::error::Error>> {
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -208,7 +222,8 @@ fn certificates(dir: &Path) -> Result<(std::path::PathBuf, std::path::PathBuf, s
 fn tls_with_a_custom_ca() -> TestResult {
     let dir = tempfile::tempdir()?;
     let (ca, cert, key) = certificates(dir.path())?;
-    let server = FlightSqlServer::start_with(FlightSqlOptions { tls: Some((cert, key)), ..FlightSqlOptions::default() })?;
+    let server =
+        FlightSqlServer::start_with(FlightSqlOptions { tls: Some((cert, key)), ..FlightSqlOptions::default() })?;
     let tree = dir.path().join("tree");
     let files = sample_tree(&tree, 1) as u64;
 
@@ -295,7 +310,10 @@ fn bulk_ingest_with_blob_vectors() -> TestResult {
     let expected = exrscan::embed::embed(&exrscan::header::parse_complete(&std::fs::read(&path)?)?);
     assert_eq!(blob_floats(row[0]["metadata_embedding"].as_str().unwrap_or_default()), expected.metadata.to_vec());
     assert_eq!(row[0]["tiled"], 1);
-    assert_eq!(scalar(&adbc_rows(&server.adbc_uri(), "SELECT count(*) AS n FROM exr_channels", &none())) as u64, expected_rows(&tree).2);
+    assert_eq!(
+        scalar(&adbc_rows(&server.adbc_uri(), "SELECT count(*) AS n FROM exr_channels", &none())) as u64,
+        expected_rows(&tree).2
+    );
     Ok(())
 }
 
@@ -303,7 +321,8 @@ fn bulk_ingest_with_blob_vectors() -> TestResult {
 /// rows of a file without one (an attempt that died half-way) are replaced, not doubled.
 #[test]
 fn without_transactions_files_rows_are_written_last() -> TestResult {
-    let server = FlightSqlServer::start_with(FlightSqlOptions { no_transactions: true, ..FlightSqlOptions::default() })?;
+    let server =
+        FlightSqlServer::start_with(FlightSqlOptions { no_transactions: true, ..FlightSqlOptions::default() })?;
     let dir = tempfile::tempdir()?;
     let tree = dir.path().join("tree");
     let files = sample_tree(&tree, 2) as u64;

@@ -40,7 +40,11 @@ pub fn role_binding(scan: &ScanRef) -> RoleBinding {
     let name = names::worker_account(&scan.name);
     RoleBinding {
         metadata: scan.meta(name.clone()),
-        role_ref: RoleRef { api_group: Some("rbac.authorization.k8s.io".into()), kind: "Role".into(), name: name.clone() },
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "Role".into(),
+            name: name.clone(),
+        },
         subjects: Some(vec![Subject {
             kind: "ServiceAccount".into(),
             name,

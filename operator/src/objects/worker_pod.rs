@@ -5,8 +5,8 @@
 use exrscan_crds::{ExrScan, Sink};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, ObjectFieldSelector,
-    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile,
-    SecretKeySelector, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, SecretKeySelector,
+    SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -82,7 +82,10 @@ pub fn template(
         ..Default::default()
     };
     PodTemplateSpec {
-        metadata: Some(ObjectMeta { labels: Some(names::run_labels(&scan_ref.name, run, component)), ..Default::default() }),
+        metadata: Some(ObjectMeta {
+            labels: Some(names::run_labels(&scan_ref.name, run, component)),
+            ..Default::default()
+        }),
         spec: Some(PodSpec {
             restart_policy: Some("Never".into()),
             service_account_name: Some(names::worker_account(&scan_ref.name)),

@@ -11,8 +11,8 @@
 
 #![allow(dead_code)] // each test file uses part of the harness
 
-use std::net::TcpStream;
 use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,8 +22,8 @@ use exrscan_crds::ExrScan;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, ListParams, PostParams};
 use kube::Client;
+use kube::api::{Api, ListParams, PostParams};
 use testenv::kube::{ControlPlane, NodeAgent, NodeAgentConfig};
 use testenv::process::{Server, free_port};
 
@@ -84,7 +84,8 @@ impl Harness {
             .arg(format!("--metrics-address=127.0.0.1:{port}"))
             .args(extra);
         let log = self.cluster.dir().join(format!("operator-{identity}.log"));
-        let mut server = Server::spawn(&format!("exrscan-operator ({identity})"), cmd, &log).unwrap_or_else(|e| panic!("{e}"));
+        let mut server =
+            Server::spawn(&format!("exrscan-operator ({identity})"), cmd, &log).unwrap_or_else(|e| panic!("{e}"));
         server
             .wait_until(Duration::from_secs(30), || http_get(port, "/healthz").is_some_and(|(c, _)| c == 200))
             .unwrap_or_else(|e| panic!("{e}"));
@@ -93,8 +94,14 @@ impl Harness {
 
     /// Creates a namespace.
     pub async fn namespace(&self, name: &str) {
-        let ns = Namespace { metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() }, ..Default::default() };
-        Api::<Namespace>::all(self.client.clone()).create(&PostParams::default(), &ns).await.expect("namespace created");
+        let ns = Namespace {
+            metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
+            ..Default::default()
+        };
+        Api::<Namespace>::all(self.client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("namespace created");
     }
 
     /// Sets how the shards of `scan` behave (a shell fragment, see the module docs).
@@ -107,7 +114,8 @@ impl Harness {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let path = self.cluster.dir().join(format!("apply-{}.yaml", COUNTER.fetch_add(1, Ordering::Relaxed)));
         std::fs::write(&path, yaml).expect("manifest written");
-        let out = self.cluster.kubectl().args(["apply", "-f", &path.display().to_string()]).output().expect("kubectl runs");
+        let out =
+            self.cluster.kubectl().args(["apply", "-f", &path.display().to_string()]).output().expect("kubectl runs");
         (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
     }
 
@@ -117,7 +125,14 @@ impl Harness {
     }
 
     /// Polls `scan` until `done` holds, failing with the last status after `timeout`.
-    pub async fn wait_scan(&self, ns: &str, name: &str, timeout: Duration, what: &str, done: impl Fn(&ExrScan) -> bool) -> ExrScan {
+    pub async fn wait_scan(
+        &self,
+        ns: &str,
+        name: &str,
+        timeout: Duration,
+        what: &str,
+        done: impl Fn(&ExrScan) -> bool,
+    ) -> ExrScan {
         let deadline = Instant::now() + timeout;
         loop {
             let scan = self.scan(ns, name).await;
@@ -192,7 +207,9 @@ impl Harness {
 /// The operator binary: `$EXRSCAN_OPERATOR_BIN` (e.g. a release build, for benchmarks),
 /// else the one cargo built for these tests.
 pub fn operator_bin() -> PathBuf {
-    std::env::var_os("EXRSCAN_OPERATOR_BIN").map(PathBuf::from).unwrap_or_else(|| env!("CARGO_BIN_EXE_exrscan-operator").into())
+    std::env::var_os("EXRSCAN_OPERATOR_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_exrscan-operator").into())
 }
 
 /// Runs kubectl and fails the test with its stderr if it fails.

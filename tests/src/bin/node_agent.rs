@@ -66,10 +66,15 @@ fn main() -> anyhow::Result<()> {
         node_name: args.node_name,
         work_dir: args.work_dir,
         executables: Executables { commands: args.maps, images: args.images, search_path: std::env::var_os("PATH") },
-        capacity: Capacity { cpu: args.cpu.unwrap_or(machine.cpu), memory: args.memory.unwrap_or(machine.memory), pods: args.pods },
+        capacity: Capacity {
+            cpu: args.cpu.unwrap_or(machine.cpu),
+            memory: args.memory.unwrap_or(machine.memory),
+            pods: args.pods,
+        },
         max_grace_period: Duration::from_secs(args.max_grace_period),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     runtime.block_on(async {
         let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("installing the SIGTERM handler")?;

@@ -46,7 +46,8 @@ fn run_openssl(args: &[&str], out: &Path) -> Result<(), Error> {
     let output = Command::new("openssl").args(args).arg(out).output().map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::Missing {
             what: "openssl".into(),
-            hint: "install it (Debian: apt-get install openssl); it makes the control plane's service-account key".into(),
+            hint: "install it (Debian: apt-get install openssl); it makes the control plane's service-account key"
+                .into(),
         },
         _ => Error::Io { context: "running openssl".into(), source: e },
     })?;

@@ -94,21 +94,24 @@ impl ControlPlane {
         write_kubeconfig(&kubeconfig, &server_url, &ca, &admin.token)?;
         let mut api_server = Server::spawn(
             "kube-apiserver",
-            command(&api_server_bin, [
-                format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
-                "--bind-address=127.0.0.1".into(),
-                "--advertise-address=127.0.0.1".into(),
-                format!("--secure-port={port}"),
-                format!("--cert-dir={}", cert_dir.display()),
-                format!("--token-auth-file={}", root.join("tokens.csv").display()),
-                "--authorization-mode=RBAC".into(),
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
-                format!("--service-account-key-file={}", sa_public.display()),
-                format!("--service-account-signing-key-file={}", sa_private.display()),
-                "--service-cluster-ip-range=10.96.0.0/16".into(),
-                "--allow-privileged=true".into(),
-                "--profiling=false".into(),
-            ]),
+            command(
+                &api_server_bin,
+                [
+                    format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
+                    "--bind-address=127.0.0.1".into(),
+                    "--advertise-address=127.0.0.1".into(),
+                    format!("--secure-port={port}"),
+                    format!("--cert-dir={}", cert_dir.display()),
+                    format!("--token-auth-file={}", root.join("tokens.csv").display()),
+                    "--authorization-mode=RBAC".into(),
+                    "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+                    format!("--service-account-key-file={}", sa_public.display()),
+                    format!("--service-account-signing-key-file={}", sa_private.display()),
+                    "--service-cluster-ip-range=10.96.0.0/16".into(),
+                    "--allow-privileged=true".into(),
+                    "--profiling=false".into(),
+                ],
+            ),
             &root.join("kube-apiserver.log"),
         )?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -121,25 +124,41 @@ impl ControlPlane {
         write_kubeconfig(&controller_kubeconfig, &server_url, &ca, &controllers.token)?;
         let mut controller_manager = Server::spawn(
             "kube-controller-manager",
-            command(&controller_manager_bin, [
-                format!("--kubeconfig={}", controller_kubeconfig.display()),
-                "--leader-elect=false".into(),
-                "--secure-port=0".into(),
-                format!("--controllers={}", CONTROLLERS.join(",")),
-                format!("--service-account-private-key-file={}", sa_private.display()),
-                format!("--root-ca-file={}", ca.display()),
-                "--use-service-account-credentials=false".into(),
-                "--profiling=false".into(),
-            ]),
+            command(
+                &controller_manager_bin,
+                [
+                    format!("--kubeconfig={}", controller_kubeconfig.display()),
+                    "--leader-elect=false".into(),
+                    "--secure-port=0".into(),
+                    format!("--controllers={}", CONTROLLERS.join(",")),
+                    format!("--service-account-private-key-file={}", sa_private.display()),
+                    format!("--root-ca-file={}", ca.display()),
+                    "--use-service-account-credentials=false".into(),
+                    "--profiling=false".into(),
+                ],
+            ),
             &root.join("kube-controller-manager.log"),
         )?;
         // The service-account controller creating `default/default` shows the controllers run.
         controller_manager.wait_until(CONTROLLER_MANAGER_TIMEOUT, || {
-            kubectl_output(&kubectl, &kubeconfig, &["get", "serviceaccount", "default", "--namespace=default", "-o", "name"])
-                .is_some_and(|o| o.status.success())
+            kubectl_output(
+                &kubectl,
+                &kubeconfig,
+                &["get", "serviceaccount", "default", "--namespace=default", "-o", "name"],
+            )
+            .is_some_and(|o| o.status.success())
         })?;
 
-        Ok(Self { controller_manager, api_server, etcd, kubectl, server_url, kubeconfig, startup: started.elapsed(), dir })
+        Ok(Self {
+            controller_manager,
+            api_server,
+            etcd,
+            kubectl,
+            server_url,
+            kubeconfig,
+            startup: started.elapsed(),
+            dir,
+        })
     }
 
     /// The admin kubeconfig (token in `system:masters`, CA of the self-signed serving certificate).
@@ -164,9 +183,12 @@ impl ControlPlane {
 
     /// A client with the admin kubeconfig.
     pub async fn client(&self) -> Result<::kube::Client, Error> {
-        let fail = |reason: String| Error::Start { what: "Kubernetes client for the test control plane".into(), reason };
+        let fail =
+            |reason: String| Error::Start { what: "Kubernetes client for the test control plane".into(), reason };
         let kubeconfig = ::kube::config::Kubeconfig::read_from(&self.kubeconfig).map_err(|e| fail(e.to_string()))?;
-        let config = ::kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.map_err(|e| fail(e.to_string()))?;
+        let config = ::kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+            .await
+            .map_err(|e| fail(e.to_string()))?;
         ::kube::Client::try_from(config).map_err(|e| fail(e.to_string()))
     }
 
@@ -193,17 +215,20 @@ fn start_etcd(bin: &Path, root: &Path, client_port: u16) -> Result<Server, Error
     let peer_url = format!("http://127.0.0.1:{peer_port}");
     let mut etcd = Server::spawn(
         "etcd",
-        command(bin, [
-            "--name=default".into(),
-            format!("--data-dir={}", root.join("etcd").display()),
-            format!("--listen-client-urls={client_url}"),
-            format!("--advertise-client-urls={client_url}"),
-            format!("--listen-peer-urls={peer_url}"),
-            format!("--initial-advertise-peer-urls={peer_url}"),
-            format!("--initial-cluster=default={peer_url}"),
-            "--unsafe-no-fsync".into(),
-            "--log-level=warn".into(),
-        ]),
+        command(
+            bin,
+            [
+                "--name=default".into(),
+                format!("--data-dir={}", root.join("etcd").display()),
+                format!("--listen-client-urls={client_url}"),
+                format!("--advertise-client-urls={client_url}"),
+                format!("--listen-peer-urls={peer_url}"),
+                format!("--initial-advertise-peer-urls={peer_url}"),
+                format!("--initial-cluster=default={peer_url}"),
+                "--unsafe-no-fsync".into(),
+                "--log-level=warn".into(),
+            ],
+        ),
         &root.join("etcd.log"),
     )?;
     etcd.wait_for_port(SocketAddr::from(([127, 0, 0, 1], client_port)), ETCD_TIMEOUT)?;

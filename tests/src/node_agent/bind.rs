@@ -39,14 +39,26 @@ fn wants_this_node(pod: &Pod, labels: &BTreeMap<String, String>) -> bool {
 async fn bind(agent: &Agent, pod: &Pod) {
     let (Some(name), Some(namespace)) = (&pod.metadata.name, &pod.metadata.namespace) else { return };
     let binding = Binding {
-        metadata: ObjectMeta { name: Some(name.clone()), namespace: Some(namespace.clone()), uid: pod.metadata.uid.clone(), ..ObjectMeta::default() },
-        target: ObjectReference { kind: Some("Node".into()), api_version: Some("v1".into()), name: Some(agent.config.node_name.clone()), ..ObjectReference::default() },
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(namespace.clone()),
+            uid: pod.metadata.uid.clone(),
+            ..ObjectMeta::default()
+        },
+        target: ObjectReference {
+            kind: Some("Node".into()),
+            api_version: Some("v1".into()),
+            name: Some(agent.config.node_name.clone()),
+            ..ObjectReference::default()
+        },
     };
     let api: Api<Pod> = Api::namespaced(agent.client.clone(), namespace);
     match api.create_subresource::<_, serde_json::Value>("binding", name, &PostParams::default(), &binding).await {
         Ok(_) => tracing::info!(pod = name, namespace, node = agent.config.node_name, "pod bound"),
         // Bound meanwhile (by another agent) or gone: nothing to do.
-        Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => tracing::debug!(pod = name, reason = e.message, "pod not bound"),
+        Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => {
+            tracing::debug!(pod = name, reason = e.message, "pod not bound")
+        }
         Err(e) => tracing::warn!(pod = name, namespace, error = %e, "binding a pod failed"),
     }
 }
@@ -64,9 +76,15 @@ mod tests {
     fn binds_default_scheduler_pods_whose_selector_matches() {
         let labels = node::labels("n1");
         assert!(wants_this_node(&pod(PodSpec::default()), &labels));
-        let selected = PodSpec { node_selector: Some([("kubernetes.io/hostname".to_string(), "n1".to_string())].into()), ..PodSpec::default() };
+        let selected = PodSpec {
+            node_selector: Some([("kubernetes.io/hostname".to_string(), "n1".to_string())].into()),
+            ..PodSpec::default()
+        };
         assert!(wants_this_node(&pod(selected), &labels));
-        let elsewhere = PodSpec { node_selector: Some([("kubernetes.io/hostname".to_string(), "n2".to_string())].into()), ..PodSpec::default() };
+        let elsewhere = PodSpec {
+            node_selector: Some([("kubernetes.io/hostname".to_string(), "n2".to_string())].into()),
+            ..PodSpec::default()
+        };
         assert!(!wants_this_node(&pod(elsewhere), &labels));
         let other_scheduler = PodSpec { scheduler_name: Some("volcano".into()), ..PodSpec::default() };
         assert!(!wants_this_node(&pod(other_scheduler), &labels));

@@ -82,8 +82,19 @@ pub struct Update {
 
 /// Runs the container until it is done for good or `stop` carries a grace period, sending
 /// every state change to `updates`. The last update is always a `Terminated` state.
-pub async fn run(index: usize, launch: Launch, updates: mpsc::Sender<Update>, mut stop: watch::Receiver<Option<Duration>>) {
-    let mut report = Update { index, state: State::Waiting { reason: "ContainerCreating".into(), message: None }, last_termination: None, restart_count: 0, pid: None };
+pub async fn run(
+    index: usize,
+    launch: Launch,
+    updates: mpsc::Sender<Update>,
+    mut stop: watch::Receiver<Option<Duration>>,
+) {
+    let mut report = Update {
+        index,
+        state: State::Waiting { reason: "ContainerCreating".into(), message: None },
+        last_termination: None,
+        restart_count: 0,
+        pid: None,
+    };
     let mut backoff = RESTART_BACKOFF.0;
     loop {
         let started_at = Timestamp::now();
@@ -126,7 +137,10 @@ pub async fn run(index: usize, launch: Launch, updates: mpsc::Sender<Update>, mu
 
         report.last_termination = Some(termination.clone());
         report.restart_count += 1;
-        report.state = State::Waiting { reason: "CrashLoopBackOff".into(), message: Some(format!("back-off {backoff:?} restarting a failed container")) };
+        report.state = State::Waiting {
+            reason: "CrashLoopBackOff".into(),
+            message: Some(format!("back-off {backoff:?} restarting a failed container")),
+        };
         let _ = updates.send(report.clone()).await;
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
@@ -293,7 +307,8 @@ mod tests {
     #[tokio::test]
     async fn falls_back_to_the_log_tail_on_error() {
         let dir = tempfile::tempdir().unwrap();
-        let updates = run_to_end(launch(dir.path(), "echo first; echo oops >&2; exit 1", RestartPolicy::Never), None).await;
+        let updates =
+            run_to_end(launch(dir.path(), "echo first; echo oops >&2; exit 1", RestartPolicy::Never), None).await;
         assert_eq!(terminated(updates.last().unwrap()).message.as_deref(), Some("first\noops"));
     }
 
@@ -314,7 +329,8 @@ mod tests {
         let pid_file = dir.path().join("grandchild");
         // The grandchild ignores SIGTERM, so only the group SIGKILL after the grace ends it.
         let script = format!("sh -c 'trap \"\" TERM; sleep 30' & echo $! > {}; wait", pid_file.display());
-        let updates = run_to_end(launch(dir.path(), &script, RestartPolicy::Always), Some(Duration::from_millis(500))).await;
+        let updates =
+            run_to_end(launch(dir.path(), &script, RestartPolicy::Always), Some(Duration::from_millis(500))).await;
         let end = terminated(updates.last().unwrap());
         assert_eq!((end.exit_code, end.signal), (143, Some(15)), "sh ends by SIGTERM");
         let grandchild: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();

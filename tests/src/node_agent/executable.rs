@@ -22,7 +22,9 @@ impl Executables {
     /// matches. `mounts` maps paths inside volume mounts to the sandbox.
     pub fn for_command(&self, name: &str, mounts: &PathMap) -> Option<PathBuf> {
         let file_name = Path::new(name).file_name().and_then(|n| n.to_str()).unwrap_or(name);
-        if let Some((_, path)) = self.commands.iter().find(|(n, _)| n == name).or_else(|| self.commands.iter().find(|(n, _)| n == file_name)) {
+        if let Some((_, path)) =
+            self.commands.iter().find(|(n, _)| n == name).or_else(|| self.commands.iter().find(|(n, _)| n == file_name))
+        {
             return Some(path.clone());
         }
         if let Some(mapped) = mounts.host_path(name).filter(|p| is_executable(p)) {

@@ -50,9 +50,11 @@ impl PodObjects {
         let key = (kind, name.to_string());
         if !self.cache.contains_key(&key) {
             let entries = match kind {
-                Kind::Secret => self.secrets.get_opt(name).await?.map(|s| {
-                    s.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect()
-                }),
+                Kind::Secret => self
+                    .secrets
+                    .get_opt(name)
+                    .await?
+                    .map(|s| s.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect()),
                 Kind::ConfigMap => self.config_maps.get_opt(name).await?.map(|c| {
                     let text = c.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.into_bytes()));
                     let binary = c.binary_data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0));

@@ -163,10 +163,10 @@ pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Res
 }
 
 async fn connect(config: AgentConfig) -> Result<Agent, Error> {
-    let kubeconfig_error =
-        |reason: String| Error::Kubeconfig { path: config.kubeconfig.clone(), reason };
+    let kubeconfig_error = |reason: String| Error::Kubeconfig { path: config.kubeconfig.clone(), reason };
     let kubeconfig = Kubeconfig::read_from(&config.kubeconfig).map_err(|e| kubeconfig_error(e.to_string()))?;
-    let cluster = current_cluster(&kubeconfig).ok_or_else(|| kubeconfig_error("no cluster for its current context".into()))?;
+    let cluster =
+        current_cluster(&kubeconfig).ok_or_else(|| kubeconfig_error("no cluster for its current context".into()))?;
     let client_config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .map_err(|e| kubeconfig_error(e.to_string()))?;

@@ -75,9 +75,7 @@ pub async fn register(agent: &Agent) -> Result<(), Error> {
     let capacity = &agent.config.capacity;
     let resources = json!({ "cpu": capacity.cpu, "memory": capacity.memory, "pods": capacity.pods.to_string() });
     let now = Time(Timestamp::now());
-    let pressure = |kind: &str, reason: &str| {
-        json!({ "type": kind, "status": "False", "reason": reason, "lastHeartbeatTime": now, "lastTransitionTime": now })
-    };
+    let pressure = |kind: &str, reason: &str| json!({ "type": kind, "status": "False", "reason": reason, "lastHeartbeatTime": now, "lastTransitionTime": now });
     let status = json!({
         "status": {
             "capacity": resources,
@@ -112,8 +110,11 @@ pub async fn heartbeat(agent: std::sync::Arc<Agent>) {
     ticks.tick().await;
     loop {
         ticks.tick().await;
-        let patch = json!({ "status": { "conditions": [{ "type": "Ready", "lastHeartbeatTime": Time(Timestamp::now()) }] } });
-        if let Err(e) = nodes.patch_status(&agent.config.node_name, &PatchParams::default(), &Patch::Strategic(&patch)).await {
+        let patch =
+            json!({ "status": { "conditions": [{ "type": "Ready", "lastHeartbeatTime": Time(Timestamp::now()) }] } });
+        if let Err(e) =
+            nodes.patch_status(&agent.config.node_name, &PatchParams::default(), &Patch::Strategic(&patch)).await
+        {
             tracing::warn!(error = %e, "node heartbeat failed");
         }
     }
@@ -122,7 +123,8 @@ pub async fn heartbeat(agent: std::sync::Arc<Agent>) {
 /// Marks the Node not ready (best effort, briefly), as it stops running pods.
 pub async fn mark_stopped(agent: &Agent) {
     let nodes: Api<Node> = Api::all(agent.client.clone());
-    let patch = json!({ "status": { "conditions": [ready("Unknown", "NodeAgentStopped", "exrscan-node-agent stopped")] } });
+    let patch =
+        json!({ "status": { "conditions": [ready("Unknown", "NodeAgentStopped", "exrscan-node-agent stopped")] } });
     let (params, patch) = (PatchParams::default(), Patch::Strategic(&patch));
     let update = nodes.patch_status(&agent.config.node_name, &params, &patch);
     match tokio::time::timeout(Duration::from_secs(2), update).await {

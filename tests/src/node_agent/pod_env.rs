@@ -35,7 +35,13 @@ impl Env {
 /// Adds the container's `envFrom` and `env` to `env` (which holds what the agent defines
 /// first). Container paths in the pod's values are mapped with `paths`; then `$(VAR)`
 /// references in literal values are expanded against what is defined before them.
-pub async fn resolve(env: &mut Env, pod: &Pod, container: &Container, objects: &mut PodObjects, paths: &PathMap) -> Result<(), Error> {
+pub async fn resolve(
+    env: &mut Env,
+    pod: &Pod,
+    container: &Container,
+    objects: &mut PodObjects,
+    paths: &PathMap,
+) -> Result<(), Error> {
     for source in container.env_from.iter().flatten() {
         let prefix = source.prefix.as_deref().unwrap_or("");
         let (kind, name, optional) = match (&source.secret_ref, &source.config_map_ref) {

@@ -87,7 +87,9 @@ impl Pods {
     fn apply(&mut self, pod: Pod) {
         let Some(uid) = pod.metadata.uid.clone() else { return };
         let deletion = pod.metadata.deletion_timestamp.is_some().then(|| {
-            Duration::from_secs(pod.metadata.deletion_grace_period_seconds.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
+            Duration::from_secs(
+                pod.metadata.deletion_grace_period_seconds.and_then(|s| u64::try_from(s).ok()).unwrap_or(0),
+            )
         });
         match (self.entries.get(&uid), deletion) {
             (Some(entry @ Entry::Running { control, .. }), Some(grace)) if entry.is_running() => {
@@ -105,7 +107,10 @@ impl Pods {
             (_, Some(grace)) => {
                 self.entries.insert(uid.clone(), Entry::Done);
                 if grace > Duration::ZERO {
-                    let api = Api::namespaced(self.agent.client.clone(), pod.metadata.namespace.as_deref().unwrap_or_default());
+                    let api = Api::namespaced(
+                        self.agent.client.clone(),
+                        pod.metadata.namespace.as_deref().unwrap_or_default(),
+                    );
                     let name = pod.metadata.name.clone().unwrap_or_default();
                     tokio::spawn(async move { run::confirm_deletion(&api, &name, &uid).await });
                 }

@@ -95,7 +95,8 @@ pub async fn run_pod(agent: Arc<Agent>, pod: Pod, mut control: watch::Receiver<C
             Err(e) => {
                 tracing::info!(pod = pod_ref.name, error = %e, "pod not ready to start, retrying");
                 for c in &mut report.containers {
-                    c.state = State::Waiting { reason: "CreateContainerConfigError".into(), message: Some(e.to_string()) };
+                    c.state =
+                        State::Waiting { reason: "CreateContainerConfigError".into(), message: Some(e.to_string()) };
                 }
                 pod_ref.write(&mut report).await;
                 tokio::select! {
@@ -236,13 +237,18 @@ async fn launch(
     let mut kubeconfig = None;
     for mount in container.volume_mounts.iter().flatten() {
         if mount.sub_path_expr.as_deref().is_some_and(|e| !e.is_empty()) {
-            return Err(Error::Unsupported(format!("volume mount {:?}: subPathExpr is not supported", mount.mount_path)));
+            return Err(Error::Unsupported(format!(
+                "volume mount {:?}: subPathExpr is not supported",
+                mount.mount_path
+            )));
         }
-        let dir = volumes
-            .dir(&mount.name)
-            .ok_or_else(|| Error::Unsupported(format!("volume mount {:?} names no volume of the pod", mount.mount_path)))?;
+        let dir = volumes.dir(&mount.name).ok_or_else(|| {
+            Error::Unsupported(format!("volume mount {:?} names no volume of the pod", mount.mount_path))
+        })?;
         let host = match mount.sub_path.as_deref().filter(|p| !p.is_empty()) {
-            Some(sub) if Path::new(sub).components().all(|c| matches!(c, std::path::Component::Normal(_))) => dir.join(sub),
+            Some(sub) if Path::new(sub).components().all(|c| matches!(c, std::path::Component::Normal(_))) => {
+                dir.join(sub)
+            }
             Some(sub) => return Err(Error::Unsupported(format!("subPath {sub:?} must stay inside its volume"))),
             None => dir.to_path_buf(),
         };
@@ -258,7 +264,10 @@ async fn launch(
     if let Some(dir) = termination_log.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     }
-    paths.insert(container.termination_message_path.as_deref().unwrap_or("/dev/termination-log"), termination_log.clone())?;
+    paths.insert(
+        container.termination_message_path.as_deref().unwrap_or("/dev/termination-log"),
+        termination_log.clone(),
+    )?;
 
     let mut env = Env::default();
     if let Some(path) = &agent.config.executables.search_path {
@@ -280,17 +289,20 @@ async fn launch(
     let executables = &agent.config.executables;
     let (program, args) = match command.split_first() {
         Some((first, rest)) => (
-            executables
-                .for_command(first, &paths)
-                .ok_or_else(|| format!("no program for command {first:?}: not mapped with --map, not in a volume, not on PATH")),
+            executables.for_command(first, &paths).ok_or_else(|| {
+                format!("no program for command {first:?}: not mapped with --map, not in a volume, not on PATH")
+            }),
             rest.iter().cloned().chain(args).collect(),
         ),
         None => {
             let image = container.image.as_deref().unwrap_or_default();
             (
-                executables
-                    .for_image(image)
-                    .ok_or_else(|| format!("container {:?} has no command and its image {image:?} matches no --image mapping", container.name)),
+                executables.for_image(image).ok_or_else(|| {
+                    format!(
+                        "container {:?} has no command and its image {image:?} matches no --image mapping",
+                        container.name
+                    )
+                }),
                 args.collect(),
             )
         }

@@ -67,7 +67,9 @@ impl PathMap {
     pub fn insert(&mut self, container: &str, host: PathBuf) -> Result<(), Error> {
         let container = container.trim_end_matches('/');
         if container.is_empty() || !container.starts_with('/') {
-            return Err(Error::Unsupported(format!("container path {container:?} cannot be mapped: it must be absolute and not /")));
+            return Err(Error::Unsupported(format!(
+                "container path {container:?} cannot be mapped: it must be absolute and not /"
+            )));
         }
         self.entries.retain(|(c, _)| c != container);
         self.entries.push((container.to_string(), host));
@@ -79,11 +81,7 @@ impl PathMap {
     pub fn host_path(&self, container_path: &str) -> Option<PathBuf> {
         self.entries.iter().find_map(|(c, host)| {
             let rest = container_path.strip_prefix(c.as_str())?;
-            if rest.is_empty() {
-                Some(host.clone())
-            } else {
-                rest.strip_prefix('/').map(|rest| host.join(rest))
-            }
+            if rest.is_empty() { Some(host.clone()) } else { rest.strip_prefix('/').map(|rest| host.join(rest)) }
         })
     }
 

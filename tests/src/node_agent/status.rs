@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, HostIP, Pod,
-    PodCondition, PodIP, PodStatus,
+    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, HostIP,
+    Pod, PodCondition, PodIP, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -132,7 +132,8 @@ impl PodReport {
     pub fn status(&mut self) -> PodStatus {
         let now = Timestamp::now();
         let phase = self.phase();
-        let all_running = !self.containers.is_empty() && self.containers.iter().all(|c| matches!(c.state, State::Running { .. }));
+        let all_running =
+            !self.containers.is_empty() && self.containers.iter().all(|c| matches!(c.state, State::Running { .. }));
         let not_ready_reason = if phase.is_terminal() { "PodCompleted" } else { "ContainersNotReady" };
         let conditions = [
             ("PodReadyToStartContainers", self.sandbox_ready, None),
@@ -244,7 +245,10 @@ mod tests {
     fn pod(containers: &[&str]) -> Pod {
         Pod {
             spec: Some(PodSpec {
-                containers: containers.iter().map(|n| Container { name: n.to_string(), ..Container::default() }).collect(),
+                containers: containers
+                    .iter()
+                    .map(|n| Container { name: n.to_string(), ..Container::default() })
+                    .collect(),
                 ..PodSpec::default()
             }),
             ..Pod::default()
@@ -286,13 +290,22 @@ mod tests {
         report.containers[0].state = terminated(3);
         let second = report.status();
         assert_eq!(second.phase.as_deref(), Some("Failed"));
-        let code = second.container_statuses.as_ref().and_then(|s| s[0].state.as_ref()?.terminated.as_ref()).map(|t| t.exit_code);
+        let code = second
+            .container_statuses
+            .as_ref()
+            .and_then(|s| s[0].state.as_ref()?.terminated.as_ref())
+            .map(|t| t.exit_code);
         assert_eq!(code, Some(3));
         let since = |s: &PodStatus, kind: &str| {
             s.conditions.iter().flatten().find(|c| c.type_ == kind).and_then(|c| c.last_transition_time.clone())
         };
         assert_eq!(since(&first, "PodReadyToStartContainers"), since(&second, "PodReadyToStartContainers"));
-        let ready = second.conditions.iter().flatten().find(|c| c.type_ == "Ready").map(|c| (c.status.as_str(), c.reason.as_deref()));
+        let ready = second
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "Ready")
+            .map(|c| (c.status.as_str(), c.reason.as_deref()));
         assert_eq!(ready, Some(("False", Some("PodCompleted"))));
     }
 }

@@ -98,7 +98,11 @@ fn volume_kind(volume: &Volume) -> VolumeKind<'_> {
         VolumeKind::HostPath(&host.path)
     } else if let Some(claim) = &volume.persistent_volume_claim {
         VolumeKind::Claim(&claim.claim_name)
-    } else if volume.config_map.is_some() || volume.secret.is_some() || volume.downward_api.is_some() || volume.projected.is_some() {
+    } else if volume.config_map.is_some()
+        || volume.secret.is_some()
+        || volume.downward_api.is_some()
+        || volume.projected.is_some()
+    {
         VolumeKind::Files
     } else {
         VolumeKind::Unsupported
@@ -143,7 +147,11 @@ async fn files(client: &kube::Client, pod: &Pod, volume: &Volume, objects: &mut 
                 out.files.extend(downward_files(pod, d.items.as_deref().unwrap_or_default(), default_mode)?);
             } else if let Some(t) = &source.service_account_token {
                 let token = service_account_token(client, pod, t.audience.as_deref(), t.expiration_seconds).await?;
-                out.files.push(File { path: t.path.clone(), content: token.into_bytes(), mode: default_mode.min(0o600) });
+                out.files.push(File {
+                    path: t.path.clone(),
+                    content: token.into_bytes(),
+                    mode: default_mode.min(0o600),
+                });
                 out.token = Some(t.path.clone());
             } else {
                 return Err(Error::Unsupported(format!(
@@ -161,9 +169,17 @@ fn mode(mode: Option<i32>) -> u32 {
 }
 
 /// Files for all keys, or for the listed `items` (each of which must exist).
-fn keyed_files(entries: &Entries, items: Option<&[KeyToPath]>, default_mode: u32, object: &str) -> Result<Vec<File>, Error> {
+fn keyed_files(
+    entries: &Entries,
+    items: Option<&[KeyToPath]>,
+    default_mode: u32,
+    object: &str,
+) -> Result<Vec<File>, Error> {
     let Some(items) = items else {
-        return Ok(entries.iter().map(|(k, v)| File { path: k.clone(), content: v.clone(), mode: default_mode }).collect());
+        return Ok(entries
+            .iter()
+            .map(|(k, v)| File { path: k.clone(), content: v.clone(), mode: default_mode })
+            .collect());
     };
     items
         .iter()
@@ -182,14 +198,21 @@ fn downward_files(pod: &Pod, items: &[DownwardAPIVolumeFile], default_mode: u32)
         .iter()
         .map(|item| {
             let Some(field) = &item.field_ref else {
-                return Err(Error::Unsupported(format!("downward-API file {:?}: only fieldRef is supported", item.path)));
+                return Err(Error::Unsupported(format!(
+                    "downward-API file {:?}: only fieldRef is supported",
+                    item.path
+                )));
             };
             let content = match field.field_path.as_str() {
                 "metadata.labels" => key_value_lines(pod.metadata.labels.as_ref()),
                 "metadata.annotations" => key_value_lines(pod.metadata.annotations.as_ref()),
                 path => field_value(pod, path)?,
             };
-            Ok(File { path: item.path.clone(), content: content.into_bytes(), mode: item.mode.map_or(default_mode, |m| mode(Some(m))) })
+            Ok(File {
+                path: item.path.clone(),
+                content: content.into_bytes(),
+                mode: item.mode.map_or(default_mode, |m| mode(Some(m))),
+            })
         })
         .collect()
 }
@@ -199,7 +222,12 @@ fn key_value_lines(map: Option<&BTreeMap<String, String>>) -> String {
     map.into_iter().flatten().map(|(k, v)| format!("{k}={v:?}\n")).collect()
 }
 
-async fn service_account_token(client: &kube::Client, pod: &Pod, audience: Option<&str>, expiration: Option<i64>) -> Result<String, Error> {
+async fn service_account_token(
+    client: &kube::Client,
+    pod: &Pod,
+    audience: Option<&str>,
+    expiration: Option<i64>,
+) -> Result<String, Error> {
     let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
     let account = pod.spec.as_ref().and_then(|s| s.service_account_name.as_deref()).unwrap_or("default");
     let request = TokenRequest {
@@ -217,10 +245,9 @@ async fn service_account_token(client: &kube::Client, pod: &Pod, audience: Optio
     };
     let api: Api<ServiceAccount> = Api::namespaced(client.clone(), namespace);
     let response = api.create_token_request(account, &PostParams::default(), &request).await?;
-    response
-        .status
-        .and_then(|s| s.token)
-        .ok_or_else(|| Error::MissingReference(format!("TokenRequest for service account {namespace}/{account} returned no token")))
+    response.status.and_then(|s| s.token).ok_or_else(|| {
+        Error::MissingReference(format!("TokenRequest for service account {namespace}/{account} returned no token"))
+    })
 }
 
 fn create_dir(dir: &Path) -> Result<(), Error> {
@@ -232,7 +259,10 @@ fn write_file(dir: &Path, relative: &str, content: &[u8], mode: u32) -> Result<(
     use std::os::unix::fs::PermissionsExt;
     let relative = Path::new(relative);
     if relative.as_os_str().is_empty() || !relative.components().all(|c| matches!(c, Component::Normal(_))) {
-        return Err(Error::Unsupported(format!("volume file path {} must be relative and stay inside the volume", relative.display())));
+        return Err(Error::Unsupported(format!(
+            "volume file path {} must be relative and stay inside the volume",
+            relative.display()
+        )));
     }
     let path = dir.join(relative);
     if let Some(parent) = path.parent() {
@@ -254,7 +284,10 @@ mod tests {
         assert_eq!(all.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["a", "b"]);
         let items = [KeyToPath { key: "b".into(), path: "sub/b.txt".into(), mode: Some(0o755) }];
         let picked = keyed_files(&entries, Some(&items), 0o644, "cm").unwrap();
-        assert_eq!((picked[0].path.as_str(), picked[0].content.as_slice(), picked[0].mode), ("sub/b.txt", &b"2"[..], 0o755));
+        assert_eq!(
+            (picked[0].path.as_str(), picked[0].content.as_slice(), picked[0].mode),
+            ("sub/b.txt", &b"2"[..], 0o755)
+        );
         let missing = [KeyToPath { key: "c".into(), path: "c".into(), mode: None }];
         assert!(matches!(keyed_files(&entries, Some(&missing), 0o644, "cm"), Err(Error::MissingReference(_))));
     }
@@ -270,7 +303,8 @@ mod tests {
 
     #[test]
     fn label_files_are_sorted_quoted_lines() {
-        let labels: BTreeMap<String, String> = [("b".to_string(), "2".to_string()), ("a".to_string(), "x\"y".to_string())].into();
+        let labels: BTreeMap<String, String> =
+            [("b".to_string(), "2".to_string()), ("a".to_string(), "x\"y".to_string())].into();
         assert_eq!(key_value_lines(Some(&labels)), "a=\"x\\\"y\"\nb=\"2\"\n");
     }
 }

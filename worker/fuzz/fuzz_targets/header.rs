@@ -32,10 +32,7 @@ fuzz_target!(|data: &[u8]| {
             let again = header::parse(&data[..header.header_bytes]);
             assert_eq!(
                 format!("{again:?}"),
-                format!(
-                    "{:?}",
-                    Ok::<_, header::HeaderError>(header::Progress::Complete(header.clone()))
-                )
+                format!("{:?}", Ok::<_, header::HeaderError>(header::Progress::Complete(header.clone())))
             );
             let embeddings = embed::embed(&header);
             let mut line = Vec::new();

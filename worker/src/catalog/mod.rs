@@ -49,10 +49,7 @@ mod tests {
     #[test]
     fn file_id_is_sha256_of_uri_nul_hash() {
         // printf 'file:///a.exr\0abc' | sha256sum
-        assert_eq!(
-            file_id("file:///a.exr", "abc"),
-            "873e29b2cab39ab4b5e0766a0bff22e5b5b814bc6cc1746c0c4b98eaab9479ad"
-        );
+        assert_eq!(file_id("file:///a.exr", "abc"), "873e29b2cab39ab4b5e0766a0bff22e5b5b814bc6cc1746c0c4b98eaab9479ad");
     }
 
     #[test]

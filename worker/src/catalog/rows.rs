@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use arrow::array::{
-    ArrayRef, BooleanArray, FixedSizeListArray, Float32Array, Float64Array, Int32Array, Int64Array,
-    RecordBatch, StringArray, TimestampMicrosecondArray,
+    ArrayRef, BooleanArray, FixedSizeListArray, Float32Array, Float64Array, Int32Array, Int64Array, RecordBatch,
+    StringArray, TimestampMicrosecondArray,
 };
 use arrow::buffer::NullBuffer;
 
@@ -150,8 +150,7 @@ impl CatalogBuilder {
             String::from_utf8_lossy(out.trim_ascii_end()).into_owned()
         };
         let channel_count: usize = header.parts.iter().map(|p| p.channels().len()).sum();
-        let multiview =
-            header.parts.iter().any(|p| p.view().is_some() || p.attribute("multiView").is_some());
+        let multiview = header.parts.iter().any(|p| p.view().is_some() || p.attribute("multiView").is_some());
         self.bytes += raw_header_json.len() + source.uri.len() + source.key.len() + 256;
         if embeddings.is_some() {
             self.bytes += 4 * (METADATA_DIMS + CHANNEL_DIMS);
@@ -211,12 +210,7 @@ impl CatalogBuilder {
                 pixel_aspect_ratio: part.pixel_aspect_ratio,
                 line_order: part.line_order.to_string(),
                 tiles: part.tiles.map(|t| {
-                    (
-                        i64::from(t.x_size),
-                        i64::from(t.y_size),
-                        t.level_mode.to_string(),
-                        t.rounding_mode.to_string(),
-                    )
+                    (i64::from(t.x_size), i64::from(t.y_size), t.level_mode.to_string(), t.rounding_mode.to_string())
                 }),
                 channel_count: count(part.channels().len()),
                 attribute_count: count(part.attributes().len()),

@@ -66,11 +66,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(ExitCode::SUCCESS),
         other => other.context("writing to stdout")?,
     }
-    Ok(if io_failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if io_failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 fn inspect(path: &PathBuf) -> Inspected {
@@ -93,12 +89,7 @@ fn inspect(path: &PathBuf) -> Inspected {
         Err(e @ ReadError::Io(_)) => (Err(e.to_string()), true),
         Err(e @ ReadError::Header(_)) => (Err(e.to_string()), false),
     };
-    Inspected {
-        path: display,
-        size_bytes: Some(size),
-        outcome,
-        io_failed,
-    }
+    Inspected { path: display, size_bytes: Some(size), outcome, io_failed }
 }
 
 fn json_line(line: &mut Vec<u8>, file: &Inspected, with_embeddings: bool, embeddings: Option<&Embeddings>) {
@@ -106,11 +97,7 @@ fn json_line(line: &mut Vec<u8>, file: &Inspected, with_embeddings: bool, embedd
         Ok(header) => Record::ok(&file.path, file.size_bytes, header),
         Err(error) => Record::failed(&file.path, file.size_bytes, error),
     };
-    let record = if with_embeddings {
-        record.with_embeddings(embeddings)
-    } else {
-        record
-    };
+    let record = if with_embeddings { record.with_embeddings(embeddings) } else { record };
     record.append_line(line);
 }
 
@@ -146,14 +133,7 @@ fn write_summary(out: &mut impl Write, file: &Inspected, embeddings: Option<&Emb
         if let Some(view) = part.view() {
             write!(out, " view {view:?}")?;
         }
-        write!(
-            out,
-            ": {}, {}, {}x{}",
-            part.type_name(),
-            part.compression,
-            dw.width(),
-            dw.height()
-        )?;
+        write!(out, ": {}, {}, {}x{}", part.type_name(), part.compression, dw.width(), dw.height())?;
         if let Some(tiles) = part.tiles {
             write!(out, ", tiles {}x{} {}", tiles.x_size, tiles.y_size, tiles.level_mode)?;
         }
@@ -168,12 +148,7 @@ fn write_summary(out: &mut impl Write, file: &Inspected, embeddings: Option<&Emb
         writeln!(out)?;
     }
     if let Some(e) = embeddings {
-        writeln!(
-            out,
-            "  embeddings: metadata {:.4?}…, channels {:.4?}…",
-            &e.metadata[..4],
-            &e.channels[..4]
-        )?;
+        writeln!(out, "  embeddings: metadata {:.4?}…, channels {:.4?}…", &e.metadata[..4], &e.channels[..4])?;
     }
     Ok(())
 }

@@ -114,7 +114,13 @@ async fn scan(args: &Args, display: Display) -> anyhow::Result<Ended> {
         let url = S3Url::parse(&args.source)?;
         let (include, exclude) = args.filter.patterns();
         let whole = Plan::whole(&url.bucket, &url.prefix, &include, &exclude).partitions;
-        let source = Arc::new(args.s3.source(&url, whole, (&include, &exclude), args.header.header_bytes, user_agent("scan"))?);
+        let source = Arc::new(args.s3.source(
+            &url,
+            whole,
+            (&include, &exclude),
+            args.header.header_bytes,
+            user_agent("scan"),
+        )?);
         tracing::info!(source = %url, sink = %args.sink.uri()?, "scan started");
         let ended = scan_source(Arc::clone(&source), &mut writer, &options, display).await?;
         let s3 = source.stats();
@@ -164,7 +170,12 @@ fn print_summary(summary: &Summary, json: bool) -> std::io::Result<()> {
     writeln!(out, "inserted    {}", c.inserted)?;
     writeln!(out, "unchanged   {}", c.unchanged)?;
     writeln!(out, "failed      {}", c.failed)?;
-    writeln!(out, "bytes read  {} ({:.1} KiB/file)", c.bytes_read, c.bytes_read as f64 / 1024.0 / c.processed.max(1) as f64)?;
+    writeln!(
+        out,
+        "bytes read  {} ({:.1} KiB/file)",
+        c.bytes_read,
+        c.bytes_read as f64 / 1024.0 / c.processed.max(1) as f64
+    )?;
     writeln!(
         out,
         "elapsed     {secs:.2} s ({:.0} files/s, {} rows in {} batches, {} retries)",

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use exrscan::embed;
 use exrscan::header;
-use exrscan::sink::{Sink, SimilarBy};
+use exrscan::sink::{SimilarBy, Sink};
 use exrscan::source::local::file_uri;
 
 use super::log::{self, LogFormat};

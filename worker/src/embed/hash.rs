@@ -111,12 +111,7 @@ impl<const D: usize> Features<D> {
 
     /// The vector scaled to unit L2 norm (all zeros stays all zeros).
     pub(super) fn normalized(&self) -> [f32; D] {
-        let norm = self
-            .values
-            .iter()
-            .map(|v| f64::from(*v) * f64::from(*v))
-            .sum::<f64>()
-            .sqrt();
+        let norm = self.values.iter().map(|v| f64::from(*v) * f64::from(*v)).sum::<f64>().sqrt();
         let mut out = self.values;
         if norm > 0.0 {
             for v in &mut out {

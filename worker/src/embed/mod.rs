@@ -106,11 +106,7 @@ pub fn embed(header: &Header) -> Embeddings {
         file_channels.add_scaled(&fingerprint, 1.0);
         part_channels.push(fingerprint);
     }
-    Embeddings {
-        metadata: metadata.normalized(),
-        channels: file_channels.normalized(),
-        part_channels,
-    }
+    Embeddings { metadata: metadata.normalized(), channels: file_channels.normalized(), part_channels }
 }
 
 /// Cosine similarity of two vectors (0 when either is all zeros).
@@ -122,11 +118,7 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
         aa += x * x;
         bb += y * y;
     }
-    if aa == 0.0 || bb == 0.0 {
-        0.0
-    } else {
-        (dot / (aa.sqrt() * bb.sqrt())) as f32
-    }
+    if aa == 0.0 || bb == 0.0 { 0.0 } else { (dot / (aa.sqrt() * bb.sqrt())) as f32 }
 }
 
 fn structure_tokens(part: &Part, metadata: &mut Features<METADATA_DIM>) {
@@ -147,10 +139,7 @@ fn structure_tokens(part: &Part, metadata: &mut Features<METADATA_DIM>) {
         "overscan"
     };
     add(metadata, kind::FRAMING.text(framing));
-    add(
-        metadata,
-        kind::PIXEL_ASPECT.int(rounded(f64::from(part.pixel_aspect_ratio), 1000.0)),
-    );
+    add(metadata, kind::PIXEL_ASPECT.int(rounded(f64::from(part.pixel_aspect_ratio), 1000.0)));
     if let Some(t) = part.tiles {
         add(
             metadata,
@@ -179,16 +168,11 @@ fn channel_tokens(part: &Part, metadata: &mut Features<METADATA_DIM>, channels: 
     for channel in part.channels() {
         let (layer, component) = channel.split();
         add(kind::LAYER.text(layer), W_CHANNEL);
-        add(
-            kind::CHANNEL.text(&channel.name).int(i64::from(channel.pixel_type.0)),
-            W_CHANNEL,
-        );
+        add(kind::CHANNEL.text(&channel.name).int(i64::from(channel.pixel_type.0)), W_CHANNEL);
         add(kind::COMPONENT.text(component), W_COMPONENT);
         if (channel.x_sampling, channel.y_sampling) != (1, 1) {
-            let token = kind::SAMPLING
-                .text(layer)
-                .int(i64::from(channel.x_sampling))
-                .int(i64::from(channel.y_sampling));
+            let token =
+                kind::SAMPLING.text(layer).int(i64::from(channel.x_sampling)).int(i64::from(channel.y_sampling));
             add(token, W_CHANNEL);
         }
         if channel.p_linear {
@@ -234,16 +218,12 @@ fn value_token(token: Token, value: &AttributeValue) -> Option<Token> {
         V::LineOrder(l) => token.int(i64::from(l.0)),
         V::Envmap(e) => token.int(i64::from(e.0)),
         V::DeepImageState(d) => token.int(i64::from(d.0)),
-        V::Chromaticities(c) => [c.red, c.green, c.blue, c.white]
-            .iter()
-            .flatten()
-            .fold(token, |t, v| t.int(rounded(f64::from(*v), 1000.0))),
+        V::Chromaticities(c) => {
+            [c.red, c.green, c.blue, c.white].iter().flatten().fold(token, |t, v| t.int(rounded(f64::from(*v), 1000.0)))
+        }
         V::Rational(r) if r.d != 0 => token.int(rounded(f64::from(r.n) / f64::from(r.d), 1000.0)),
         V::Box2i(b) => token.int(b.width()).int(b.height()),
-        V::TileDescription(t) => token
-            .int(i64::from(t.x_size))
-            .int(i64::from(t.y_size))
-            .int(i64::from(t.level_mode.0)),
+        V::TileDescription(t) => token.int(i64::from(t.x_size)).int(i64::from(t.y_size)).int(i64::from(t.level_mode.0)),
         V::Preview(p) => token.int(i64::from(p.width)).int(i64::from(p.height)),
         V::FloatVector(v) => token.int(v.len() as i64),
         V::Bytes { type_hint, .. } => token.text(type_hint),

@@ -58,47 +58,19 @@ fn render(channels: &[&str], frame: i32, comments: &str) -> Header {
     let part = PartBytes::scanline(channels, 1920, 1080, 9)
         .with(build::string("owner", "lighting"))
         .with(build::string("comments", comments))
-        .with(build::string(
-            "capDate",
-            &format!("2024:05:01 12:{:02}:{:02}", frame % 60, frame % 37),
-        ))
+        .with(build::string("capDate", &format!("2024:05:01 12:{:02}:{:02}", frame % 60, frame % 37)))
         .with(build::string("software", "renderer 5.2.1"))
         .with(attribute("frame", "int", &i32s(&[frame])))
         .with(attribute("framesPerSecond", "rational", &[24, 0, 0, 0, 1, 0, 0, 0]))
         .with(attribute("renderTime", "float", &f32s(&[300.0 + (frame % 50) as f32])))
         .with(attribute("samples", "int", &i32s(&[256])))
-        .with(attribute(
-            "timeCode",
-            "timecode",
-            &[frame as u8, 0x41, 0, 1, 0, 0, 0, 0],
-        ))
+        .with(attribute("timeCode", "timecode", &[frame as u8, 0x41, 0, 1, 0, 0, 0, 0]))
         .with(attribute(
             "worldToCamera",
             "m44f",
-            &f32s(&[
-                f,
-                0.0,
-                0.0,
-                0.0,
-                0.0,
-                1.0,
-                0.0,
-                0.0,
-                0.0,
-                0.0,
-                1.0,
-                0.0,
-                f,
-                2.0 * f,
-                0.5,
-                1.0,
-            ]),
+            &f32s(&[f, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, f, 2.0 * f, 0.5, 1.0]),
         ))
-        .with(attribute(
-            "chromaticities",
-            "chromaticities",
-            &f32s(&[0.64, 0.33, 0.3, 0.6, 0.15, 0.06, 0.3127, 0.329]),
-        ))
+        .with(attribute("chromaticities", "chromaticities", &f32s(&[0.64, 0.33, 0.3, 0.6, 0.15, 0.06, 0.3127, 0.329])))
         .with(build::string("cameraName", "shotCam"))
         .with(build::string("project", "exrscan"));
     parse_complete(&build::file(0, &[part])).unwrap()
@@ -114,18 +86,8 @@ fn bit_identical_across_runs_and_builds() {
     for (_, bytes) in SEEDS {
         let header = parse_complete(bytes).unwrap();
         let (a, b) = (embed(&header), embed(&parse_complete(bytes).unwrap()));
-        assert!(
-            a.metadata
-                .iter()
-                .zip(&b.metadata)
-                .all(|(x, y)| x.to_bits() == y.to_bits())
-        );
-        assert!(
-            a.channels
-                .iter()
-                .zip(&b.channels)
-                .all(|(x, y)| x.to_bits() == y.to_bits())
-        );
+        assert!(a.metadata.iter().zip(&b.metadata).all(|(x, y)| x.to_bits() == y.to_bits()));
+        assert!(a.channels.iter().zip(&b.channels).all(|(x, y)| x.to_bits() == y.to_bits()));
     }
     // A golden digest pins the exact bits, so a change to the hash, the tokens or the
     // arithmetic (which would break comparisons with stored embeddings) cannot go unnoticed.
@@ -144,10 +106,7 @@ const GOLDEN: &str = "36d74a936a844a49e4c9067fb9d56ad545938ede461afc3d2ac9e8d918
 fn unit_norm_and_dimensions() {
     for (name, bytes) in SEEDS {
         let e = embed(&parse_complete(bytes).unwrap());
-        for v in [&e.metadata[..], &e.channels[..]]
-            .into_iter()
-            .chain(e.part_channels.iter().map(|p| &p[..]))
-        {
+        for v in [&e.metadata[..], &e.channels[..]].into_iter().chain(e.part_channels.iter().map(|p| &p[..])) {
             let norm: f64 = v.iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>().sqrt();
             assert!((norm - 1.0).abs() < 1e-5, "{name}: norm {norm}");
         }
@@ -208,13 +167,6 @@ fn token_hash_separates_pieces() {
     assert_ne!(h(Token::new("a").text("bc")), h(Token::new("ab").text("c")));
     assert_ne!(h(Token::new("x").text("")), h(Token::new("x")));
     assert_ne!(h(Token::new("x").int(1)), h(Token::new("x").int(2)));
-    assert_eq!(
-        h(Token::new("layer").text("diffuse")),
-        h(Token::new("layer").text("diffuse"))
-    );
-    assert_eq!(
-        h(Token::new("layer").text("diffuse")),
-        16_396_678_373_106_599_250,
-        "pinned"
-    );
+    assert_eq!(h(Token::new("layer").text("diffuse")), h(Token::new("layer").text("diffuse")));
+    assert_eq!(h(Token::new("layer").text("diffuse")), 16_396_678_373_106_599_250, "pinned");
 }

@@ -59,8 +59,6 @@ impl Channel {
 
     /// Everything after the last dot (`diffuse.R` → `R`), or the whole name without a dot.
     pub fn component(&self) -> &str {
-        self.name
-            .rsplit_once('.')
-            .map_or(self.name.as_str(), |(_, component)| component)
+        self.name.rsplit_once('.').map_or(self.name.as_str(), |(_, component)| component)
     }
 }

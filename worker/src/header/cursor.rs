@@ -24,11 +24,7 @@ pub(super) struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     pub(super) fn new(data: &'a [u8]) -> Self {
-        Self {
-            data,
-            pos: 0,
-            wanted: 0,
-        }
+        Self { data, pos: 0, wanted: 0 }
     }
 
     pub(super) fn at(data: &'a [u8], pos: usize) -> Self {

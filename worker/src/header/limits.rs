@@ -29,11 +29,7 @@ pub(super) struct Budget {
 
 impl Budget {
     pub(super) fn new() -> Self {
-        Self {
-            attributes: MAX_ATTRIBUTES,
-            channels: MAX_CHANNELS,
-            strings: MAX_STRINGS,
-        }
+        Self { attributes: MAX_ATTRIBUTES, channels: MAX_CHANNELS, strings: MAX_STRINGS }
     }
 
     /// Takes one attribute from the budget; `false` once the cap is reached.
@@ -42,19 +38,11 @@ impl Budget {
     }
 
     pub(super) fn channel(&mut self) -> Result<(), DecodeError> {
-        if take(&mut self.channels) {
-            Ok(())
-        } else {
-            Err(DecodeError::TooMany("channels", MAX_CHANNELS))
-        }
+        if take(&mut self.channels) { Ok(()) } else { Err(DecodeError::TooMany("channels", MAX_CHANNELS)) }
     }
 
     pub(super) fn string(&mut self) -> Result<(), DecodeError> {
-        if take(&mut self.strings) {
-            Ok(())
-        } else {
-            Err(DecodeError::TooMany("strings", MAX_STRINGS))
-        }
+        if take(&mut self.strings) { Ok(()) } else { Err(DecodeError::TooMany("strings", MAX_STRINGS)) }
     }
 }
 

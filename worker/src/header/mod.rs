@@ -153,9 +153,9 @@ impl Header {
 pub fn parse(prefix: &[u8]) -> Result<Progress, HeaderError> {
     match read(prefix) {
         Ok(header) => Ok(Progress::Complete(header)),
-        Err(Stop::NeedMore(needed)) if needed > MAX_HEADER_BYTES => Err(HeaderError::TooLarge {
-            limit: MAX_HEADER_BYTES,
-        }),
+        Err(Stop::NeedMore(needed)) if needed > MAX_HEADER_BYTES => {
+            Err(HeaderError::TooLarge { limit: MAX_HEADER_BYTES })
+        }
         Err(Stop::NeedMore(needed)) => Ok(Progress::NeedMore(needed)),
         Err(Stop::Invalid(error)) => Err(error),
     }
@@ -166,10 +166,7 @@ pub fn parse(prefix: &[u8]) -> Result<Progress, HeaderError> {
 pub fn parse_complete(file_bytes: &[u8]) -> Result<Header, HeaderError> {
     match parse(file_bytes)? {
         Progress::Complete(header) => Ok(header),
-        Progress::NeedMore(needed) => Err(HeaderError::Truncated {
-            needed,
-            available: file_bytes.len(),
-        }),
+        Progress::NeedMore(needed) => Err(HeaderError::Truncated { needed, available: file_bytes.len() }),
     }
 }
 
@@ -219,11 +216,7 @@ fn read(buf: &[u8]) -> Result<Header, Stop> {
             }
         }
         if parts.len() == MAX_PARTS {
-            return Err(HeaderError::TooMany {
-                what: "parts",
-                limit: MAX_PARTS,
-            }
-            .into());
+            return Err(HeaderError::TooMany { what: "parts", limit: MAX_PARTS }.into());
         }
         let attributes = read_attributes(buf, &mut pos, parts.len(), &mut budget)?;
         parts.push(Part::new(parts.len(), attributes, flags)?);
@@ -236,19 +229,10 @@ fn read(buf: &[u8]) -> Result<Header, Stop> {
     }
     shared::check(&parts)?;
     if pos > MAX_HEADER_BYTES {
-        return Err(HeaderError::TooLarge {
-            limit: MAX_HEADER_BYTES,
-        }
-        .into());
+        return Err(HeaderError::TooLarge { limit: MAX_HEADER_BYTES }.into());
     }
     let header_hash = buf.get(..pos).map(|raw| Sha256::digest(raw).into()).unwrap_or_default();
-    Ok(Header {
-        version,
-        flags,
-        header_bytes: pos,
-        header_hash,
-        parts,
-    })
+    Ok(Header { version, flags, header_bytes: pos, header_hash, parts })
 }
 
 /// Reads one part's attribute list, up to and including its terminating null byte.
@@ -267,11 +251,7 @@ fn read_attributes(buf: &[u8], pos: &mut usize, part: usize, budget: &mut Budget
             None => return Err(Stop::NeedMore(c.position() + 4)),
         };
         let Ok(size) = usize::try_from(size) else {
-            return Err(HeaderError::NegativeSize {
-                part,
-                attribute: value::text(name),
-            }
-            .into());
+            return Err(HeaderError::NegativeSize { part, attribute: value::text(name) }.into());
         };
         let start = c.position();
         if value::read_by_structure(type_name) {
@@ -281,12 +261,8 @@ fn read_attributes(buf: &[u8], pos: &mut usize, part: usize, budget: &mut Budget
             continue;
         }
         if size > MAX_ATTRIBUTE_BYTES {
-            let error = HeaderError::AttributeTooLarge {
-                part,
-                attribute: value::text(name),
-                size,
-                limit: MAX_ATTRIBUTE_BYTES,
-            };
+            let error =
+                HeaderError::AttributeTooLarge { part, attribute: value::text(name), size, limit: MAX_ATTRIBUTE_BYTES };
             return Err(error.into());
         }
         let end = start + size;
@@ -295,11 +271,7 @@ fn read_attributes(buf: &[u8], pos: &mut usize, part: usize, budget: &mut Budget
             return Err(Stop::NeedMore(end + 1));
         };
         if !budget.attribute() {
-            return Err(HeaderError::TooMany {
-                what: "attributes",
-                limit: limits::MAX_ATTRIBUTES,
-            }
-            .into());
+            return Err(HeaderError::TooMany { what: "attributes", limit: limits::MAX_ATTRIBUTES }.into());
         }
         let value =
             value::decode(type_name, data, budget).map_err(|error| decode_error(error, part, name, type_name))?;
@@ -320,11 +292,7 @@ fn read_by_structure(
     budget: &mut Budget,
 ) -> Result<(AttributeValue, usize), Stop> {
     if !budget.attribute() {
-        return Err(HeaderError::TooMany {
-            what: "attributes",
-            limit: limits::MAX_ATTRIBUTES,
-        }
-        .into());
+        return Err(HeaderError::TooMany { what: "attributes", limit: limits::MAX_ATTRIBUTES }.into());
     }
     let end = buf.len().min(start.saturating_add(MAX_ATTRIBUTE_BYTES));
     let bytes = buf.get(start..end).unwrap_or_default();
@@ -336,12 +304,9 @@ fn read_by_structure(
 
 fn decode_error(error: DecodeError, part: usize, name: &[u8], type_name: &[u8]) -> HeaderError {
     match error {
-        DecodeError::Bad(reason) => HeaderError::BadValue {
-            part,
-            attribute: value::text(name),
-            type_name: value::text(type_name),
-            reason,
-        },
+        DecodeError::Bad(reason) => {
+            HeaderError::BadValue { part, attribute: value::text(name), type_name: value::text(type_name), reason }
+        }
         DecodeError::Short(_) => HeaderError::BadValue {
             part,
             attribute: value::text(name),

@@ -164,15 +164,10 @@ impl Part {
             };
             *slot = Some(i);
         }
-        let typed = Typed {
-            part: index,
-            attributes: &attributes,
-        };
+        let typed = Typed { part: index, attributes: &attributes };
         let missing = |attribute: &'static str| HeaderError::MissingAttribute { part: index, attribute };
 
-        typed.get(at.channels, "channels", "chlist", |v| {
-            matches!(v, V::ChannelList(_)).then_some(())
-        })?;
+        typed.get(at.channels, "channels", "chlist", |v| matches!(v, V::ChannelList(_)).then_some(()))?;
         let compression = typed.get(at.compression, "compression", "compression", |v| match v {
             V::Compression(c) => Some(*c),
             _ => None,
@@ -230,10 +225,7 @@ impl Part {
 }
 
 /// The windows of OpenEXR's default `Header()`: (0, 0) – (63, 63).
-const DEFAULT_WINDOW: Box2i = Box2i {
-    min: [0, 0],
-    max: [63, 63],
-};
+const DEFAULT_WINDOW: Box2i = Box2i { min: [0, 0], max: [63, 63] };
 
 /// Positions of the attributes a part needs in typed form.
 #[derive(Default)]
@@ -290,11 +282,7 @@ fn box2i(value: &AttributeValue) -> Option<Box2i> {
 /// The storage type of a part without a `type` attribute. Single-part files say it in their
 /// flags; for a malformed multi-part file without `type`, a `tiles` attribute is the best clue.
 fn infer_type(flags: u32, has_tiles: bool) -> PartType {
-    let tiled = if flags & FLAG_MULTIPART != 0 {
-        has_tiles
-    } else {
-        flags & FLAG_TILED != 0
-    };
+    let tiled = if flags & FLAG_MULTIPART != 0 { has_tiles } else { flags & FLAG_TILED != 0 };
     let deep = flags & FLAG_MULTIPART == 0 && flags & FLAG_NON_IMAGE != 0;
     match (deep, tiled || (deep && has_tiles)) {
         (false, false) => PartType::ScanlineImage,
@@ -325,11 +313,7 @@ impl Default for AttributeList {
     fn default() -> Self {
         // Room for a typical render header, so the list rarely grows; kept under 1 KiB, where
         // glibc's allocator stays on its fast paths.
-        Self {
-            attributes: Vec::with_capacity(15),
-            seen: 0,
-            index: None,
-        }
+        Self { attributes: Vec::with_capacity(15), seen: 0, index: None }
     }
 }
 
@@ -369,13 +353,8 @@ impl AttributeList {
             return self.attributes.iter().position(|a| a.name == name);
         }
         let attributes = &self.attributes;
-        let index = self.index.get_or_insert_with(|| {
-            attributes
-                .iter()
-                .enumerate()
-                .map(|(i, a)| (a.name.clone(), i))
-                .collect()
-        });
+        let index =
+            self.index.get_or_insert_with(|| attributes.iter().enumerate().map(|(i, a)| (a.name.clone(), i)).collect());
         index.get(name).copied()
     }
 
@@ -389,9 +368,5 @@ fn name_class(name: &str) -> u32 {
     let bytes = name.as_bytes();
     let first = bytes.first().copied().unwrap_or(0);
     let last = bytes.last().copied().unwrap_or(0);
-    (bytes.len() as u32)
-        .wrapping_mul(31)
-        .wrapping_add(u32::from(first) * 7)
-        .wrapping_add(u32::from(last))
-        % 128
+    (bytes.len() as u32).wrapping_mul(31).wrapping_add(u32::from(first) * 7).wrapping_add(u32::from(last)) % 128
 }

@@ -34,11 +34,7 @@ pub fn read_header(reader: &mut impl Read) -> Result<(Header, usize), ReadError>
         match parse(&buf)? {
             Progress::Complete(header) => return Ok((header, buf.len())),
             Progress::NeedMore(needed) if eof => {
-                return Err(HeaderError::Truncated {
-                    needed,
-                    available: buf.len(),
-                }
-                .into());
+                return Err(HeaderError::Truncated { needed, available: buf.len() }.into());
             }
             Progress::NeedMore(needed) => {
                 want = needed.max(buf.len().saturating_mul(2)).min(MAX_HEADER_BYTES);

@@ -33,10 +33,7 @@ pub(super) fn check(parts: &[Part]) -> Result<(), HeaderError> {
             }
         }
         if !differing.is_empty() {
-            return Err(HeaderError::SharedAttributes {
-                part: part.index,
-                attributes: differing.join(", "),
-            });
+            return Err(HeaderError::SharedAttributes { part: part.index, attributes: differing.join(", ") });
         }
     }
     Ok(())
@@ -65,33 +62,19 @@ mod tests {
         let agreeing = build::file(FLAG_MULTIPART, &[part("a"), part("b")]);
         assert_eq!(parse_complete(&agreeing).map(|h| h.parts.len()), Ok(2));
 
-        let aspect = part("b")
-            .without("pixelAspectRatio")
-            .with(attribute("pixelAspectRatio", "float", &f32s(&[2.0])));
+        let aspect = part("b").without("pixelAspectRatio").with(attribute("pixelAspectRatio", "float", &f32s(&[2.0])));
         let display =
-            part("b")
-                .without("displayWindow")
-                .with(attribute("displayWindow", "box2i", &i32s(&[0, 0, 7, 7])));
+            part("b").without("displayWindow").with(attribute("displayWindow", "box2i", &i32s(&[0, 0, 7, 7])));
         let timecode = part("b").with(attribute("timecode", "timecode", &i32s(&[1, 0])));
-        for (later, differing) in [
-            (aspect, "pixelAspectRatio"),
-            (display, "displayWindow"),
-            (timecode, "timecode"),
-        ] {
+        for (later, differing) in [(aspect, "pixelAspectRatio"), (display, "displayWindow"), (timecode, "timecode")] {
             let file = build::file(FLAG_MULTIPART, &[part("a"), later]);
-            let want = HeaderError::SharedAttributes {
-                part: 1,
-                attributes: differing.into(),
-            };
+            let want = HeaderError::SharedAttributes { part: 1, attributes: differing.into() };
             assert_eq!(parse_complete(&file).map(|h| h.parts.len()), Err(want));
         }
         // As in OpenEXR, only a later part's extra `timecode` conflicts, not the first part's.
         let first_only = build::file(
             FLAG_MULTIPART,
-            &[
-                part("a").with(attribute("timecode", "timecode", &i32s(&[1, 0]))),
-                part("b"),
-            ],
+            &[part("a").with(attribute("timecode", "timecode", &i32s(&[1, 0]))), part("b")],
         );
         assert!(parse_complete(&first_only).is_ok());
     }
@@ -105,10 +88,7 @@ mod tests {
             .without("screenWindowWidth");
         let header = parse_complete(&build::file(0, &[bare])).unwrap();
         let part = &header.parts[0];
-        assert_eq!(
-            (part.pixel_aspect_ratio, part.line_order.to_string()),
-            (1.0, "increasing_y".to_owned())
-        );
+        assert_eq!((part.pixel_aspect_ratio, part.line_order.to_string()), (1.0, "increasing_y".to_owned()));
         assert!(part.attribute("pixelAspectRatio").is_none());
     }
 }

@@ -7,47 +7,17 @@ use super::*;
 /// The committed seed files (written by the OpenEXR Python bindings, see
 /// `worker/fuzz/make_seeds.py`).
 pub(crate) const SEEDS: &[(&str, &[u8])] = &[
-    (
-        "beauty_aovs.1001.exr",
-        include_bytes!("../../fuzz/corpus/header/beauty_aovs.1001.exr"),
-    ),
-    (
-        "deep_scanline.exr",
-        include_bytes!("../../fuzz/corpus/header/deep_scanline.exr"),
-    ),
-    (
-        "deep_tile.exr",
-        include_bytes!("../../fuzz/corpus/header/deep_tile.exr"),
-    ),
-    (
-        "every_attribute_type.exr",
-        include_bytes!("../../fuzz/corpus/header/every_attribute_type.exr"),
-    ),
+    ("beauty_aovs.1001.exr", include_bytes!("../../fuzz/corpus/header/beauty_aovs.1001.exr")),
+    ("deep_scanline.exr", include_bytes!("../../fuzz/corpus/header/deep_scanline.exr")),
+    ("deep_tile.exr", include_bytes!("../../fuzz/corpus/header/deep_tile.exr")),
+    ("every_attribute_type.exr", include_bytes!("../../fuzz/corpus/header/every_attribute_type.exr")),
     ("htj2k256.exr", include_bytes!("../../fuzz/corpus/header/htj2k256.exr")),
-    (
-        "long_names.exr",
-        include_bytes!("../../fuzz/corpus/header/long_names.exr"),
-    ),
-    (
-        "luminance_chroma.exr",
-        include_bytes!("../../fuzz/corpus/header/luminance_chroma.exr"),
-    ),
-    (
-        "multipart_views.exr",
-        include_bytes!("../../fuzz/corpus/header/multipart_views.exr"),
-    ),
-    (
-        "multiview.exr",
-        include_bytes!("../../fuzz/corpus/header/multiview.exr"),
-    ),
-    (
-        "tiled_mipmap.exr",
-        include_bytes!("../../fuzz/corpus/header/tiled_mipmap.exr"),
-    ),
-    (
-        "tiled_ripmap.exr",
-        include_bytes!("../../fuzz/corpus/header/tiled_ripmap.exr"),
-    ),
+    ("long_names.exr", include_bytes!("../../fuzz/corpus/header/long_names.exr")),
+    ("luminance_chroma.exr", include_bytes!("../../fuzz/corpus/header/luminance_chroma.exr")),
+    ("multipart_views.exr", include_bytes!("../../fuzz/corpus/header/multipart_views.exr")),
+    ("multiview.exr", include_bytes!("../../fuzz/corpus/header/multiview.exr")),
+    ("tiled_mipmap.exr", include_bytes!("../../fuzz/corpus/header/tiled_mipmap.exr")),
+    ("tiled_ripmap.exr", include_bytes!("../../fuzz/corpus/header/tiled_ripmap.exr")),
 ];
 
 pub(crate) fn seed(name: &str) -> Header {
@@ -68,11 +38,7 @@ fn every_seed_parses_and_header_bytes_is_where_the_offset_table_starts() {
     for (name, bytes) in SEEDS {
         let header = parse_complete(bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
         let end = header.header_bytes;
-        assert_eq!(
-            header.header_hash,
-            <[u8; 32]>::from(Sha256::digest(&bytes[..end])),
-            "{name}"
-        );
+        assert_eq!(header.header_hash, <[u8; 32]>::from(Sha256::digest(&bytes[..end])), "{name}");
         // The first chunk offset points just past the offset table(s), which start right
         // after the header: offset - header_bytes is 8 × (total chunk count).
         let first = u64_at(bytes, end) as usize;
@@ -111,46 +77,22 @@ fn every_attribute_type_decodes_like_exrheader_prints_it() {
     assert_eq!(value(p, "a_int"), &V::Int(7));
     assert_eq!(value(p, "a_float"), &V::Float(1.5));
     assert_eq!(value(p, "a_string"), &V::String("hello".into()));
-    assert_eq!(
-        value(p, "a_stringvector"),
-        &V::StringVector(vec!["x".into(), "yy".into()])
-    );
+    assert_eq!(value(p, "a_stringvector"), &V::StringVector(vec!["x".into(), "yy".into()]));
     assert_eq!(value(p, "a_v2i"), &V::V2i([1, 2]));
     assert_eq!(value(p, "a_v2f"), &V::V2f([1.5, 2.5]));
     assert_eq!(value(p, "a_v2d"), &V::V2d([1.25, 2.25]));
     assert_eq!(value(p, "a_v3i"), &V::V3i([1, 2, 3]));
     assert_eq!(value(p, "a_v3f"), &V::V3f([1.0, 2.0, 3.0]));
     assert_eq!(value(p, "a_v3d"), &V::V3d([1.0, 2.0, 3.0]));
-    assert_eq!(
-        value(p, "a_box2i"),
-        &V::Box2i(Box2i {
-            min: [0, 1],
-            max: [3, 4]
-        })
-    );
-    assert_eq!(
-        value(p, "a_box2f"),
-        &V::Box2f(Box2f {
-            min: [0.0, 1.0],
-            max: [3.0, 4.0]
-        })
-    );
-    assert_eq!(
-        value(p, "a_m33f"),
-        &V::M33f(Box::new([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 2.0]]))
-    );
-    assert_eq!(
-        value(p, "a_m33d"),
-        &V::M33d(Box::new([[3.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 3.0]]))
-    );
+    assert_eq!(value(p, "a_box2i"), &V::Box2i(Box2i { min: [0, 1], max: [3, 4] }));
+    assert_eq!(value(p, "a_box2f"), &V::Box2f(Box2f { min: [0.0, 1.0], max: [3.0, 4.0] }));
+    assert_eq!(value(p, "a_m33f"), &V::M33f(Box::new([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 2.0]])));
+    assert_eq!(value(p, "a_m33d"), &V::M33d(Box::new([[3.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 3.0]])));
     let m44f = |d: f32| std::array::from_fn(|r| std::array::from_fn(|c| if r == c { d } else { 0.0 }));
     assert_eq!(value(p, "a_m44f"), &V::M44f(Box::new(m44f(4.0))));
     let m44d = |d: f64| std::array::from_fn(|r| std::array::from_fn(|c| if r == c { d } else { 0.0 }));
     assert_eq!(value(p, "a_m44d"), &V::M44d(Box::new(m44d(5.0))));
-    assert_eq!(
-        value(p, "a_floatvector"),
-        &V::FloatVector(vec![1.0, 2.0, 3.0, 4.0, 5.0])
-    );
+    assert_eq!(value(p, "a_floatvector"), &V::FloatVector(vec![1.0, 2.0, 3.0, 4.0, 5.0]));
     assert_eq!(value(p, "a_rational"), &V::Rational(Rational { n: 24000, d: 1001 }));
     let keycode = KeyCode {
         film_mfc_code: 1,
@@ -164,57 +106,26 @@ fn every_attribute_type_decodes_like_exrheader_prints_it() {
     assert_eq!(value(p, "a_keycode"), &V::KeyCode(Box::new(keycode)));
     // exrheader: time 01:02:03:04, drop frame 1, color frame 0, field/phase 1,
     // bgf0 0, bgf1 1, bgf2 0, user data 0x87654321.
-    let V::TimeCode(tc) = *value(p, "a_timecode") else {
-        panic!("timecode")
-    };
+    let V::TimeCode(tc) = *value(p, "a_timecode") else { panic!("timecode") };
     assert_eq!((tc.hours(), tc.minutes(), tc.seconds(), tc.frame()), (1, 2, 3, 4));
-    assert_eq!(
-        (tc.drop_frame(), tc.color_frame(), tc.field_phase()),
-        (true, false, true)
-    );
+    assert_eq!((tc.drop_frame(), tc.color_frame(), tc.field_phase()), (true, false, true));
     assert_eq!((tc.bgf(), tc.user_data), ([false, true, false], 0x8765_4321));
-    let chromaticities = Chromaticities {
-        red: [0.64, 0.33],
-        green: [0.3, 0.6],
-        blue: [0.15, 0.06],
-        white: [0.3127, 0.329],
-    };
-    assert_eq!(
-        value(p, "a_chromaticities"),
-        &V::Chromaticities(Box::new(chromaticities))
-    );
+    let chromaticities =
+        Chromaticities { red: [0.64, 0.33], green: [0.3, 0.6], blue: [0.15, 0.06], white: [0.3127, 0.329] };
+    assert_eq!(value(p, "a_chromaticities"), &V::Chromaticities(Box::new(chromaticities)));
     assert_eq!(value(p, "a_envmap"), &V::Envmap(Envmap(1)));
     assert_eq!(value(p, "a_lineorder"), &V::LineOrder(LineOrder(1)));
     assert_eq!(value(p, "a_compression"), &V::Compression(Compression(9)));
-    let tiles = TileDescription {
-        x_size: 32,
-        y_size: 16,
-        level_mode: LevelMode(1),
-        rounding_mode: RoundingMode(1),
-    };
+    let tiles = TileDescription { x_size: 32, y_size: 16, level_mode: LevelMode(1), rounding_mode: RoundingMode(1) };
     assert_eq!(value(p, "a_tiledesc"), &V::TileDescription(tiles));
     // The bindings write the 2×3 preview as pixel i = (i, i, i, i).
     let pixels: Vec<u8> = (0..6).flat_map(|i| [i; 4]).collect();
-    let preview = Preview {
-        width: 3,
-        height: 2,
-        sha256: Sha256::digest(&pixels).into(),
-    };
+    let preview = Preview { width: 3, height: 2, sha256: Sha256::digest(&pixels).into() };
     assert_eq!(value(p, "a_preview"), &V::Preview(Box::new(preview)));
-    assert_eq!(
-        value(p, "a_bytes"),
-        &V::Bytes {
-            type_hint: "".into(),
-            data: b"abc".as_slice().into()
-        }
-    );
+    assert_eq!(value(p, "a_bytes"), &V::Bytes { type_hint: "".into(), data: b"abc".as_slice().into() });
 
     // Type names exactly as exrheader prints them.
-    let types: Vec<(&str, &str)> = p
-        .attributes()
-        .iter()
-        .map(|a| (a.name.as_str(), a.type_name()))
-        .collect();
+    let types: Vec<(&str, &str)> = p.attributes().iter().map(|a| (a.name.as_str(), a.type_name())).collect();
     for expected in [
         ("a_box2f", "box2f"),
         ("a_bytes", "bytes"),
@@ -229,13 +140,7 @@ fn every_attribute_type_decodes_like_exrheader_prints_it() {
     }
     assert_eq!(p.attributes().len(), 37);
     assert_eq!(p.compression.to_string(), "piz");
-    assert_eq!(
-        p.data_window,
-        Box2i {
-            min: [0, 0],
-            max: [3, 3]
-        }
-    );
+    assert_eq!(p.data_window, Box2i { min: [0, 0], max: [3, 3] });
     let names: Vec<_> = p.channels().iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["A", "B", "G", "R"]);
 }
@@ -244,24 +149,9 @@ fn every_attribute_type_decodes_like_exrheader_prints_it() {
 fn part_types_flags_and_tiles() {
     let cases = [
         ("deep_scanline.exr", PartType::DeepScanline, FLAG_NON_IMAGE, None),
-        (
-            "deep_tile.exr",
-            PartType::DeepTile,
-            FLAG_NON_IMAGE,
-            Some((2, 2, "one", "down")),
-        ),
-        (
-            "tiled_mipmap.exr",
-            PartType::TiledImage,
-            FLAG_TILED,
-            Some((4, 4, "mipmap", "down")),
-        ),
-        (
-            "tiled_ripmap.exr",
-            PartType::TiledImage,
-            FLAG_TILED,
-            Some((4, 2, "ripmap", "up")),
-        ),
+        ("deep_tile.exr", PartType::DeepTile, FLAG_NON_IMAGE, Some((2, 2, "one", "down"))),
+        ("tiled_mipmap.exr", PartType::TiledImage, FLAG_TILED, Some((4, 4, "mipmap", "down"))),
+        ("tiled_ripmap.exr", PartType::TiledImage, FLAG_TILED, Some((4, 2, "ripmap", "up"))),
         ("beauty_aovs.1001.exr", PartType::ScanlineImage, 0, None),
     ];
     for (name, part_type, flags, tiles) in cases {
@@ -271,14 +161,7 @@ fn part_types_flags_and_tiles() {
         assert_eq!(part.part_type, part_type, "{name}");
         assert_eq!(header.deep(), part_type.is_deep(), "{name}");
         assert_eq!(header.tiled(), part_type.is_tiled(), "{name}");
-        let got = part.tiles.map(|t| {
-            (
-                t.x_size,
-                t.y_size,
-                t.level_mode.to_string(),
-                t.rounding_mode.to_string(),
-            )
-        });
+        let got = part.tiles.map(|t| (t.x_size, t.y_size, t.level_mode.to_string(), t.rounding_mode.to_string()));
         let want = tiles.map(|(x, y, l, r)| (x, y, l.to_string(), r.to_string()));
         assert_eq!(got, want, "{name}");
     }
@@ -289,22 +172,13 @@ fn multipart_parts_names_views_and_types() {
     let header = seed("multipart_views.exr");
     assert!(header.multipart());
     assert!(header.tiled() && !header.deep());
-    let summary: Vec<_> = header
-        .parts
-        .iter()
-        .map(|p| (p.index, p.name(), p.view(), p.type_name(), p.compression.to_string()))
-        .collect();
+    let summary: Vec<_> =
+        header.parts.iter().map(|p| (p.index, p.name(), p.view(), p.type_name(), p.compression.to_string())).collect();
     assert_eq!(
         summary,
         [
             (0, Some("beauty_left"), Some("left"), "scanlineimage", "zip".to_string()),
-            (
-                1,
-                Some("beauty_right"),
-                Some("right"),
-                "scanlineimage",
-                "zip".to_string()
-            ),
+            (1, Some("beauty_right"), Some("right"), "scanlineimage", "zip".to_string()),
             (2, Some("depth"), None, "tiledimage", "piz".to_string()),
         ]
     );
@@ -320,11 +194,8 @@ fn multiview_and_subsampled_channels() {
         &AttributeValue::StringVector(vec!["left".into(), "right".into()])
     );
     let header = seed("luminance_chroma.exr");
-    let channels: Vec<_> = header.parts[0]
-        .channels()
-        .iter()
-        .map(|c| (c.name.as_str(), c.x_sampling, c.y_sampling, c.p_linear))
-        .collect();
+    let channels: Vec<_> =
+        header.parts[0].channels().iter().map(|c| (c.name.as_str(), c.x_sampling, c.y_sampling, c.p_linear)).collect();
     assert_eq!(channels, [("BY", 2, 2, true), ("RY", 2, 2, true), ("Y", 1, 1, false)]);
 }
 
@@ -333,18 +204,9 @@ fn long_names_and_layer_split() {
     let header = seed("long_names.exr");
     assert!(header.long_names());
     let part = &header.parts[0];
-    assert!(
-        part.attribute(&format!("a_very_long_attribute_name_{}", "x".repeat(40)))
-            .is_some()
-    );
+    assert!(part.attribute(&format!("a_very_long_attribute_name_{}", "x".repeat(40))).is_some());
     let split: Vec<_> = part.channels().iter().map(|c| (c.layer(), c.component())).collect();
-    assert_eq!(
-        split,
-        [
-            ("", "R"),
-            ("a.deeply.nested.layer_with_a_name_longer_than_thirty_one_bytes", "R")
-        ]
-    );
+    assert_eq!(split, [("", "R"), ("a.deeply.nested.layer_with_a_name_longer_than_thirty_one_bytes", "R")]);
 }
 
 #[test]
@@ -356,12 +218,9 @@ fn layer_component_split_on_the_last_dot() {
         x_sampling: 1,
         y_sampling: 1,
     };
-    for (name, layer, component) in [
-        ("diffuse.R", "diffuse", "R"),
-        ("R", "", "R"),
-        ("a.b.c.R", "a.b.c", "R"),
-        ("a.", "a", ""),
-    ] {
+    for (name, layer, component) in
+        [("diffuse.R", "diffuse", "R"), ("R", "", "R"), ("a.b.c.R", "a.b.c", "R"), ("a.", "a", "")]
+    {
         let c = channel(name);
         assert_eq!((c.layer(), c.component()), (layer, component), "{name}");
         assert_eq!(c.split(), (layer, component), "{name}");
@@ -408,10 +267,7 @@ fn custom_types_keep_their_name_and_bytes() {
     let p = &header.parts[0];
     assert_eq!(
         value(p, "studio:thing"),
-        &AttributeValue::Raw {
-            type_name: "myType".into(),
-            data: vec![0, 1, 255].into()
-        }
+        &AttributeValue::Raw { type_name: "myType".into(), data: vec![0, 1, 255].into() }
     );
     assert_eq!(p.attribute("manifest").unwrap().type_name(), "idmanifest");
     assert_eq!(p.attribute("empty").unwrap().type_name(), "");
@@ -422,11 +278,8 @@ fn single_part_without_type_attribute_infers_it_from_flags() {
     let tiles = attribute("tiles", "tiledesc", &[8, 0, 0, 0, 8, 0, 0, 0, 0]);
     let scan = parse_complete(&build::file(0, &[PartBytes::scanline(&["R"], 4, 4, 0)])).unwrap();
     assert_eq!(scan.parts[0].type_name(), "scanlineimage");
-    let tiled = parse_complete(&build::file(
-        FLAG_TILED,
-        &[PartBytes::scanline(&["R"], 4, 4, 0).with(tiles.clone())],
-    ))
-    .unwrap();
+    let tiled =
+        parse_complete(&build::file(FLAG_TILED, &[PartBytes::scanline(&["R"], 4, 4, 0).with(tiles.clone())])).unwrap();
     assert_eq!(tiled.parts[0].type_name(), "tiledimage");
     let deep = parse_complete(&build::file(FLAG_NON_IMAGE, &[PartBytes::scanline(&["R"], 4, 4, 0)])).unwrap();
     assert_eq!(deep.parts[0].type_name(), "deepscanline");
@@ -442,18 +295,9 @@ fn single_part_without_type_attribute_infers_it_from_flags() {
         &[PartBytes::scanline(&["R"], 4, 4, 0).with(build::string("type", "mystery"))],
     ))
     .unwrap();
-    assert_eq!(
-        (odd.parts[0].part_type, odd.parts[0].type_name()),
-        (PartType::Unknown, "mystery")
-    );
+    assert_eq!((odd.parts[0].part_type, odd.parts[0].type_name()), (PartType::Unknown, "mystery"));
     let missing_tiles = build::file(FLAG_TILED, &[PartBytes::scanline(&["R"], 4, 4, 0)]);
-    assert_eq!(
-        parse_complete(&missing_tiles),
-        Err(HeaderError::MissingAttribute {
-            part: 0,
-            attribute: "tiles"
-        })
-    );
+    assert_eq!(parse_complete(&missing_tiles), Err(HeaderError::MissingAttribute { part: 0, attribute: "tiles" }));
 }
 
 #[test]
@@ -467,13 +311,12 @@ fn repeated_attributes_keep_first_position_and_last_value() {
     assert_eq!(&names[names.len() - 2..], ["frame", "owner"]);
     assert_eq!(value(&header.parts[0], "frame"), &AttributeValue::Int(2));
 
-    let conflict = PartBytes::scanline(&["R"], 4, 4, 0)
-        .with(attribute("frame", "int", &i32s(&[1])))
-        .with(attribute("frame", "float", &f32s(&[1.0])));
-    assert!(matches!(
-        parse_complete(&build::file(0, &[conflict])),
-        Err(HeaderError::TypeConflict { .. })
+    let conflict = PartBytes::scanline(&["R"], 4, 4, 0).with(attribute("frame", "int", &i32s(&[1]))).with(attribute(
+        "frame",
+        "float",
+        &f32s(&[1.0]),
     ));
+    assert!(matches!(parse_complete(&build::file(0, &[conflict])), Err(HeaderError::TypeConflict { .. })));
 }
 
 #[test]
@@ -488,62 +331,40 @@ fn framing_errors() {
     let mut flags = good.clone();
     flags[5] |= 0x01;
     assert_eq!(parse(&flags), Err(HeaderError::UnknownFlags(0x100)));
-    assert_eq!(
-        parse_complete(&build::file(FLAG_MULTIPART, &[])),
-        Err(HeaderError::NoParts)
-    );
+    assert_eq!(parse_complete(&build::file(FLAG_MULTIPART, &[])), Err(HeaderError::NoParts));
 
     let missing = build::file(0, &[PartBytes::scanline(&["R"], 4, 4, 0).without("compression")]);
-    assert_eq!(
-        parse_complete(&missing),
-        Err(HeaderError::MissingAttribute {
-            part: 0,
-            attribute: "compression"
-        })
-    );
+    assert_eq!(parse_complete(&missing), Err(HeaderError::MissingAttribute { part: 0, attribute: "compression" }));
     let wrong = build::file(
         0,
-        &[PartBytes::scanline(&["R"], 4, 4, 0)
-            .without("dataWindow")
-            .with(attribute("dataWindow", "box2f", &f32s(&[0.0; 4])))],
+        &[PartBytes::scanline(&["R"], 4, 4, 0).without("dataWindow").with(attribute(
+            "dataWindow",
+            "box2f",
+            &f32s(&[0.0; 4]),
+        ))],
     );
     assert_eq!(
         parse_complete(&wrong),
-        Err(HeaderError::WrongType {
-            part: 0,
-            attribute: "dataWindow",
-            expected: "box2i",
-            found: "box2f".into()
-        })
+        Err(HeaderError::WrongType { part: 0, attribute: "dataWindow", expected: "box2i", found: "box2f".into() })
     );
     // Known types are read by their structure, whatever their declared size (as OpenEXR 3.1).
     let mut wrong_size = attribute("n", "int", &[1, 0, 0, 0]);
     wrong_size[6..10].copy_from_slice(&0x7f10_i32.to_le_bytes());
     let wrong_size = build::file(0, &[PartBytes::scanline(&["R"], 4, 4, 0).with(wrong_size)]);
     assert_eq!(
-        parse_complete(&wrong_size).unwrap().parts[0]
-            .attribute("n")
-            .map(|a| &a.value),
+        parse_complete(&wrong_size).unwrap().parts[0].attribute("n").map(|a| &a.value),
         Some(&AttributeValue::Int(1))
     );
-    let cut_int = build::file(
-        0,
-        &[PartBytes::scanline(&["R"], 4, 4, 0).with(attribute("n", "int", &[1, 2]))],
-    );
+    let cut_int = build::file(0, &[PartBytes::scanline(&["R"], 4, 4, 0).with(attribute("n", "int", &[1, 2]))]);
     assert!(matches!(parse_complete(&cut_int), Err(HeaderError::Truncated { .. })));
 
     let mut preview = vec![0xff; 8];
     preview.extend_from_slice(&[0; 16]);
-    let huge_preview = build::file(
-        0,
-        &[PartBytes::scanline(&["R"], 4, 4, 0).with(attribute("p", "preview", &preview))],
-    );
+    let huge_preview =
+        build::file(0, &[PartBytes::scanline(&["R"], 4, 4, 0).with(attribute("p", "preview", &preview))]);
     assert!(matches!(
         parse_complete(&huge_preview),
-        Err(HeaderError::BadValue {
-            reason: "pixels exceed the attribute size limit",
-            ..
-        })
+        Err(HeaderError::BadValue { reason: "pixels exceed the attribute size limit", .. })
     ));
 
     let mut negative = build::file(0, &[PartBytes::scanline(&["R"], 4, 4, 0)]);
@@ -554,22 +375,10 @@ fn framing_errors() {
 
 #[test]
 fn names_up_to_255_bytes() {
-    let ok = build::file(
-        0,
-        &[PartBytes::scanline(&["R"], 4, 4, 0).with(build::string(&"n".repeat(255), "v"))],
-    );
+    let ok = build::file(0, &[PartBytes::scanline(&["R"], 4, 4, 0).with(build::string(&"n".repeat(255), "v"))]);
     assert!(parse_complete(&ok).is_ok());
-    let too_long = build::file(
-        0,
-        &[PartBytes::scanline(&["R"], 4, 4, 0).with(build::string(&"n".repeat(256), "v"))],
-    );
-    assert_eq!(
-        parse_complete(&too_long),
-        Err(HeaderError::NameTooLong {
-            part: 0,
-            what: "attribute name"
-        })
-    );
+    let too_long = build::file(0, &[PartBytes::scanline(&["R"], 4, 4, 0).with(build::string(&"n".repeat(256), "v"))]);
+    assert_eq!(parse_complete(&too_long), Err(HeaderError::NameTooLong { part: 0, what: "attribute name" }));
     // A name cut by the end of the prefix only asks for more.
     let cut = &too_long[..too_long.len() - 300];
     assert!(matches!(parse(cut), Ok(Progress::NeedMore(_))));
@@ -584,64 +393,43 @@ fn caps_refuse_hostile_counts_and_sizes() {
     huge.extend_from_slice(b"big\0string\0\xff\xff\xff\x7f");
     assert!(matches!(
         parse(&huge),
-        Err(HeaderError::AttributeTooLarge {
-            size: 0x7fff_ffff,
-            limit: MAX_ATTRIBUTE_BYTES,
-            ..
-        })
+        Err(HeaderError::AttributeTooLarge { size: 0x7fff_ffff, limit: MAX_ATTRIBUTE_BYTES, .. })
     ));
 
     let channels: Vec<_> = (0..=MAX_CHANNELS).map(|i| format!("c{i}")).collect();
     let list: Vec<_> = channels.iter().map(|c| (c.as_str(), 1, 1, 1)).collect();
-    let many_channels = base()
-        .without("channels")
-        .with(attribute("channels", "chlist", &build::channel_list(&list)));
+    let many_channels = base().without("channels").with(attribute("channels", "chlist", &build::channel_list(&list)));
     assert_eq!(
         parse_complete(&build::file(0, &[many_channels])),
-        Err(HeaderError::TooMany {
-            what: "channels",
-            limit: MAX_CHANNELS
-        })
+        Err(HeaderError::TooMany { what: "channels", limit: MAX_CHANNELS })
     );
 
     let strings = vec![0u8; 4 * (MAX_STRINGS + 1)];
     let many_strings = base().with(attribute("sv", "stringvector", &strings));
     assert_eq!(
         parse_complete(&build::file(0, &[many_strings])),
-        Err(HeaderError::TooMany {
-            what: "strings",
-            limit: MAX_STRINGS
-        })
+        Err(HeaderError::TooMany { what: "strings", limit: MAX_STRINGS })
     );
 
     // Repeats of one attribute count too, so a hostile header cannot loop on duplicates.
     let mut repeated = base();
-    repeated
-        .attributes
-        .extend(std::iter::repeat_n(attribute("x", "int", &[0; 4]), MAX_ATTRIBUTES));
+    repeated.attributes.extend(std::iter::repeat_n(attribute("x", "int", &[0; 4]), MAX_ATTRIBUTES));
     assert_eq!(
         parse_complete(&build::file(0, &[repeated])),
-        Err(HeaderError::TooMany {
-            what: "attributes",
-            limit: MAX_ATTRIBUTES
-        })
+        Err(HeaderError::TooMany { what: "attributes", limit: MAX_ATTRIBUTES })
     );
 
     let parts = vec![base().with(build::string("type", "scanlineimage")); MAX_PARTS + 1];
     assert_eq!(
         parse_complete(&build::file(FLAG_MULTIPART, &parts)),
-        Err(HeaderError::TooMany {
-            what: "parts",
-            limit: MAX_PARTS
-        })
+        Err(HeaderError::TooMany { what: "parts", limit: MAX_PARTS })
     );
 }
 
 #[test]
 fn many_distinct_attributes_are_read_in_linear_time() {
     let mut part = PartBytes::scanline(&["R"], 4, 4, 0);
-    part.attributes
-        .extend((0..60_000).map(|i| attribute(&format!("a{i}"), "int", &i32s(&[i]))));
+    part.attributes.extend((0..60_000).map(|i| attribute(&format!("a{i}"), "int", &i32s(&[i]))));
     let started = std::time::Instant::now();
     let header = parse_complete(&build::file(0, &[part])).unwrap();
     assert_eq!(header.parts[0].attributes().len(), 60_008);
@@ -664,17 +452,10 @@ fn every_prefix_asks_for_more_with_a_bound_that_never_overshoots() {
                 other => panic!("{name}[..{len}]: {other:?}"),
             }
         }
-        assert_eq!(
-            parse(&bytes[..full.header_bytes]),
-            Ok(Progress::Complete(full.clone())),
-            "{name}"
-        );
+        assert_eq!(parse(&bytes[..full.header_bytes]), Ok(Progress::Complete(full.clone())), "{name}");
         assert_eq!(
             parse_complete(&bytes[..full.header_bytes - 1]),
-            Err(HeaderError::Truncated {
-                needed: full.header_bytes,
-                available: full.header_bytes - 1
-            }),
+            Err(HeaderError::Truncated { needed: full.header_bytes, available: full.header_bytes - 1 }),
             "{name}: the last byte is the terminator, the bound is exact"
         );
     }
@@ -756,11 +537,7 @@ fn random_corruption_never_panics() {
                     _ => rng.next() as u8,
                 };
             }
-            let len = if rng.below(4) == 0 {
-                rng.below(copy.len())
-            } else {
-                copy.len()
-            };
+            let len = if rng.below(4) == 0 { rng.below(copy.len()) } else { copy.len() };
             if let Ok(Progress::NeedMore(n)) = parse(&copy[..len]) {
                 assert!(n > len);
             }
@@ -791,19 +568,10 @@ fn read_header_reads_only_the_header() {
     let (header, read) = read_header(&mut reader).unwrap();
     assert_eq!(header.header_bytes, header_len);
     assert_eq!(read, reader.read);
-    assert!(
-        read >= header_len && read <= 2 * header_len,
-        "read {read} for a header of {header_len}"
-    );
+    assert!(read >= header_len && read <= 2 * header_len, "read {read} for a header of {header_len}");
 
-    let mut short = Counting {
-        bytes: &file[..1000],
-        read: 0,
-    };
-    assert!(matches!(
-        read_header(&mut short),
-        Err(ReadError::Header(HeaderError::Truncated { available: 1000, .. }))
-    ));
+    let mut short = Counting { bytes: &file[..1000], read: 0 };
+    assert!(matches!(read_header(&mut short), Err(ReadError::Header(HeaderError::Truncated { available: 1000, .. }))));
 }
 
 /// The `exr` crate, read independently, agrees on everything both readers accept.
@@ -842,13 +610,7 @@ fn agrees_with_the_exr_crate() {
                         SampleType::F16 => "half",
                         SampleType::F32 => "float",
                     };
-                    (
-                        c.name.to_string(),
-                        t.to_string(),
-                        c.sampling.x(),
-                        c.sampling.y(),
-                        c.quantize_linearly,
-                    )
+                    (c.name.to_string(), t.to_string(), c.sampling.x(), c.sampling.y(), c.quantize_linearly)
                 })
                 .collect();
             assert_eq!(channels, their_channels, "{name}");
@@ -860,22 +622,13 @@ fn agrees_with_the_exr_crate() {
                 "{name}"
             );
             let display = header.shared_attributes.display_window;
-            assert_eq!(
-                part.display_window.min,
-                [display.position.x(), display.position.y()],
-                "{name}"
-            );
+            assert_eq!(part.display_window.min, [display.position.x(), display.position.y()], "{name}");
             assert_eq!(part.display_window.width() as usize, display.size.x(), "{name}");
             assert_eq!(part.pixel_aspect_ratio, header.shared_attributes.pixel_aspect, "{name}");
             assert_eq!(part.part_type.is_deep(), header.deep, "{name}");
             assert_eq!(
                 part.name(),
-                header
-                    .own_attributes
-                    .layer_name
-                    .as_ref()
-                    .map(|t| t.to_string())
-                    .as_deref(),
+                header.own_attributes.layer_name.as_ref().map(|t| t.to_string()).as_deref(),
                 "{name}"
             );
         }
@@ -893,32 +646,16 @@ fn known_types_ignore_their_declared_size() {
         bytes[at..at + 4].copy_from_slice(&size.to_le_bytes());
         bytes
     };
-    let channels = with_size(
-        attribute("channels", "chlist", &build::channel_list(&[("R", 1, 1, 1)])),
-        "channels",
-        0x3030_3030,
-    );
-    let window = with_size(
-        attribute("displayWindow", "box2i", &i32s(&[0, 0, 3, 3])),
-        "displayWindow",
-        0x7f10,
-    );
-    let part = PartBytes::scanline(&["R"], 4, 4, 0)
-        .without("channels")
-        .without("displayWindow")
-        .with(channels)
-        .with(window);
+    let channels =
+        with_size(attribute("channels", "chlist", &build::channel_list(&[("R", 1, 1, 1)])), "channels", 0x3030_3030);
+    let window = with_size(attribute("displayWindow", "box2i", &i32s(&[0, 0, 3, 3])), "displayWindow", 0x7f10);
+    let part =
+        PartBytes::scanline(&["R"], 4, 4, 0).without("channels").without("displayWindow").with(channels).with(window);
     let bytes = build::file(0, &[part]);
     let header = parse_complete(&bytes).unwrap();
     assert_eq!(header.header_bytes, bytes.len());
     assert_eq!(header.parts[0].channels().len(), 1);
-    assert_eq!(
-        header.parts[0].display_window,
-        Box2i {
-            min: [0, 0],
-            max: [3, 3]
-        }
-    );
+    assert_eq!(header.parts[0].display_window, Box2i { min: [0, 0], max: [3, 3] });
     for cut in 8..bytes.len() {
         match parse(&bytes[..cut]) {
             Ok(Progress::NeedMore(n)) => assert!(n > cut && n <= bytes.len(), "cut {cut}: NeedMore({n})"),
@@ -930,9 +667,5 @@ fn known_types_ignore_their_declared_size() {
 #[test]
 fn attribute_values_stay_small() {
     // Large values are boxed so that attribute lists stay compact (the parse hot path).
-    assert!(
-        std::mem::size_of::<AttributeValue>() <= 40,
-        "{}",
-        std::mem::size_of::<AttributeValue>()
-    );
+    assert!(std::mem::size_of::<AttributeValue>() <= 40, "{}", std::mem::size_of::<AttributeValue>());
 }

@@ -3,9 +3,9 @@
 
 use sha2::{Digest, Sha256};
 
+use super::Name;
 use super::channel::{Channel, PixelType};
 use super::cursor::{Cursor, NameError, SHORT};
-use super::Name;
 use super::limits::{Budget, MAX_ATTRIBUTE_BYTES, MAX_NAME_BYTES};
 
 /// An enum-like code as stored in the file, with OpenEXR's names for the known codes.
@@ -442,14 +442,8 @@ pub(super) fn decode(type_name: &[u8], data: &[u8], budget: &mut Budget) -> Resu
 fn decode_from(type_name: &[u8], c: &mut Cursor<'_>, budget: &mut Budget) -> Result<AttributeValue, DecodeError> {
     use AttributeValue as V;
     let value = match type_name {
-        b"box2i" => V::Box2i(Box2i {
-            min: c.i32s()?,
-            max: c.i32s()?,
-        }),
-        b"box2f" => V::Box2f(Box2f {
-            min: c.f32s()?,
-            max: c.f32s()?,
-        }),
+        b"box2i" => V::Box2i(Box2i { min: c.i32s()?, max: c.i32s()? }),
+        b"box2f" => V::Box2f(Box2f { min: c.f32s()?, max: c.f32s()? }),
         b"chlist" => V::ChannelList(channel_list(c, budget)?),
         b"chromaticities" => V::Chromaticities(Box::new(Chromaticities {
             red: c.f32s()?,
@@ -465,24 +459,11 @@ fn decode_from(type_name: &[u8], c: &mut Cursor<'_>, budget: &mut Budget) -> Res
             if !c.remaining().is_multiple_of(4) {
                 return Err(DecodeError::Bad("size is not a multiple of 4"));
             }
-            V::FloatVector(
-                c.rest()
-                    .chunks_exact(4)
-                    .map(|b| Cursor::new(b).f32())
-                    .collect::<Result<_, _>>()?,
-            )
+            V::FloatVector(c.rest().chunks_exact(4).map(|b| Cursor::new(b).f32()).collect::<Result<_, _>>()?)
         }
         b"int" => V::Int(c.i32()?),
         b"keycode" => {
-            let [
-                film_mfc_code,
-                film_type,
-                prefix,
-                count,
-                perf_offset,
-                perfs_per_frame,
-                perfs_per_count,
-            ] = c.i32s()?;
+            let [film_mfc_code, film_type, prefix, count, perf_offset, perfs_per_frame, perfs_per_count] = c.i32s()?;
             V::KeyCode(Box::new(KeyCode {
                 film_mfc_code,
                 film_type,
@@ -499,10 +480,7 @@ fn decode_from(type_name: &[u8], c: &mut Cursor<'_>, budget: &mut Budget) -> Res
         b"m44f" => V::M44f(Box::new([c.f32s()?, c.f32s()?, c.f32s()?, c.f32s()?])),
         b"m44d" => V::M44d(Box::new([c.f64s()?, c.f64s()?, c.f64s()?, c.f64s()?])),
         b"preview" => V::Preview(Box::new(preview(c)?)),
-        b"rational" => V::Rational(Rational {
-            n: c.i32()?,
-            d: c.u32()?,
-        }),
+        b"rational" => V::Rational(Rational { n: c.i32()?, d: c.u32()? }),
         b"string" => V::String(text(c.rest())),
         b"stringvector" => V::StringVector(string_vector(c, budget)?),
         b"tiledesc" => {
@@ -516,10 +494,7 @@ fn decode_from(type_name: &[u8], c: &mut Cursor<'_>, budget: &mut Budget) -> Res
                 rounding_mode: RoundingMode(mode >> 4),
             })
         }
-        b"timecode" => V::TimeCode(TimeCode {
-            time_and_flags: c.u32()?,
-            user_data: c.u32()?,
-        }),
+        b"timecode" => V::TimeCode(TimeCode { time_and_flags: c.u32()?, user_data: c.u32()? }),
         b"v2i" => V::V2i(c.i32s()?),
         b"v2f" => V::V2f(c.f32s()?),
         b"v2d" => V::V2d(c.f64s()?),
@@ -530,15 +505,9 @@ fn decode_from(type_name: &[u8], c: &mut Cursor<'_>, budget: &mut Budget) -> Res
         b"bytes" => {
             let hint_len = usize::try_from(c.u32()?).map_err(|_| "type hint too long")?;
             let hint = c.take(hint_len).ok_or("type hint longer than the value")?;
-            V::Bytes {
-                type_hint: text(hint).into(),
-                data: c.rest().into(),
-            }
+            V::Bytes { type_hint: text(hint).into(), data: c.rest().into() }
         }
-        _ => V::Raw {
-            type_name: text(type_name).into(),
-            data: c.rest().into(),
-        },
+        _ => V::Raw { type_name: text(type_name).into(), data: c.rest().into() },
     };
     Ok(value)
 }
@@ -575,13 +544,7 @@ fn channel_list(c: &mut Cursor<'_>, budget: &mut Budget) -> Result<Vec<Channel>,
         c.take(3).ok_or(SHORT)?;
         let x_sampling = c.i32()?;
         let y_sampling = c.i32()?;
-        channels.push(Channel {
-            name: self::name(name),
-            pixel_type,
-            p_linear,
-            x_sampling,
-            y_sampling,
-        });
+        channels.push(Channel { name: self::name(name), pixel_type, p_linear, x_sampling, y_sampling });
     }
 }
 
@@ -599,18 +562,8 @@ fn string_vector(c: &mut Cursor<'_>, budget: &mut Budget) -> Result<Vec<String>,
 fn preview(c: &mut Cursor<'_>) -> Result<Preview, ValueError> {
     let width = c.u32()?;
     let height = c.u32()?;
-    let len = u64::from(width)
-        .checked_mul(u64::from(height))
-        .and_then(|n| n.checked_mul(4));
-    let len = len
-        .and_then(|n| usize::try_from(n).ok())
-        .filter(|&n| n <= MAX_ATTRIBUTE_BYTES);
-    let pixels = c
-        .take(len.ok_or("pixels exceed the attribute size limit")?)
-        .ok_or(SHORT)?;
-    Ok(Preview {
-        width,
-        height,
-        sha256: Sha256::digest(pixels).into(),
-    })
+    let len = u64::from(width).checked_mul(u64::from(height)).and_then(|n| n.checked_mul(4));
+    let len = len.and_then(|n| usize::try_from(n).ok()).filter(|&n| n <= MAX_ATTRIBUTE_BYTES);
+    let pixels = c.take(len.ok_or("pixels exceed the attribute size limit")?).ok_or(SHORT)?;
+    Ok(Preview { width, height, sha256: Sha256::digest(pixels).into() })
 }

@@ -121,16 +121,7 @@ mod tests {
 
     #[test]
     fn strings_escape_exactly_like_serde_json() {
-        for s in [
-            "plain",
-            "",
-            "quote\"d",
-            "back\\slash",
-            "new\nline",
-            "\u{1}\u{1f}",
-            "ünïcødé ✓",
-            "tab\t",
-        ] {
+        for s in ["plain", "", "quote\"d", "back\\slash", "new\nline", "\u{1}\u{1f}", "ünïcødé ✓", "tab\t"] {
             assert_eq!(write(|j| j.string(s)), serde_json::to_string(s).unwrap(), "{s:?}");
         }
     }

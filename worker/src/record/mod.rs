@@ -30,22 +30,12 @@ pub struct Record<'a> {
 impl<'a> Record<'a> {
     /// Record of a file whose header was read.
     pub fn ok(path: &'a str, size_bytes: Option<u64>, header: &'a Header) -> Self {
-        Self {
-            path,
-            size_bytes,
-            outcome: Ok(header),
-            embeddings: None,
-        }
+        Self { path, size_bytes, outcome: Ok(header), embeddings: None }
     }
 
     /// Record of a file that could not be read (`"ok": false`) with a one-line reason.
     pub fn failed(path: &'a str, size_bytes: Option<u64>, error: &'a str) -> Self {
-        Self {
-            path,
-            size_bytes,
-            outcome: Err(error),
-            embeddings: None,
-        }
+        Self { path, size_bytes, outcome: Err(error), embeddings: None }
     }
 
     /// Adds the `embeddings` key (`null` when `None`, e.g. for a failed file).

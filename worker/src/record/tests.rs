@@ -8,9 +8,7 @@ use crate::header::{AttributeValue, Compression, Rational, parse_complete};
 fn record_json(name: &str) -> Value {
     let header = seed(name);
     let mut line = Vec::new();
-    Record::ok(&format!("shots/{name}"), Some(1234), &header)
-        .write_line(&mut line)
-        .unwrap();
+    Record::ok(&format!("shots/{name}"), Some(1234), &header).write_line(&mut line).unwrap();
     assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1, "one line");
     assert_eq!(line.last(), Some(&b'\n'));
     serde_json::from_slice(&line).unwrap()
@@ -69,47 +67,22 @@ fn record_has_the_designed_shape() {
         part["channels"][0],
         json!({"name": "A", "layer": "", "component": "A", "type": "half", "x_sampling": 1, "y_sampling": 1, "p_linear": false})
     );
-    let names: Vec<_> = part["channels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<_> = part["channels"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert!(names.contains(&"diffuse.R") && names.contains(&"crypto.id"));
-    let crypto = part["channels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "crypto.id")
-        .unwrap();
-    assert_eq!(
-        (crypto["layer"].clone(), crypto["type"].clone()),
-        (json!("crypto"), json!("uint"))
-    );
+    let crypto = part["channels"].as_array().unwrap().iter().find(|c| c["name"] == "crypto.id").unwrap();
+    assert_eq!((crypto["layer"].clone(), crypto["type"].clone()), (json!("crypto"), json!("uint")));
 
     let attributes = part["attributes"].as_object().unwrap();
     assert_eq!(attributes.len(), header.parts[0].attributes().len(), "every attribute");
-    assert_eq!(
-        attributes["dataWindow"],
-        json!({"type": "box2i", "value": {"min": [0, 0], "max": [7, 7]}})
-    );
-    assert_eq!(
-        attributes["framesPerSecond"],
-        json!({"type": "rational", "value": {"n": 24, "d": 1}})
-    );
+    assert_eq!(attributes["dataWindow"], json!({"type": "box2i", "value": {"min": [0, 0], "max": [7, 7]}}));
+    assert_eq!(attributes["framesPerSecond"], json!({"type": "rational", "value": {"n": 24, "d": 1}}));
     assert_eq!(attributes["frame"], json!({"type": "int", "value": 1001}));
-    assert_eq!(
-        attributes["compression"],
-        json!({"type": "compression", "value": "dwab"})
-    );
+    assert_eq!(attributes["compression"], json!({"type": "compression", "value": "dwab"}));
     assert_eq!(attributes["channels"]["type"], "chlist");
     // The chlist value is the file's entries; the part's channels add layer and component.
     let entries = attributes["channels"]["value"].as_array().unwrap();
     assert_eq!(entries.len(), part["channels"].as_array().unwrap().len());
-    assert_eq!(
-        entries[0],
-        json!({"name": "A", "type": "half", "x_sampling": 1, "y_sampling": 1, "p_linear": false})
-    );
+    assert_eq!(entries[0], json!({"name": "A", "type": "half", "x_sampling": 1, "y_sampling": 1, "p_linear": false}));
 }
 
 #[test]
@@ -129,16 +102,8 @@ fn every_attribute_type_as_json() {
         ("a_v3d", "v3d", json!([1.0, 2.0, 3.0])),
         ("a_box2i", "box2i", json!({"min": [0, 1], "max": [3, 4]})),
         ("a_box2f", "box2f", json!({"min": [0.0, 1.0], "max": [3.0, 4.0]})),
-        (
-            "a_m33f",
-            "m33f",
-            json!([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 2.0]]),
-        ),
-        (
-            "a_m33d",
-            "m33d",
-            json!([[3.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 3.0]]),
-        ),
+        ("a_m33f", "m33f", json!([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 2.0]])),
+        ("a_m33d", "m33d", json!([[3.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 3.0]])),
         ("a_floatvector", "floatvector", json!([1.0, 2.0, 3.0, 4.0, 5.0])),
         ("a_rational", "rational", json!({"n": 24000, "d": 1001})),
         (
@@ -162,11 +127,7 @@ fn every_attribute_type_as_json() {
         ("a_envmap", "envmap", json!("cube")),
         ("a_lineorder", "lineOrder", json!("decreasing_y")),
         ("a_compression", "compression", json!("dwab")),
-        (
-            "a_tiledesc",
-            "tiledesc",
-            json!({"x_size": 32, "y_size": 16, "level_mode": "mipmap", "rounding_mode": "up"}),
-        ),
+        ("a_tiledesc", "tiledesc", json!({"x_size": 32, "y_size": 16, "level_mode": "mipmap", "rounding_mode": "up"})),
         ("a_bytes", "bytes", json!({"type_hint": "", "base64": "YWJj"})),
     ];
     for (name, type_name, value) in expect {
@@ -175,11 +136,7 @@ fn every_attribute_type_as_json() {
     assert_eq!(attributes["a_m44d"]["value"][3][3], 5.0);
     let preview = &attributes["a_preview"];
     assert_eq!(
-        (
-            preview["type"].clone(),
-            preview["value"]["width"].clone(),
-            preview["value"]["height"].clone()
-        ),
+        (preview["type"].clone(), preview["value"]["width"].clone(), preview["value"]["height"].clone()),
         (json!("preview"), json!(3), json!(2))
     );
     assert_eq!(preview["value"]["sha256"].as_str().unwrap().len(), 64);
@@ -190,17 +147,8 @@ fn floats_keep_their_f32_form_and_non_finite_values_survive() {
     let text = |v: AttributeValue| v.to_json_string();
     assert_eq!(text(AttributeValue::Float(0.1)), "0.1");
     assert_eq!(text(AttributeValue::Float(f32::NAN)), "\"nan\"");
-    assert_eq!(
-        text(AttributeValue::V2f([f32::INFINITY, f32::NEG_INFINITY])),
-        "[\"inf\",\"-inf\"]"
-    );
-    assert_eq!(
-        text(AttributeValue::Raw {
-            type_name: "x".into(),
-            data: vec![1, 2, 3].into()
-        }),
-        "\"AQID\""
-    );
+    assert_eq!(text(AttributeValue::V2f([f32::INFINITY, f32::NEG_INFINITY])), "[\"inf\",\"-inf\"]");
+    assert_eq!(text(AttributeValue::Raw { type_name: "x".into(), data: vec![1, 2, 3].into() }), "\"AQID\"");
 }
 
 #[test]
@@ -211,17 +159,11 @@ fn catalog_forms_of_values() {
     assert_eq!(V::Float(1.5).as_int(), None);
     assert_eq!(V::Float(1.5).as_float(), Some(1.5));
     assert_eq!(V::Double(2.25).as_float(), Some(2.25));
-    assert_eq!(
-        V::Rational(Rational { n: 24000, d: 1001 }).as_float(),
-        Some(24000.0 / 1001.0)
-    );
+    assert_eq!(V::Rational(Rational { n: 24000, d: 1001 }).as_float(), Some(24000.0 / 1001.0));
     assert_eq!(V::Rational(Rational { n: 1, d: 0 }).as_float(), None);
     assert_eq!(V::String("x".into()).as_float(), None);
     assert_eq!(V::String("shot".into()).to_text(), "shot");
-    assert_eq!(
-        V::StringVector(vec!["left".into(), "right".into()]).to_text(),
-        "left\nright"
-    );
+    assert_eq!(V::StringVector(vec!["left".into(), "right".into()]).to_text(), "left\nright");
     assert_eq!(V::Compression(Compression(3)).to_text(), "zip");
     assert_eq!(V::Rational(Rational { n: 24, d: 1 }).to_text(), "24/1");
     assert_eq!(V::Float(0.1).to_text(), "0.1");
@@ -254,27 +196,14 @@ fn embeddings_in_the_record() {
     let header = seed("multipart_views.exr");
     let embeddings = embed::embed(&header);
     let mut line = Vec::new();
-    Record::ok("m.exr", None, &header)
-        .with_embeddings(Some(&embeddings))
-        .write_line(&mut line)
-        .unwrap();
+    Record::ok("m.exr", None, &header).with_embeddings(Some(&embeddings)).write_line(&mut line).unwrap();
     let v: Value = serde_json::from_slice(&line).unwrap();
     assert_eq!(v["embeddings"]["metadata"].as_array().unwrap().len(), 384);
     assert_eq!(v["embeddings"]["channels"].as_array().unwrap().len(), 128);
-    let first = v["embeddings"]["metadata"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32);
-    assert!(
-        first.zip(embeddings.metadata).all(|(a, b)| a == b),
-        "f32 values round-trip exactly"
-    );
+    let first = v["embeddings"]["metadata"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32);
+    assert!(first.zip(embeddings.metadata).all(|(a, b)| a == b), "f32 values round-trip exactly");
     assert_eq!(v["parts"].as_array().unwrap().len(), 3);
-    assert_eq!(
-        v["parts"][2]["tiles"],
-        json!({"x_size": 2, "y_size": 2, "level_mode": "one", "rounding_mode": "down"})
-    );
+    assert_eq!(v["parts"][2]["tiles"], json!({"x_size": 2, "y_size": 2, "level_mode": "one", "rounding_mode": "down"}));
     assert_eq!(v["parts"][1]["view"], "right");
 }
 
@@ -283,9 +212,7 @@ fn every_seed_serialises_to_valid_json() {
     for (name, bytes) in SEEDS {
         let header = parse_complete(bytes).unwrap();
         let mut line = Vec::new();
-        Record::ok(name, Some(bytes.len() as u64), &header)
-            .write_line(&mut line)
-            .unwrap();
+        Record::ok(name, Some(bytes.len() as u64), &header).write_line(&mut line).unwrap();
         let v: Value = serde_json::from_slice(&line).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(v["file"]["part_count"], header.parts.len(), "{name}");
     }

@@ -157,13 +157,7 @@ pub(super) fn value(j: &mut JsonOut<'_>, value: &AttributeValue) {
         V::StringVector(items) => j.array(items, |j, s| j.string(s)),
         V::TileDescription(t) => tiles(j, t),
         V::TimeCode(t) => {
-            let time = format!(
-                "{:02}:{:02}:{:02}:{:02}",
-                t.hours(),
-                t.minutes(),
-                t.seconds(),
-                t.frame()
-            );
+            let time = format!("{:02}:{:02}:{:02}:{:02}", t.hours(), t.minutes(), t.seconds(), t.frame());
             let [bgf0, bgf1, bgf2] = t.bgf();
             j.raw(b"{\"time\":");
             j.string(&time);

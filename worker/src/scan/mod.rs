@@ -48,7 +48,15 @@ const LOOKUP_CHUNK: usize = 512;
 
 impl Default for ScanOptions {
     fn default() -> Self {
-        Self { concurrency: 32, batch_files: 1000, batch_bytes: 16 * 1024 * 1024, batch_rows: 100_000, embeddings: true, scan: ScanInfo::default(), skip_indexed: true }
+        Self {
+            concurrency: 32,
+            batch_files: 1000,
+            batch_bytes: 16 * 1024 * 1024,
+            batch_rows: 100_000,
+            embeddings: true,
+            scan: ScanInfo::default(),
+            skip_indexed: true,
+        }
     }
 }
 

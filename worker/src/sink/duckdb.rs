@@ -79,7 +79,8 @@ fn check_columns(conn: &Connection, table: Table) -> Result<(), SinkError> {
         expected.push((field.name().clone(), column_type(field)?));
     }
     if found != expected {
-        let show = |cols: &[(String, String)]| cols.iter().map(|(n, t)| format!("{n} {t}")).collect::<Vec<_>>().join(", ");
+        let show =
+            |cols: &[(String, String)]| cols.iter().map(|(n, t)| format!("{n} {t}")).collect::<Vec<_>>().join(", ");
         return Err(SinkError::Schema(format!(
             "table `{}` has columns ({}), exrscan writes ({})",
             table.name(),
@@ -100,8 +101,7 @@ impl DuckdbSink {
     /// Opens (creating if missing) the database at `path` and its four tables.
     pub fn open(path: &Path) -> Result<Self, SinkError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| SinkError::Config(format!("creating {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir).map_err(|e| SinkError::Config(format!("creating {}: {e}", dir.display())))?;
         }
         let conn = Connection::open(path).map_err(|e| SinkError::Config(format!("opening {}: {e}", path.display())))?;
         conn.execute_batch(&format!(
@@ -238,8 +238,7 @@ mod tests {
 
     fn setting(sink: &DuckdbSink, name: &str) -> String {
         let conn = sink.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        conn.query_row(&format!("SELECT current_setting('{name}')::VARCHAR"), [], |row| row.get(0))
-            .unwrap_or_default()
+        conn.query_row(&format!("SELECT current_setting('{name}')::VARCHAR"), [], |row| row.get(0)).unwrap_or_default()
     }
 
     #[tokio::test]

@@ -63,7 +63,10 @@ impl<'a> IndexedQuery<'a> {
     pub fn sql(&self, table: &str) -> Option<String> {
         (!self.uris.is_empty()).then(|| {
             let list: Vec<String> = self.uris.iter().map(|uri| literal(uri)).collect();
-            format!("SELECT source_uri, size_bytes, etag FROM {table} WHERE etag IS NOT NULL AND source_uri IN ({})", list.join(","))
+            format!(
+                "SELECT source_uri, size_bytes, etag FROM {table} WHERE etag IS NOT NULL AND source_uri IN ({})",
+                list.join(",")
+            )
         })
     }
 

@@ -21,9 +21,9 @@ impl FromStr for SinkUri {
     type Err = SinkError;
 
     fn from_str(uri: &str) -> Result<Self, SinkError> {
-        let (scheme, rest) = uri
-            .split_once("://")
-            .ok_or_else(|| SinkError::Config(format!("`{uri}` is not a sink URI (duckdb:///path or flight+grpc://host:port)")))?;
+        let (scheme, rest) = uri.split_once("://").ok_or_else(|| {
+            SinkError::Config(format!("`{uri}` is not a sink URI (duckdb:///path or flight+grpc://host:port)"))
+        })?;
         match scheme {
             "duckdb" => {
                 let path = percent_decode(rest)?;
@@ -111,8 +111,8 @@ mod tests {
 
     #[test]
     fn flight_options() {
-        let Ok(SinkUri::Flight(o)) = "flight+grpc+tls://vast.example:443/?schema=vfx&table_prefix=exr_&vectors=blob"
-            .parse::<SinkUri>()
+        let Ok(SinkUri::Flight(o)) =
+            "flight+grpc+tls://vast.example:443/?schema=vfx&table_prefix=exr_&vectors=blob".parse::<SinkUri>()
         else {
             panic!("flight URI did not parse");
         };

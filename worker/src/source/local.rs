@@ -64,10 +64,8 @@ impl LocalSource {
     fn walk(&self, found: &mut dyn FnMut(Result<SourceFile, SourceError>) -> bool) -> Result<(), SourceError> {
         if let Some(name) = &self.single {
             let path = self.root.join(name);
-            let meta = fs::metadata(&path).map_err(|e| SourceError::Unusable {
-                location: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
+            let meta = fs::metadata(&path)
+                .map_err(|e| SourceError::Unusable { location: path.display().to_string(), reason: e.to_string() })?;
             if let Some(file) = self.entry(&path, &meta) {
                 found(Ok(file));
             }

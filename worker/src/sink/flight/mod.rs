@@ -125,10 +125,16 @@ impl FlightSink {
         let mut request =
             tonic::Request::new(stream::iter([HandshakeRequest { protocol_version: 0, payload: Bytes::new() }]));
         let basic = format!("Basic {}", BASE64.encode(format!("{user}:{password}")));
-        let value = basic.parse().map_err(|_| SinkError::Config("the Flight SQL user name or password is not valid in a header".into()))?;
+        let value = basic
+            .parse()
+            .map_err(|_| SinkError::Config("the Flight SQL user name or password is not valid in a header".into()))?;
         request.metadata_mut().insert("authorization", value);
-        let response =
-            self.client.inner_mut().handshake(request).await.map_err(|s| status::from_status(&s, "handshake", false))?;
+        let response = self
+            .client
+            .inner_mut()
+            .handshake(request)
+            .await
+            .map_err(|s| status::from_status(&s, "handshake", false))?;
         // The token comes in the response headers or, from arrow-go servers, the trailers.
         let mut token = bearer(response.metadata());
         let mut replies = response.into_inner();
@@ -377,7 +383,9 @@ fn decide(options: &FlightOptions, info: &ServerInfo) -> Result<Plan, SinkError>
     let supported = info.transactions && (ingest == IngestPath::Prepared || info.ingest_transactions);
     let transactions = match options.transactions {
         Choice::Set(true) if !supported => {
-            return Err(SinkError::Config(format!("transactions=on, but the server has no transactions for {ingest:?} writes")));
+            return Err(SinkError::Config(format!(
+                "transactions=on, but the server has no transactions for {ingest:?} writes"
+            )));
         }
         Choice::Set(on) => on,
         Choice::Auto => supported,
@@ -464,7 +472,11 @@ impl FlightSink {
         if ids.is_empty() {
             return Ok(HashSet::new());
         }
-        let sql = format!("SELECT file_id FROM {} WHERE file_id IN ({})", self.options.table_name(Table::Files), id_list(ids)?);
+        let sql = format!(
+            "SELECT file_id FROM {} WHERE file_id IN ({})",
+            self.options.table_name(Table::Files),
+            id_list(ids)?
+        );
         let mut found = HashSet::new();
         let mut bad_type = None;
         self.query(sql, |batch| match batch.column(0).as_string_opt::<i32>() {
@@ -544,7 +556,8 @@ impl Sink for FlightSink {
         );
         let mut top = TopK::default();
         self.query(sql, |batch| {
-            let (Some(ids), Some(uris)) = (batch.column(0).as_string_opt::<i32>(), batch.column(1).as_string_opt::<i32>())
+            let (Some(ids), Some(uris)) =
+                (batch.column(0).as_string_opt::<i32>(), batch.column(1).as_string_opt::<i32>())
             else {
                 return;
             };

@@ -137,11 +137,16 @@ impl FlightOptions {
                     _ => return Err(SinkError::Config(format!("create={value}: expected true or false"))),
                 }
             }
-            "ingest" => o.ingest = choice(key, value, &[("bulk", IngestPath::Bulk), ("prepared", IngestPath::Prepared)])?,
+            "ingest" => {
+                o.ingest = choice(key, value, &[("bulk", IngestPath::Bulk), ("prepared", IngestPath::Prepared)])?
+            }
             "transactions" => o.transactions = choice(key, value, &[("on", true), ("off", false)])?,
-            "vectors" => o.vectors = choice(key, value, &[("list", VectorEncoding::List), ("blob", VectorEncoding::Blob)])?,
+            "vectors" => {
+                o.vectors = choice(key, value, &[("list", VectorEncoding::List), ("blob", VectorEncoding::Blob)])?
+            }
             "scalars" => {
-                o.scalars = choice(key, value, &[("native", ScalarEncoding::Native), ("integer", ScalarEncoding::Integer)])?
+                o.scalars =
+                    choice(key, value, &[("native", ScalarEncoding::Native), ("integer", ScalarEncoding::Integer)])?
             }
             "timeout_s" => {
                 let secs: u64 = value

@@ -29,10 +29,8 @@ pub(super) async fn execute_update(
     let request = ActionCreatePreparedStatementRequest { query: sql, transaction_id: transaction };
     let action = Action { r#type: "CreatePreparedStatement".into(), body: request.as_any().encode_to_vec().into() };
     let mut results = client.do_action(action).await?;
-    let result = results
-        .message()
-        .await?
-        .ok_or_else(|| FlightError::protocol("no result from CreatePreparedStatement"))?;
+    let result =
+        results.message().await?.ok_or_else(|| FlightError::protocol("no result from CreatePreparedStatement"))?;
     let created: ActionCreatePreparedStatementResult = Any::decode(&*result.body)?
         .unpack()?
         .ok_or_else(|| FlightError::protocol("CreatePreparedStatement returned another message"))?;

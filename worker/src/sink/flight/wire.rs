@@ -104,7 +104,8 @@ impl Plan {
     /// Apache Arrow's reference server binds binary parameters as NULL (arrow-go's
     /// example releases each parameter scalar before it reads it).
     pub fn parameters(&self, rows: RecordBatch) -> Result<(RecordBatch, Vec<&'static str>), SinkError> {
-        if self.dialect != Dialect::Sqlite || !rows.schema().fields().iter().any(|f| f.data_type() == &DataType::Binary) {
+        if self.dialect != Dialect::Sqlite || !rows.schema().fields().iter().any(|f| f.data_type() == &DataType::Binary)
+        {
             let marks = vec!["?"; rows.num_columns()];
             return Ok((rows, marks));
         }
@@ -192,7 +193,10 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn le_floats(bytes: &[u8]) -> Option<Vec<f32>> {
-    bytes.len().is_multiple_of(4).then(|| bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    bytes
+        .len()
+        .is_multiple_of(4)
+        .then(|| bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
 }
 
 fn floats(values: &dyn Array) -> Option<Vec<f32>> {
@@ -222,7 +226,13 @@ mod tests {
                 assert!(
                     matches!(
                         field.data_type(),
-                        DataType::Utf8 | DataType::Int8 | DataType::Int32 | DataType::Int64 | DataType::Float32 | DataType::Float64 | DataType::Binary
+                        DataType::Utf8
+                            | DataType::Int8
+                            | DataType::Int32
+                            | DataType::Int64
+                            | DataType::Float32
+                            | DataType::Float64
+                            | DataType::Binary
                     ),
                     "{}.{} is {}",
                     table.name(),
@@ -284,7 +294,10 @@ mod tests {
         let crate::sink::SinkUri::Flight(options) = arrow_uri else { panic!("not flight") };
         let p = Plan { dialect: Dialect::Standard, ..plan(VectorEncoding::Blob, ScalarEncoding::Native) };
         let ddl = p.create_table(&options, Table::Files).unwrap_or_default();
-        assert!(ddl.starts_with("CREATE TABLE IF NOT EXISTS \"vfx\".\"exr_files\" (\"file_id\" VARCHAR NOT NULL"), "{ddl}");
+        assert!(
+            ddl.starts_with("CREATE TABLE IF NOT EXISTS \"vfx\".\"exr_files\" (\"file_id\" VARCHAR NOT NULL"),
+            "{ddl}"
+        );
         assert!(ddl.contains("\"metadata_embedding\" VARBINARY"), "{ddl}");
         assert!(ddl.contains("\"inspected_at\" TIMESTAMP NOT NULL"), "{ddl}");
     }

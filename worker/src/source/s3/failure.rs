@@ -142,7 +142,8 @@ mod tests {
             let error = object_store::Error::Generic { store: "S3", source };
             assert!(classify(&error).is_transient(), "{kind:?}");
         }
-        let tls = HttpError::new(HttpErrorKind::Connect, std::io::Error::other("invalid peer certificate: UnknownIssuer"));
+        let tls =
+            HttpError::new(HttpErrorKind::Connect, std::io::Error::other("invalid peer certificate: UnknownIssuer"));
         let error = object_store::Error::Generic { store: "S3", source: Box::new(tls) };
         assert!(matches!(classify(&error), S3Failure::Refused(_)), "a certificate error is not retried");
     }

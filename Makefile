@@ -11,7 +11,7 @@ export EXRSCAN_PYTHON ?= $(EXRSCAN_CACHE)/venv/bin/python
 # Seconds of bounded fuzzing of the header reader in `make test`.
 FUZZ_SECONDS ?= 60
 
-.PHONY: demo test setup build fuzz bench
+.PHONY: demo test setup build fuzz bench fmt fmt-check
 
 # The demo catalog: a DuckDB file outside the clone.
 DEMO_CATALOG ?= $(EXRSCAN_CACHE)/demo/catalog.duckdb
@@ -33,9 +33,18 @@ build:
 
 # `cargo test --workspace` also builds every binary the tests run (exrscan, the operator,
 # the node agent) with the same feature set, so each heavy crate is compiled once.
-test: setup
+test: fmt-check setup
 	cargo test --workspace --no-fail-fast
 	worker/fuzz/run.sh $(FUZZ_SECONDS)
 
 fuzz:
 	worker/fuzz/run.sh $(FUZZ_SECONDS)
+
+# Formatting (rustfmt.toml) is checked first by `make test`; `make fmt` applies it.
+fmt:
+	cargo fmt --all
+	cd worker/fuzz && cargo fmt
+
+fmt-check:
+	cargo fmt --all --check
+	cd worker/fuzz && cargo fmt --check

@@ -11,7 +11,7 @@ export EXRSCAN_PYTHON ?= $(EXRSCAN_CACHE)/venv/bin/python
 # Seconds of bounded fuzzing of the header reader in `make test`.
 FUZZ_SECONDS ?= 60
 
-.PHONY: demo test setup build fuzz bench fmt fmt-check
+.PHONY: demo test setup build fuzz fmt fmt-check
 
 # The demo catalog: a DuckDB file outside the clone.
 DEMO_CATALOG ?= $(EXRSCAN_CACHE)/demo/catalog.duckdb

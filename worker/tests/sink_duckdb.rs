@@ -162,11 +162,14 @@ fn killed_writer_loses_nothing_and_duplicates_nothing() -> TestResult {
     };
 
     let mut child = run().stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
-    // Kill once some batches have landed (the WAL grows), well before the end.
+    // Kill once some batches have landed, well before the end. A batch of 40 sample files
+    // writes ~0.5 MB of log and the log grows while a commit is written, so only a log of
+    // two batches' size proves that one commit is complete.
     let wal = db.with_extension("duckdb.wal");
+    let two_batches_of_log = 2 * 40 * 12 * 1024;
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(60) {
-        if wal.metadata().map(|m| m.len() > 64 * 1024).unwrap_or(false)
+        if wal.metadata().map(|m| m.len() > two_batches_of_log).unwrap_or(false)
             || db.metadata().map(|m| m.len() > 1 << 20).unwrap_or(false)
         {
             break;

@@ -8,10 +8,17 @@
 //! scheduling over more threads costs more CPU than it saves, and a 256 MiB checkpoint
 //! threshold, so that rows are compressed into the file once in large row groups rather than
 //! re-compressed by a checkpoint every few batches (the default is 16 MB).
+//!
+//! The connection lives on a thread of its own, which runs every statement and closes the
+//! catalog when the sink is dropped. DuckDB's memory is then allocated and freed by one
+//! thread: glibc gives each thread that allocates its own arena and keeps what is freed in it,
+//! so statements spread over the blocking pool's threads held a copy of DuckDB's working
+//! memory per thread (measured in `docs/benchmarks.md`).
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
 
 use arrow::datatypes::{DataType, Field};
 use duckdb::Connection;
@@ -26,9 +33,14 @@ const WRITER_THREADS: usize = 1;
 /// Write-ahead log size that triggers a checkpoint.
 const CHECKPOINT_THRESHOLD: &str = "256MiB";
 
-/// A DuckDB catalog file.
+/// A statement (or several) for the connection's thread to run.
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// A DuckDB catalog file, open on a thread of its own. Dropping it closes the catalog
+/// (DuckDB checkpoints what its log holds into the file) and waits for that to end.
 pub struct DuckdbSink {
-    conn: Arc<Mutex<Connection>>,
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 fn failed(context: &str) -> impl Fn(duckdb::Error) -> SinkError + '_ {
@@ -98,36 +110,73 @@ fn text_list<'a>(values: impl IntoIterator<Item = &'a str>) -> Value {
 }
 
 impl DuckdbSink {
-    /// Opens (creating if missing) the database at `path` and its four tables.
+    /// Opens (creating if missing) the database at `path` and its four tables, on a new
+    /// thread that keeps the connection.
     pub fn open(path: &Path) -> Result<Self, SinkError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| SinkError::Config(format!("creating {}: {e}", dir.display())))?;
         }
-        let conn = Connection::open(path).map_err(|e| SinkError::Config(format!("opening {}: {e}", path.display())))?;
-        conn.execute_batch(&format!(
-            "SET threads = {WRITER_THREADS}; SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'"
-        ))
-        .map_err(failed("settings"))?;
-        for table in Table::ALL {
-            conn.execute_batch(&create_table(table)?).map_err(failed("creating tables"))?;
-            check_columns(&conn, table)?;
-        }
-        Ok(Self { conn: Arc::new(Mutex::new(conn)) })
+        let path = path.to_owned();
+        let (opened_tx, opened_rx) = mpsc::sync_channel(1);
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("duckdb".into())
+            .spawn(move || {
+                let mut conn = match connect(&path) {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        let _ = opened_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = opened_tx.send(Ok(()));
+                for job in queue {
+                    job(&mut conn);
+                }
+            })
+            .map_err(|e| SinkError::Failed(format!("starting the DuckDB thread: {e}")))?;
+        let opened = opened_rx.recv().unwrap_or_else(|_| Err(SinkError::Failed("DuckDB thread ended".into())));
+        let sink = Self { jobs: Some(jobs), thread: Some(thread) };
+        opened.map(|()| sink)
     }
 
-    /// Runs `f` on the connection in the blocking thread pool.
+    /// Runs `f` on the connection's thread.
     async fn with_conn<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, SinkError> + Send + 'static,
     ) -> Result<T, SinkError> {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| SinkError::Failed(format!("DuckDB task: {e}")))?
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let _ = done_tx.send(f(conn));
+        });
+        let gone = || SinkError::Failed("the DuckDB thread has stopped".into());
+        self.jobs.as_ref().ok_or_else(gone)?.send(job).map_err(|_| gone())?;
+        done_rx.await.map_err(|_| gone())?
     }
+}
+
+impl Drop for DuckdbSink {
+    fn drop(&mut self) {
+        // The thread's loop ends with the queue; the connection closes as it returns.
+        self.jobs.take();
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the DuckDB thread panicked; the catalog was not closed cleanly");
+        }
+    }
+}
+
+/// Opens the database at `path` with the writer's settings and checks its four tables.
+fn connect(path: &Path) -> Result<Connection, SinkError> {
+    let conn = Connection::open(path).map_err(|e| SinkError::Config(format!("opening {}: {e}", path.display())))?;
+    conn.execute_batch(&format!("SET threads = {WRITER_THREADS}; SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'"))
+        .map_err(failed("settings"))?;
+    for table in Table::ALL {
+        conn.execute_batch(&create_table(table)?).map_err(failed("creating tables"))?;
+        check_columns(&conn, table)?;
+    }
+    Ok(conn)
 }
 
 impl Sink for DuckdbSink {
@@ -236,20 +285,25 @@ impl Sink for DuckdbSink {
 mod tests {
     use super::*;
 
-    fn setting(sink: &DuckdbSink, name: &str) -> String {
-        let conn = sink.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        conn.query_row(&format!("SELECT current_setting('{name}')::VARCHAR"), [], |row| row.get(0)).unwrap_or_default()
+    async fn setting(sink: &DuckdbSink, name: &'static str) -> Result<String, SinkError> {
+        sink.with_conn(move |conn| {
+            conn.query_row(&format!("SELECT current_setting('{name}')::VARCHAR"), [], |row| row.get(0))
+                .map_err(failed("reading a setting"))
+        })
+        .await
     }
 
     #[tokio::test]
-    async fn writes_single_threaded_and_similarity_restores_it() -> Result<(), SinkError> {
+    async fn writes_on_its_thread_single_threaded_and_similarity_restores_it() -> Result<(), SinkError> {
         let dir = tempfile::tempdir().map_err(|e| SinkError::Config(e.to_string()))?;
         let mut sink = DuckdbSink::open(&dir.path().join("c.duckdb"))?;
-        assert_eq!(setting(&sink, "threads"), WRITER_THREADS.to_string());
-        assert_eq!(setting(&sink, "checkpoint_threshold"), "256.0 MiB");
+        assert_eq!(setting(&sink, "threads").await?, WRITER_THREADS.to_string());
+        assert_eq!(setting(&sink, "checkpoint_threshold").await?, "256.0 MiB");
+        let thread = sink.with_conn(|_| Ok(std::thread::current().name().map(str::to_owned))).await?;
+        assert_eq!(thread.as_deref(), Some("duckdb"), "statements run on the connection's thread");
         let found = sink.similar(SimilarBy::Metadata, &vec![0.0; SimilarBy::Metadata.dims()], 3, None).await?;
         assert!(found.is_empty(), "an empty catalog has no neighbours: {found:?}");
-        assert_eq!(setting(&sink, "threads"), WRITER_THREADS.to_string());
+        assert_eq!(setting(&sink, "threads").await?, WRITER_THREADS.to_string());
         assert_eq!(sink.existing(&["a".repeat(64)]).await?, HashSet::new());
         Ok(())
     }

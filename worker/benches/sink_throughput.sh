@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sink throughput: `exrscan scan` of a tree of sample copies into each sink, per batch size.
 # Prints one Markdown table row per run: sink, batch files, files, rows, seconds (the whole
-# `exrscan scan` process, closing the catalog included), files/s, rows/s.
+# `exrscan scan` process, closing the catalog included), files/s, rows/s, and the process's
+# peak RSS (GNU time).
 #
 #   worker/benches/sink_throughput.sh [COPIES] [BATCH_SIZES]
 #   default: 500 copies of samples/ (4,500 files), batch sizes "100 1000"
@@ -19,6 +20,7 @@ server=$cache/bin/flightsql-server
 for tool in "$exrscan" "$server"; do
 	[ -x "$tool" ] || { echo "sink_throughput: $tool is missing (cargo build --release -p exrscan; tests/env/build-servers.sh)" >&2; exit 1; }
 done
+[ -x /usr/bin/time ] || { echo "sink_throughput: GNU time is missing (Debian package time)" >&2; exit 1; }
 
 work=$(mktemp -d)
 pids=()
@@ -36,22 +38,23 @@ port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)
 run() { # run SINK_LABEL BATCH URI
 	local out start end
 	start=$(date +%s.%N)
-	out=$("$exrscan" scan "$work/tree" --sink "$3" --batch-files "$2" --json 2>"$work/log")
+	out=$(/usr/bin/time -f %M -o "$work/rss" "$exrscan" scan "$work/tree" --sink "$3" --batch-files "$2" --json 2>"$work/log")
 	end=$(date +%s.%N)
-	python3 - "$1" "$2" "$out" "$start" "$end" <<'EOF'
+	python3 - "$1" "$2" "$out" "$start" "$end" "$(cat "$work/rss")" <<'EOF'
 import json, sys
 label, batch, s = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+rss_mib = int(sys.argv[6]) / 1024
 assert s["inserted"] == s["processed"] and s["failed"] == 0, s
 # The whole process: DuckDB compresses what is still in its log when the scan closes it.
 secs = float(sys.argv[5]) - float(sys.argv[4])
-print(f"| {label} | {batch} | {s['inserted']} | {s['rows_written']} | {secs:.2f} | {s['inserted'] / secs:,.0f} | {s['rows_written'] / secs:,.0f} |")
+print(f"| {label} | {batch} | {s['inserted']} | {s['rows_written']} | {secs:.2f} | {s['inserted'] / secs:,.0f} | {s['rows_written'] / secs:,.0f} | {rss_mib:.0f} MiB |")
 EOF
 }
 
 echo "$files files ($copies copies of samples/), $(nproc) cores"
 echo
-echo "| sink | batch (files) | files | rows | seconds | files/s | rows/s |"
-echo "|---|---|---|---|---|---|---|"
+echo "| sink | batch (files) | files | rows | seconds | files/s | rows/s | peak RSS |"
+echo "|---|---|---|---|---|---|---|---|"
 for batch in $batches; do
 	run "DuckDB" "$batch" "duckdb://$work/duck-$batch.duckdb"
 done

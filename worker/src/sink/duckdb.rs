@@ -3,14 +3,11 @@
 //! `files.file_id` as primary key. A batch is appended to the four tables in one
 //! transaction. DuckDB allows one writing process per file.
 //!
-//! Three settings suit a writer that appends a batch at a time (measured in
+//! Two settings suit a writer that appends a batch at a time (measured in
 //! `docs/benchmarks.md`): one DuckDB thread, because each append is a small pipeline whose
-//! scheduling over more threads costs more CPU than it saves; a 256 MiB checkpoint
+//! scheduling over more threads costs more CPU than it saves, and a 256 MiB checkpoint
 //! threshold, so that rows are compressed into the file once in large row groups rather than
-//! re-compressed by a checkpoint every few batches (the default is 16 MB); and a 128 MB
-//! memory limit, so that the rows waiting for that checkpoint and the blocks DuckDB caches
-//! after it spill to `<catalog>.tmp` instead of growing with the catalog (DuckDB's default
-//! is 80 % of the machine's or the container's memory).
+//! re-compressed by a checkpoint every few batches (the default is 16 MB).
 //!
 //! The connection lives on a thread of its own, which runs every statement and closes the
 //! catalog when the sink is dropped. DuckDB's memory is then allocated and freed by one
@@ -35,16 +32,6 @@ use crate::catalog::{CatalogBatch, SourceFile, Table};
 const WRITER_THREADS: usize = 1;
 /// Write-ahead log size that triggers a checkpoint.
 const CHECKPOINT_THRESHOLD: &str = "256MiB";
-/// DuckDB's memory (its buffer pool) while writing; more spills to disk.
-const WRITER_MEMORY: &str = "128MB";
-
-/// The settings of the writing connection (restored after a [`Sink::similar`] query).
-fn writer_settings() -> String {
-    format!(
-        "SET threads = {WRITER_THREADS}; SET memory_limit = '{WRITER_MEMORY}'; \
-         SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'"
-    )
-}
 
 /// A statement (or several) for the connection's thread to run.
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
@@ -183,7 +170,8 @@ impl Drop for DuckdbSink {
 /// Opens the database at `path` with the writer's settings and checks its four tables.
 fn connect(path: &Path) -> Result<Connection, SinkError> {
     let conn = Connection::open(path).map_err(|e| SinkError::Config(format!("opening {}: {e}", path.display())))?;
-    conn.execute_batch(&writer_settings()).map_err(failed("settings"))?;
+    conn.execute_batch(&format!("SET threads = {WRITER_THREADS}; SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'"))
+        .map_err(failed("settings"))?;
     for table in Table::ALL {
         conn.execute_batch(&create_table(table)?).map_err(failed("creating tables"))?;
         check_columns(&conn, table)?;
@@ -277,9 +265,8 @@ impl Sink for DuckdbSink {
         let exclude = exclude_uri.map(str::to_owned);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         self.with_conn(move |conn| {
-            // A full scan of the vectors: worth every core and DuckDB's default memory (its
-            // window over every file), unlike the appends.
-            conn.execute_batch(&format!("SET threads = {cores}; RESET memory_limit")).map_err(failed("settings"))?;
+            // A full scan of the vectors: worth every core, unlike the appends.
+            conn.execute_batch(&format!("SET threads = {cores}")).map_err(failed("settings"))?;
             let mut stmt = conn.prepare(&sql).map_err(failed("similarity query"))?;
             let found = stmt
                 .query_map([exclude], |row| {
@@ -287,7 +274,7 @@ impl Sink for DuckdbSink {
                 })
                 .and_then(Iterator::collect)
                 .map_err(failed("similarity query"));
-            conn.execute_batch(&writer_settings()).map_err(failed("settings"))?;
+            conn.execute_batch(&format!("SET threads = {WRITER_THREADS}")).map_err(failed("settings"))?;
             found
         })
         .await
@@ -307,18 +294,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn writer_settings_on_its_thread_and_similarity_restores_them() -> Result<(), SinkError> {
+    async fn writes_on_its_thread_single_threaded_and_similarity_restores_it() -> Result<(), SinkError> {
         let dir = tempfile::tempdir().map_err(|e| SinkError::Config(e.to_string()))?;
         let mut sink = DuckdbSink::open(&dir.path().join("c.duckdb"))?;
         assert_eq!(setting(&sink, "threads").await?, WRITER_THREADS.to_string());
         assert_eq!(setting(&sink, "checkpoint_threshold").await?, "256.0 MiB");
-        assert_eq!(setting(&sink, "memory_limit").await?, "122.0 MiB");
         let thread = sink.with_conn(|_| Ok(std::thread::current().name().map(str::to_owned))).await?;
         assert_eq!(thread.as_deref(), Some("duckdb"), "statements run on the connection's thread");
         let found = sink.similar(SimilarBy::Metadata, &vec![0.0; SimilarBy::Metadata.dims()], 3, None).await?;
         assert!(found.is_empty(), "an empty catalog has no neighbours: {found:?}");
         assert_eq!(setting(&sink, "threads").await?, WRITER_THREADS.to_string());
-        assert_eq!(setting(&sink, "memory_limit").await?, "122.0 MiB");
         assert_eq!(sink.existing(&["a".repeat(64)]).await?, HashSet::new());
         Ok(())
     }

@@ -110,34 +110,23 @@ fn text_list<'a>(values: impl IntoIterator<Item = &'a str>) -> Value {
 }
 
 impl DuckdbSink {
-    /// Opens (creating if missing) the database at `path` and its four tables, on a new
-    /// thread that keeps the connection.
+    /// Opens (creating if missing) the database at `path` and its four tables, and hands the
+    /// connection to a new thread that keeps it.
     pub fn open(path: &Path) -> Result<Self, SinkError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| SinkError::Config(format!("creating {}: {e}", dir.display())))?;
         }
-        let path = path.to_owned();
-        let (opened_tx, opened_rx) = mpsc::sync_channel(1);
+        let mut conn = connect(path)?;
         let (jobs, queue) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("duckdb".into())
             .spawn(move || {
-                let mut conn = match connect(&path) {
-                    Ok(conn) => conn,
-                    Err(e) => {
-                        let _ = opened_tx.send(Err(e));
-                        return;
-                    }
-                };
-                let _ = opened_tx.send(Ok(()));
                 for job in queue {
                     job(&mut conn);
                 }
             })
             .map_err(|e| SinkError::Failed(format!("starting the DuckDB thread: {e}")))?;
-        let opened = opened_rx.recv().unwrap_or_else(|_| Err(SinkError::Failed("DuckDB thread ended".into())));
-        let sink = Self { jobs: Some(jobs), thread: Some(thread) };
-        opened.map(|()| sink)
+        Ok(Self { jobs: Some(jobs), thread: Some(thread) })
     }
 
     /// Runs `f` on the connection's thread.

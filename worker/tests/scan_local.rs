@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use exrscan::catalog::{CatalogBatch, SourceFile};
+use exrscan::catalog::{CatalogBatch, SourceFile, WriteId};
 use exrscan::scan::{self, CancellationToken, ScanError, Tally};
-use exrscan::sink::{AnySink, Neighbour, SimilarBy, Sink, SinkError, Writer};
+use exrscan::sink::{AnySink, GcCounts, Neighbour, SimilarBy, Sink, SinkError, Writer};
 use exrscan::source::local::LocalSource;
 use exrscan::source::{ReadHeader, Source, SourceError};
 use fixtures::{TestResult, duckdb_rows, expected_rows, sample_tree, scalar};
@@ -177,6 +177,9 @@ impl Sink for FailingSink {
     }
     async fn recover(&mut self) -> Result<(), SinkError> {
         Ok(())
+    }
+    async fn collect_garbage(&mut self, _: &WriteId) -> Result<GcCounts, SinkError> {
+        Ok(GcCounts::default())
     }
     async fn similar(
         &mut self,

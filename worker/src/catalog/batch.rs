@@ -1,14 +1,17 @@
 //! [`CatalogBatch`]: the rows of the four tables for a set of files, the unit a sink
-//! writes atomically.
+//! writes atomically, every row tagged with the [`WriteId`] of the attempt that writes it.
 
 use std::collections::HashSet;
 
-use arrow::array::{AsArray, BooleanArray, RecordBatch, StringArray};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray};
 use arrow::compute::filter_record_batch;
 use arrow::error::ArrowError;
 
 use super::CatalogError;
 use super::schema::Table;
+use super::write_id::WriteId;
 
 /// Rows for the four tables covering a set of files: every row of `parts`, `channels`
 /// and `attributes` belongs to a `file_id` of `files`.
@@ -63,6 +66,22 @@ impl CatalogBatch {
     /// Bytes of Arrow memory held by the batch.
     pub fn memory_size(&self) -> usize {
         self.tables.iter().map(RecordBatch::get_array_memory_size).sum()
+    }
+
+    /// The same rows tagged with `write_id` (the last column of every table): each write
+    /// attempt stamps its own, so that rows a failed attempt left are told apart.
+    pub fn stamped(&self, write_id: &WriteId) -> Result<Self, CatalogError> {
+        let mut tables = self.tables.clone();
+        for batch in &mut tables {
+            let ids: ArrayRef =
+                Arc::new(StringArray::from_iter_values(std::iter::repeat_n(write_id.as_str(), batch.num_rows())));
+            let mut columns = batch.columns().to_vec();
+            if let Some(last) = columns.last_mut() {
+                *last = ids;
+            }
+            *batch = RecordBatch::try_new(batch.schema(), columns)?;
+        }
+        Ok(Self { file_ids: self.file_ids.clone(), tables })
     }
 
     /// The batch without the rows of the files in `ids`.

@@ -4,12 +4,14 @@
 mod batch;
 mod rows;
 pub mod schema;
+mod write_id;
 
 use sha2::{Digest, Sha256};
 
 pub use batch::CatalogBatch;
 pub use rows::{CatalogBuilder, ScanInfo, SourceFile};
 pub use schema::Table;
+pub use write_id::WriteId;
 
 /// Why rows could not be turned into a catalog batch.
 #[derive(Debug, thiserror::Error)]

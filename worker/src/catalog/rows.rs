@@ -11,6 +11,7 @@ use arrow::buffer::NullBuffer;
 
 use super::batch::CatalogBatch;
 use super::schema::{CHANNEL_DIMS, METADATA_DIMS, Table, vector_item};
+use super::write_id::WriteId;
 use super::{CatalogError, file_id};
 use crate::embed::Embeddings;
 use crate::header::{Box2i, Header};
@@ -265,8 +266,11 @@ impl CatalogBuilder {
         let ids: Vec<&str> = files.iter().map(|f| f.file_id.as_str()).collect();
         let id_of = |file: usize| ids.get(file).copied().unwrap_or_default();
         let scan = &self.scan;
+        // Replaced by each write attempt's own (`CatalogBatch::stamped`).
+        let write_id = WriteId::new();
+        let table_rows = |table, columns| batch(table, columns, &write_id);
 
-        let files_batch = batch(
+        let files_batch = table_rows(
             Table::Files,
             vec![
                 strings(files.iter().map(|f| Some(f.file_id.as_str()))),
@@ -327,9 +331,9 @@ impl CatalogBuilder {
             Arc::new(Int32Array::from_iter_values(parts.iter().map(|p| p.channel_count))),
             Arc::new(Int32Array::from_iter_values(parts.iter().map(|p| p.attribute_count))),
         ]);
-        let parts_batch = batch(Table::Parts, part_columns)?;
+        let parts_batch = table_rows(Table::Parts, part_columns)?;
 
-        let channels_batch = batch(
+        let channels_batch = table_rows(
             Table::Channels,
             vec![
                 strings(channels.iter().map(|c| Some(id_of(c.file)))),
@@ -349,7 +353,7 @@ impl CatalogBuilder {
             ],
         )?;
 
-        let attributes_batch = batch(
+        let attributes_batch = table_rows(
             Table::Attributes,
             vec![
                 strings(attributes.iter().map(|a| Some(id_of(a.file)))),
@@ -367,7 +371,10 @@ impl CatalogBuilder {
     }
 }
 
-fn batch(table: Table, columns: Vec<ArrayRef>) -> Result<RecordBatch, CatalogError> {
+/// The rows of `table`: `columns`, then the write id.
+fn batch(table: Table, mut columns: Vec<ArrayRef>, write_id: &WriteId) -> Result<RecordBatch, CatalogError> {
+    let rows = columns.first().map_or(0, |c| c.len());
+    columns.push(Arc::new(StringArray::from_iter_values(std::iter::repeat_n(write_id.as_str(), rows))));
     RecordBatch::try_new(table.schema(), columns).map_err(CatalogError::Arrow)
 }
 

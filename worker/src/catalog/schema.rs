@@ -27,6 +27,10 @@ impl Table {
     /// All tables, parents first.
     pub const ALL: [Table; 4] = [Table::Files, Table::Parts, Table::Channels, Table::Attributes];
 
+    /// The order an attempt writes the tables in: `files` last, as the mark of a complete
+    /// file (see `sink::canonical`).
+    pub const WRITE_ORDER: [Table; 4] = [Table::Parts, Table::Channels, Table::Attributes, Table::Files];
+
     /// The table's name without any prefix.
     pub fn name(self) -> &'static str {
         match self {
@@ -73,6 +77,14 @@ fn flag(name: &str) -> Field {
     Field::new(name, DataType::Boolean, false)
 }
 
+/// Name of the last column of every table: the [`WriteId`](super::WriteId) of the attempt
+/// that wrote the row.
+pub const WRITE_ID: &str = "write_id";
+
+fn write_id() -> Field {
+    text(WRITE_ID, false)
+}
+
 fn files() -> Schema {
     Schema::new(vec![
         text("file_id", false),
@@ -101,6 +113,7 @@ fn files() -> Schema {
         text("scan_uid", true),
         Field::new("inspected_at", timestamp_type(), false),
         text("raw_header_json", false),
+        write_id(),
     ])
 }
 
@@ -129,6 +142,7 @@ fn parts() -> Schema {
         text("tile_rounding_mode", true),
         int32("channel_count"),
         int32("attribute_count"),
+        write_id(),
     ]);
     Schema::new(fields)
 }
@@ -146,6 +160,7 @@ fn channels() -> Schema {
         int32("y_sampling"),
         flag("p_linear"),
         Field::new("channel_fingerprint", vector_type(CHANNEL_DIMS), true),
+        write_id(),
     ])
 }
 
@@ -159,5 +174,6 @@ fn attributes() -> Schema {
         text("value_text", true),
         Field::new("value_int", DataType::Int64, true),
         Field::new("value_float", DataType::Float64, true),
+        write_id(),
     ])
 }

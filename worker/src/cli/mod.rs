@@ -1,5 +1,6 @@
 //! Command-line interface: one module per subcommand.
 
+mod gc;
 mod inspect;
 mod log;
 mod plan;
@@ -29,6 +30,7 @@ enum Command {
     Similar(similar::Args),
     Plan(plan::Args),
     Shard(shard::Args),
+    Gc(gc::Args),
 }
 
 /// Parses the command line and runs the subcommand; returns the process exit code.
@@ -39,5 +41,6 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Similar(args) => similar::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Shard(args) => shard::run(&args),
+        Command::Gc(args) => gc::run(&args),
     }
 }

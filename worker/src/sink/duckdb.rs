@@ -1,7 +1,8 @@
 //! The embedded default: a DuckDB database file with real tables, vectors as `FLOAT[384]` /
 //! `FLOAT[128]` arrays (so `array_cosine_similarity` works in the DuckDB CLI), and
 //! `files.file_id` as primary key. A batch is appended to the four tables in one
-//! transaction. DuckDB allows one writing process per file.
+//! transaction, `files` last; the `indexed_*` views are those of every sink
+//! ([`canonical`](super::canonical)). DuckDB allows one writing process per file.
 //!
 //! Two settings suit a writer that appends a batch at a time (measured in
 //! `docs/benchmarks.md`): one DuckDB thread, because each append is a small pipeline whose
@@ -24,9 +25,11 @@ use arrow::datatypes::{DataType, Field};
 use duckdb::Connection;
 use duckdb::types::Value;
 
+use super::canonical::{self, GcCounts, SqlNames, ViewDdl};
 use super::lookup::IndexedQuery;
 use super::{Neighbour, SimilarBy, Sink, SinkError};
-use crate::catalog::{CatalogBatch, SourceFile, Table};
+use crate::catalog::schema::WRITE_ID;
+use crate::catalog::{CatalogBatch, SourceFile, Table, WriteId};
 
 /// DuckDB threads for appends and lookups; [`Sink::similar`] scans with every core.
 const WRITER_THREADS: usize = 1;
@@ -156,16 +159,41 @@ impl Drop for DuckdbSink {
     }
 }
 
-/// Opens the database at `path` with the writer's settings and checks its four tables.
+/// Opens the database at `path` with the writer's settings, checks its four tables (adding
+/// the write id column to a catalog written before it existed) and creates the views.
 fn connect(path: &Path) -> Result<Connection, SinkError> {
     let conn = Connection::open(path).map_err(|e| SinkError::Config(format!("opening {}: {e}", path.display())))?;
     conn.execute_batch(&format!("SET threads = {WRITER_THREADS}; SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'"))
         .map_err(failed("settings"))?;
     for table in Table::ALL {
         conn.execute_batch(&create_table(table)?).map_err(failed("creating tables"))?;
+        add_write_id(&conn, table)?;
         check_columns(&conn, table)?;
     }
+    for view in canonical::create_views(&SqlNames::default(), ViewDdl::OrReplace) {
+        conn.execute_batch(&view).map_err(failed("creating views"))?;
+    }
     Ok(conn)
+}
+
+/// Adds `write_id` to a table of a catalog from before write ids, as the last column. Its
+/// rows get the empty id, which sorts first: DuckDB always had one writer, so each file
+/// has one complete copy.
+fn add_write_id(conn: &Connection, table: Table) -> Result<(), SinkError> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT count(*) FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = ? AND column_name = ?",
+        )
+        .map_err(failed("reading the schema"))?;
+    let found: i64 =
+        stmt.query_row([table.name(), WRITE_ID], |row| row.get(0)).map_err(failed("reading the schema"))?;
+    if found == 0 {
+        tracing::info!(table = table.name(), "adding the write_id column to a catalog from an earlier exrscan");
+        conn.execute_batch(&format!("ALTER TABLE {} ADD COLUMN {WRITE_ID} VARCHAR DEFAULT ''", table.name()))
+            .map_err(failed("adding write_id"))?;
+    }
+    Ok(())
 }
 
 impl Sink for DuckdbSink {
@@ -189,7 +217,7 @@ impl Sink for DuckdbSink {
         let batch = batch.clone();
         self.with_conn(move |conn| {
             let tx = conn.transaction().map_err(failed("begin"))?;
-            for table in Table::ALL {
+            for table in Table::WRITE_ORDER {
                 let rows = batch.table(table);
                 if rows.num_rows() == 0 {
                     continue;
@@ -230,6 +258,21 @@ impl Sink for DuckdbSink {
 
     async fn recover(&mut self) -> Result<(), SinkError> {
         Ok(())
+    }
+
+    async fn collect_garbage(&mut self, orphans_before: &WriteId) -> Result<GcCounts, SinkError> {
+        let statements = canonical::gc_statements(&SqlNames::default(), orphans_before);
+        self.with_conn(move |conn| {
+            let tx = conn.transaction().map_err(failed("begin"))?;
+            let mut counts = GcCounts::default();
+            for (table, sql) in statements {
+                let deleted = tx.execute(&sql, []).map_err(failed("garbage collection"))?;
+                counts.add(table, deleted as u64);
+            }
+            tx.commit().map_err(failed("commit"))?;
+            Ok(counts)
+        })
+        .await
     }
 
     async fn similar(

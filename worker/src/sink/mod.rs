@@ -2,11 +2,16 @@
 //! Arrow Flight SQL) chosen by URI, and the idempotent, retried [`Writer`] on top.
 //!
 //! A sink does two things per batch: one existence check of the batch's `file_id`s (one
-//! round trip), then an atomic write of the new files' rows to the four tables. The
-//! [`Writer`] runs both under a bounded, jittered retry on transient errors; because the
-//! existence check is repeated on every attempt, a retry after a write that did land
-//! writes nothing twice.
+//! round trip), then a write of the new files' rows to the four tables, child tables first
+//! and `files` last, every row tagged with the attempt's [`WriteId`]. Readers query the
+//! `indexed_*` views ([`canonical`]), which show each file's rows of one complete attempt
+//! only, so that a killed attempt, a timed-out one that lands after its retry, or two
+//! writers of the same file never show a partial file or a file twice; [`Sink::collect_garbage`]
+//! removes what the views hide. The [`Writer`] runs both under a bounded, jittered retry on
+//! transient errors; because the existence check is repeated on every attempt, a retry after
+//! a write that did land writes nothing twice.
 
+pub mod canonical;
 pub mod duckdb;
 pub mod flight;
 mod lookup;
@@ -21,7 +26,9 @@ pub use retry::RetryPolicy;
 pub use similar::{Neighbour, SimilarBy};
 pub use uri::SinkUri;
 
-use crate::catalog::{CatalogBatch, CatalogError, SourceFile};
+pub use canonical::GcCounts;
+
+use crate::catalog::{CatalogBatch, CatalogError, SourceFile, WriteId};
 
 /// Why a sink operation failed. Only [`SinkError::Transient`] is retried.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +65,8 @@ pub trait Sink: Send {
     /// The subset of `ids` already in the catalog, in one round trip.
     fn existing(&mut self, ids: &[String]) -> impl Future<Output = Result<HashSet<String>, SinkError>> + Send;
 
-    /// Writes every row of `batch` to the four tables atomically: all of them or none.
+    /// Writes every row of `batch` (stamped with one [`WriteId`]) to the four tables, child
+    /// tables first and `files` last, in one transaction where the sink has them.
     fn write(&mut self, batch: &CatalogBatch) -> impl Future<Output = Result<(), SinkError>> + Send;
 
     /// The URIs of those `files` (as listed, before reading) that the catalog already holds
@@ -69,6 +77,13 @@ pub trait Sink: Send {
     /// Repairs what a transient failure may have broken (e.g. a session or token lost in a
     /// server restart) before the next attempt.
     fn recover(&mut self) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// Deletes the rows the `indexed_*` views hide: those of attempts that wrote a file
+    /// another attempt had written (smaller write id), and child rows without a `files` row
+    /// of their attempt whose write id sorts below `orphans_before` (younger ones may belong
+    /// to an attempt still writing).
+    fn collect_garbage(&mut self, orphans_before: &WriteId)
+    -> impl Future<Output = Result<GcCounts, SinkError>> + Send;
 
     /// The `k` indexed files nearest to `vector` by cosine similarity of the `by` vectors,
     /// best first, leaving out `exclude_uri`. Only the newest `file_id` of a URI counts.
@@ -138,6 +153,13 @@ impl Sink for AnySink {
         }
     }
 
+    async fn collect_garbage(&mut self, orphans_before: &WriteId) -> Result<GcCounts, SinkError> {
+        match self {
+            AnySink::Duckdb(s) => s.collect_garbage(orphans_before).await,
+            AnySink::Flight(s) => s.collect_garbage(orphans_before).await,
+        }
+    }
+
     async fn similar(
         &mut self,
         by: SimilarBy,
@@ -184,10 +206,13 @@ impl<S: Sink> Writer<S> {
 
     /// Writes the files of `batch` that are not in the catalog yet.
     ///
-    /// Every attempt checks which `file_id`s exist and writes only the others, so retrying
-    /// after a failure that happened after the server committed (the reply was lost) writes
-    /// nothing twice; those files then count as inserted by this call, since its own first
-    /// attempt had found them missing.
+    /// Every attempt checks which `file_id`s exist and writes only the others under a write
+    /// id of its own, so retrying after a failure that happened after the server committed
+    /// (the reply was lost) writes nothing twice; those files then count as inserted by this
+    /// call, since its own first attempt had found them missing. An attempt that did not
+    /// stop on the server when it timed out here may still land after the retry: then both
+    /// attempts' rows are complete, the views show those of the smaller write id, and
+    /// [`Sink::collect_garbage`] removes the others.
     pub async fn put(&mut self, batch: &CatalogBatch) -> Result<PutOutcome, SinkError> {
         let mut attempted: HashSet<String> = HashSet::new();
         let mut backoff = self.retry.backoff();
@@ -250,7 +275,8 @@ impl<S: Sink> Writer<S> {
             return Ok(PutOutcome::default());
         }
         let existing = self.sink.existing(batch.file_ids()).await.map_err(|e| (e, Vec::new()))?;
-        let fresh = batch.without(&existing).map_err(|e| (e.into(), Vec::new()))?;
+        let fresh =
+            batch.without(&existing).and_then(|b| b.stamped(&WriteId::new())).map_err(|e| (e.into(), Vec::new()))?;
         let landed_earlier = existing.iter().filter(|id| attempted.contains(*id)).count() as u64;
         let total = batch.files() as u64;
         if !fresh.is_empty()

@@ -7,9 +7,10 @@
 //! them; list or blob vectors, native or integer booleans and timestamps. Then it creates
 //! the schema and tables when missing and checks their columns.
 //!
-//! Without transactions a batch is written children first and `files` last: a `files` row
-//! is the commit mark, and the child rows of a `file_id` without one (left by a failed
-//! attempt) are deleted before they are written again.
+//! A batch is written child tables first and `files` last, in one transaction when the
+//! server has them; readers query the `indexed_*` views the sink creates (or their SQL, on
+//! a server without views), which hide what a failed or concurrent attempt left
+//! ([`canonical`](super::canonical)).
 
 mod options;
 mod prepared;
@@ -39,10 +40,12 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 pub use options::{Choice, Credentials, FlightOptions, IngestPath, ScalarEncoding, VectorEncoding};
 pub use wire::{Dialect, Plan};
 
+use super::canonical::{self, GcCounts, ViewDdl};
 use super::lookup::{IndexedQuery, id_list};
 use super::similar::TopK;
 use super::{Neighbour, SimilarBy, Sink, SinkError};
-use crate::catalog::{CatalogBatch, SourceFile, Table};
+use crate::catalog::schema::WRITE_ID;
+use crate::catalog::{CatalogBatch, SourceFile, Table, WriteId};
 
 /// Largest gRPC message accepted from the server.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
@@ -64,6 +67,10 @@ pub struct FlightSink {
     credentials: Credentials,
     client: FlightSqlServiceClient<Channel>,
     plan: Plan,
+    /// The transaction of a write that did not end (its future was dropped at the
+    /// deadline): rolled back by [`Sink::recover`], so that it does not hold the server's
+    /// locks until the server expires it.
+    unended: Option<Bytes>,
 }
 
 impl FlightSink {
@@ -85,7 +92,7 @@ impl FlightSink {
             scalars: ScalarEncoding::Integer,
             dialect: Dialect::Standard,
         };
-        let mut sink = Self { options, credentials, client, plan };
+        let mut sink = Self { options, credentials, client, plan, unended: None };
         sink.authenticate().await?;
         let info = sink.server_info().await?;
         sink.plan = decide(&sink.options, &info)?;
@@ -100,7 +107,34 @@ impl FlightSink {
         for table in Table::ALL {
             sink.ensure_table(table).await?;
         }
+        if sink.options.create {
+            sink.create_views_and_indexes().await;
+        }
         Ok(sink)
+    }
+
+    /// The `indexed_*` views readers query and, on SQLite-backed servers, an index of each
+    /// table by `(file_id, write_id)` for the views' and the checks' lookups. A server that
+    /// refuses them is still written to: readers then use the views' SQL
+    /// (`docs/queries.md`), and the refusal is logged.
+    async fn create_views_and_indexes(&mut self) {
+        let sqlite = self.plan.dialect == Dialect::Sqlite;
+        let names = self.options.names();
+        let mut statements = Vec::new();
+        if sqlite {
+            for table in Table::ALL {
+                let index = names.qualified(&format!("{}_by_write", table.name()));
+                let on = names.bare(table.name());
+                statements.push(format!("CREATE INDEX IF NOT EXISTS {index} ON {on} (file_id, {WRITE_ID})"));
+            }
+        }
+        let ddl = if sqlite { ViewDdl::IfNotExists } else { ViewDdl::OrReplace };
+        statements.extend(canonical::create_views(&names, ddl));
+        for sql in statements {
+            if let Err(e) = self.client.execute_update(sql.clone(), None).await {
+                tracing::warn!(error = %self.error(e, "creating a view"), %sql, "the server refused a view or index");
+            }
+        }
     }
 
     /// How this sink talks to its server.
@@ -223,8 +257,12 @@ impl FlightSink {
                 self.query(probe, |_| {}).await?
             }
         };
-        let found: HashSet<String> =
+        let mut found: HashSet<String> =
             columns.iter().flat_map(|s| s.fields().iter().map(|f| f.name().to_lowercase())).collect();
+        if !found.contains(WRITE_ID) && self.options.create {
+            self.add_write_id(table).await?;
+            found.insert(WRITE_ID.to_string());
+        }
         let missing: Vec<String> = self
             .plan
             .wire_schema(table)
@@ -242,6 +280,20 @@ impl FlightSink {
                 missing.join(", ")
             )))
         }
+    }
+
+    /// Adds `write_id` to a table written by an exrscan from before write ids. Its rows get
+    /// the empty id, which sorts first: where an earlier version left a file twice, the
+    /// views show it twice until the copies are removed by hand (`docs/sinks.md`).
+    async fn add_write_id(&mut self, table: Table) -> Result<(), SinkError> {
+        let text = if self.plan.dialect == Dialect::Sqlite { "TEXT" } else { "VARCHAR" };
+        let ddl = format!(
+            "ALTER TABLE {} ADD COLUMN \"{WRITE_ID}\" {text} NOT NULL DEFAULT ''",
+            self.options.table_name(table)
+        );
+        tracing::info!(table = %self.options.table_name(table), "adding the write_id column to a catalog from an earlier exrscan");
+        self.client.execute_update(ddl, None).await.map_err(|e| self.error(e, "adding the write_id column"))?;
+        Ok(())
     }
 
     async fn create_table(&mut self, table: Table) -> Result<(), SinkError> {
@@ -302,18 +354,8 @@ impl FlightSink {
     }
 
     async fn write_tables(&mut self, batch: &CatalogBatch, transaction: Option<Bytes>) -> Result<(), SinkError> {
-        let order = if transaction.is_some() {
-            Table::ALL
-        } else {
-            // `files` last: it marks the file as complete.
-            let ids = id_list(batch.file_ids())?;
-            for table in [Table::Parts, Table::Channels, Table::Attributes] {
-                let delete = format!("DELETE FROM {} WHERE file_id IN ({ids})", self.options.table_name(table));
-                self.client.execute_update(delete, None).await.map_err(|e| self.error(e, "removing partial rows"))?;
-            }
-            [Table::Parts, Table::Channels, Table::Attributes, Table::Files]
-        };
-        for table in order {
+        // `files` last: without a transaction, a `files` row marks its file complete.
+        for table in Table::WRITE_ORDER {
             let rows = self.plan.to_wire(table, batch.table(table))?;
             if rows.num_rows() == 0 {
                 continue;
@@ -495,7 +537,8 @@ impl FlightSink {
             return self.write_tables(batch, None).await;
         }
         let transaction = self.client.begin_transaction().await.map_err(|e| self.error(e, "begin transaction"))?;
-        match self.write_tables(batch, Some(transaction.clone())).await {
+        self.unended = Some(transaction.clone());
+        let written = match self.write_tables(batch, Some(transaction.clone())).await {
             Ok(()) => self
                 .client
                 .end_transaction(transaction, EndTransaction::Commit)
@@ -507,7 +550,9 @@ impl FlightSink {
                 }
                 Err(error)
             }
-        }
+        };
+        self.unended = None;
+        written
     }
 
     async fn indexed_within(&mut self, files: &[SourceFile]) -> Result<HashSet<String>, SinkError> {
@@ -516,6 +561,35 @@ impl FlightSink {
         let mut found = HashSet::new();
         self.query(sql, |batch| query.collect(batch, &mut found)).await?;
         Ok(found)
+    }
+}
+
+impl FlightSink {
+    async fn collect_garbage_within(&mut self, orphans_before: &WriteId) -> Result<GcCounts, SinkError> {
+        let transaction = match self.plan.transactions {
+            true => Some(self.client.begin_transaction().await.map_err(|e| self.error(e, "begin transaction"))?),
+            false => None,
+        };
+        let mut counts = GcCounts::default();
+        for (table, sql) in canonical::gc_statements(&self.options.names(), orphans_before) {
+            match self.client.execute_update(sql, transaction.clone()).await {
+                Ok(deleted) => counts.add(table, u64::try_from(deleted).unwrap_or_default()),
+                Err(e) => {
+                    let error = self.error(e, &format!("garbage collection of {}", table.name()));
+                    if let Some(transaction) = transaction {
+                        let _ = self.client.end_transaction(transaction, EndTransaction::Rollback).await;
+                    }
+                    return Err(error);
+                }
+            }
+        }
+        if let Some(transaction) = transaction {
+            self.client
+                .end_transaction(transaction, EndTransaction::Commit)
+                .await
+                .map_err(|e| self.error(e, "commit"))?;
+        }
+        Ok(counts)
     }
 }
 
@@ -537,9 +611,29 @@ impl Sink for FlightSink {
         // restarted server may have forgotten the one it issued).
         within(self.options.timeout, async {
             self.client = client(&self.options).await?;
-            self.authenticate().await
+            self.authenticate().await?;
+            if let Some(transaction) = self.unended.clone() {
+                match self
+                    .client
+                    .end_transaction(transaction, EndTransaction::Rollback)
+                    .await
+                    .map_err(|e| self.error(e, "rollback"))
+                {
+                    // Ended now, or already by the server (restarted, or expired it).
+                    Ok(()) => self.unended = None,
+                    Err(e) if !e.is_transient() => self.unended = None,
+                    // Still unreachable: tried again at the next recovery.
+                    Err(e) => tracing::debug!(error = %e, "rolling back the transaction of a write past its deadline"),
+                }
+            }
+            Ok(())
         })
         .await
+    }
+
+    async fn collect_garbage(&mut self, orphans_before: &WriteId) -> Result<GcCounts, SinkError> {
+        // A full pass over every table: no deadline of a batch write.
+        self.collect_garbage_within(orphans_before).await
     }
 
     async fn similar(

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::catalog::Table;
 use crate::sink::SinkError;
+use crate::sink::canonical::SqlNames;
 
 /// An option that the sink may decide from the server's SqlInfo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -149,12 +150,14 @@ impl FlightOptions {
                     choice(key, value, &[("native", ScalarEncoding::Native), ("integer", ScalarEncoding::Integer)])?
             }
             "timeout_s" => {
-                let secs: u64 = value
-                    .parse()
+                o.timeout = value
+                    .parse::<f64>()
                     .ok()
-                    .filter(|s| *s > 0)
-                    .ok_or_else(|| SinkError::Config(format!("timeout_s={value}: expected a positive integer")))?;
-                o.timeout = Duration::from_secs(secs);
+                    .filter(|s| s.is_finite() && *s > 0.0)
+                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                    .ok_or_else(|| {
+                        SinkError::Config(format!("timeout_s={value}: expected a positive number of seconds"))
+                    })?;
             }
             other => {
                 return Err(SinkError::Config(format!(
@@ -185,11 +188,12 @@ impl FlightOptions {
 
     /// A table's name for SQL text: quoted, qualified by the schema if any.
     pub fn table_name(&self, table: Table) -> String {
-        let name = format!("\"{}\"", self.bare_table_name(table));
-        match &self.schema {
-            Some(schema) => format!("\"{schema}\".{name}"),
-            None => name,
-        }
+        self.names().table(table)
+    }
+
+    /// How the sink's tables and views are named in SQL.
+    pub fn names(&self) -> SqlNames {
+        SqlNames { schema: self.schema.clone(), prefix: self.table_prefix.clone() }
     }
 }
 

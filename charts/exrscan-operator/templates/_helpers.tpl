@@ -58,3 +58,59 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   resources: [events]
   verbs: [create, patch]
 {{- end -}}
+
+{{/* An image reference from (list <image values> <root context>): global.imageRegistry in
+     place of the repository's registry host, then @digest if set, else :tag (default: the
+     chart's appVersion). */}}
+{{- define "exrscan-operator.image" -}}
+{{- $image := index . 0 -}}
+{{- $root := index . 1 -}}
+{{- $repository := $image.repository -}}
+{{- with ($root.Values.global).imageRegistry -}}
+{{- $parts := splitList "/" $repository -}}
+{{- $host := first $parts -}}
+{{- if and (gt (len $parts) 1) (or (contains "." $host) (contains ":" $host) (eq $host "localhost")) -}}
+{{- $repository = join "/" (rest $parts) -}}
+{{- end -}}
+{{- $repository = printf "%s/%s" (trimSuffix "/" .) $repository -}}
+{{- end -}}
+{{- if $image.digest -}}
+{{- printf "%s@%s" $repository $image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repository ($image.tag | default $root.Chart.AppVersion) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The operator pod's pull Secrets: imagePullSecrets plus global.imagePullSecrets (each
+     a {name: …} or, as umbrella charts often write them, a plain name). */}}
+{{- define "exrscan-operator.imagePullSecrets" -}}
+{{- $secrets := list -}}
+{{- range concat (.Values.imagePullSecrets | default list) ((.Values.global).imagePullSecrets | default list) -}}
+{{- $secrets = append $secrets (kindIs "string" . | ternary (dict "name" .) .) -}}
+{{- end -}}
+{{- with $secrets | uniq }}
+{{- toYaml . }}
+{{- end -}}
+{{- end -}}
+
+{{/* Label selector of the operator's series in alerts: the job and namespace labels a
+     ServiceMonitor of the chart's metrics Service gives them. */}}
+{{- define "exrscan-operator.metricSelector" -}}
+{{- .Values.monitoring.prometheusRule.selector | default (printf "job=%q,namespace=%q" (printf "%s-metrics" (include "exrscan-operator.fullname" .)) .Release.Namespace) -}}
+{{- end -}}
+
+{{/* Anti-affinity spreading several replicas over nodes (podAntiAffinity: soft or hard);
+     nothing for one replica or `none`. */}}
+{{- define "exrscan-operator.antiAffinity" -}}
+{{- if and (gt (int .Values.replicaCount) 1) (ne .Values.podAntiAffinity "none") -}}
+{{- $term := dict "topologyKey" "kubernetes.io/hostname" "labelSelector" (dict "matchLabels" (include "exrscan-operator.selectorLabels" . | fromYaml)) -}}
+podAntiAffinity:
+{{- if eq .Values.podAntiAffinity "hard" }}
+  requiredDuringSchedulingIgnoredDuringExecution:
+    {{- list $term | toYaml | nindent 4 }}
+{{- else }}
+  preferredDuringSchedulingIgnoredDuringExecution:
+    {{- list (dict "weight" 100 "podAffinityTerm" $term) | toYaml | nindent 4 }}
+{{- end }}
+{{- end -}}
+{{- end -}}

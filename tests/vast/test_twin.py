@@ -109,9 +109,11 @@ def test_select_pushes_in_set_predicates_and_projections_to_the_twin(twin: Twin)
             files, columns=["file_id"], predicate=files["file_id"].isin(wanted) & (files["size_bytes"] > 7 * 100)
         )
         assert sorted(got["file_id"].to_pylist()) == ["b-00150", "b-00299"]
+        # An existence check needs no columns at all: only the count of matches comes back.
+        assert read(files, columns=[], predicate=files["file_id"].isin(wanted)).num_rows == 3
     # The twin filtered server-side: each query shipped only the matching rows.
     shipped = [r["rows_sent"] for r in twin.records() if r["query"] == [["data", ""]]]
-    assert shipped == [3, 2, 2], shipped
+    assert shipped == [3, 2, 2, 3], shipped
 
 
 def test_rolled_back_insert_is_invisible(twin: Twin):

@@ -295,5 +295,7 @@ class Catalog:
         if result.num_rows > limit:
             next_row_id = result.column(0)[limit].as_py()
             result = result.slice(0, limit)
-        schema = pa.schema([table.arrow_schema.field(c) for c in columns])
-        return result.drop_columns([ROW_ID]).rename_columns(columns).cast(schema), next_row_id
+        result = result.drop_columns([ROW_ID])
+        if columns:  # (casting to an empty schema would also drop the row count)
+            result = result.rename_columns(columns).cast(pa.schema([table.arrow_schema.field(c) for c in columns]))
+        return result, next_row_id

@@ -214,6 +214,9 @@ class Handler(BaseHTTPRequestHandler):
     """One HTTP request to the twin."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; without this each answer waits ~40 ms on
+    # Nagle's algorithm and the client's delayed ACK.
+    disable_nagle_algorithm = True
     twin: Twin  # set on the subclass made by `serve`
 
     def version_string(self) -> str:
@@ -229,6 +232,11 @@ class Handler(BaseHTTPRequestHandler):
         command = next((k for k, v in pairs if v == "" and k not in _KNOWN_PARAMS), "")
         params = {k: v for k, v in pairs if k != command}
         headers = {k.lower(): v for k, v in self.headers.items()}
+        if "transfer-encoding" in headers:  # the SDK always sends Content-Length
+            self.close_connection = True
+            resp = _error(501, "NotImplemented", "Transfer-Encoding is not supported; send Content-Length")
+            self._send(resp)
+            return
         body = self.rfile.read(int(headers.get("content-length", "0") or 0))
         segments = [unquote(s) for s in raw_path.strip("/").split("/") if s]
         try:
@@ -247,6 +255,9 @@ class Handler(BaseHTTPRequestHandler):
             resp = _error(500, "InternalError", f"{type(e).__name__}: {e}")
         if self.twin.recorder is not None:
             self.twin.recorder.record(self.command, raw_path, pairs, headers, command, body, resp.status, resp.note)
+        self._send(resp)
+
+    def _send(self, resp: Response) -> None:
         self.send_response(resp.status)
         for k, v in resp.headers.items():
             self.send_header(k, v)

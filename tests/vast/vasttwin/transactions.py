@@ -109,6 +109,8 @@ class Transactions:
         if tx is None:
             raise UnknownTransaction(f"transaction {txid:#x} is not open")
         with tx.lock:
+            if not self.exists(txid):  # rolled back while this request waited for it
+                raise UnknownTransaction(f"transaction {txid:#x} is not open")
             tx.last_used = time.monotonic()
             try:
                 yield tx.cursor

@@ -143,6 +143,22 @@ def test_uncommitted_rows_are_seen_only_by_their_transaction(twin: Twin):
         assert read(tables(rtx)["files"]).num_rows == 5
 
 
+def test_concurrent_writers_both_commit(twin: Twin):
+    """Shards write the same tables at once: interleaved transactions, both land."""
+    with twin.session().transaction() as tx:
+        create_catalog(tx)
+    first, second = twin.session().transaction(), twin.session().transaction()
+    first.__enter__()
+    second.__enter__()
+    insert_files(first, 4, "s1", "w-s1")
+    insert_files(second, 6, "s2", "w-s2")
+    first.__exit__(None, None, None)
+    second.__exit__(None, None, None)
+    with twin.session().transaction() as tx:
+        got = read(tables(tx)["attributes"], columns=["write_id"])
+        assert sorted(got["write_id"].to_pylist()) == ["w-s1"] * 4 + ["w-s2"] * 6
+
+
 def test_idle_transaction_is_rolled_back(tmp_path):
     twin = Twin(tmp_path, tx_timeout=1.0, record=tmp_path / "r.jsonl")
     twin.start()

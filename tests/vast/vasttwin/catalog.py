@@ -95,7 +95,7 @@ class Catalog:
         )
         start = run(db, "SELECT coalesce(max(handle), 0) + 1 FROM twin_tables")[0][0]
         self._handles = itertools.count(start)
-        self._row_ids: dict[int, itertools.count] = {}
+        self._next_row_id: dict[int, int] = {}
         self._lock = threading.Lock()
 
     # Buckets and schemas.
@@ -219,14 +219,12 @@ class Catalog:
     # Rows.
 
     def _allocate_row_ids(self, cur, table: TableInfo, n: int) -> pa.Array:
+        """Row ids count up per table; ids of rolled-back rows are not reused while the twin runs."""
         with self._lock:
-            counter = self._row_ids.get(table.handle)
-            if counter is None:
-                start = run(cur, f"SELECT coalesce(max({quote_ident(ROW_ID)}) + 1, 0) FROM {table.data}")[0][0]
-                counter = self._row_ids[table.handle] = itertools.count(start)
-            first = next(counter)
-            for _ in range(n - 1):
-                next(counter)
+            first = self._next_row_id.get(table.handle)
+            if first is None:
+                first = run(cur, f"SELECT coalesce(max({quote_ident(ROW_ID)}) + 1, 0) FROM {table.data}")[0][0]
+            self._next_row_id[table.handle] = first + n
         return pa.array(range(first, first + n), pa.uint64())
 
     def _check_columns(self, table: TableInfo, batch: pa.RecordBatch, skip: int = 0) -> None:

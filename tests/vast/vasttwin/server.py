@@ -24,9 +24,6 @@ from .transactions import Transactions, UnknownTransaction
 
 log = logging.getLogger(__name__)
 
-# Query parameters the twin understands besides the command; anything else is refused (501).
-_KNOWN_PARAMS = {"tabular-new-schema-name"}
-
 
 @dataclass
 class Response:
@@ -51,6 +48,13 @@ def _ipc_stream(schema: pa.Schema, batches: list[pa.RecordBatch] = ()) -> bytes:
         for b in batches:
             w.write_batch(b)
     return sink.getvalue()
+
+
+def _txid(headers: dict[str, str]) -> int:
+    try:
+        return int(headers.get("tabular-txid", "0"))
+    except ValueError:
+        raise ApiError(400, "InvalidArgument", "tabular-txid is not an integer") from None
 
 
 def _read_batch(body: bytes) -> pa.RecordBatch:
@@ -79,9 +83,8 @@ class Twin:
         headers: dict[str, str],
         body: bytes,
     ) -> Response:
-        unknown = set(params) - _KNOWN_PARAMS
-        if unknown:
-            raise ApiError(501, "NotImplemented", f"query parameters {sorted(unknown)} are not served by the twin")
+        if params:  # sub-tables, projections, renames…: not what the catalog uses
+            raise ApiError(501, "NotImplemented", f"query parameters {sorted(params)} are not served by the twin")
         if not segments:
             if command != "transaction":
                 raise ApiError(400, "InvalidRequest", "only ?transaction is served at /")
@@ -91,19 +94,15 @@ class Twin:
             if method == "HEAD" and not rest:
                 return Response(200 if self.catalog.has_bucket(bucket) else 404)
             raise ApiError(501, "NotImplemented", f"{method} without a tabular command")
-        try:
-            txid = int(headers.get("tabular-txid", "0"))
-        except ValueError:
-            raise ApiError(400, "InvalidArgument", "tabular-txid is not an integer") from None
-        with self.transactions.use(txid) as cur:
-            return self._command(cur, method, command, bucket, rest, params, headers, body)
+        with self.transactions.use(_txid(headers)) as cur:
+            return self._command(cur, method, command, bucket, rest, headers, body)
 
     def _transaction(self, method: str, headers: dict[str, str]) -> Response:
         if method == "GET" and headers.get("tabular-get-vast-version", "").lower() == "true":
             return Response()
         if method == "POST":
             return Response(headers={"tabular-txid": str(self.transactions.begin())})
-        txid = int(headers.get("tabular-txid", "0"))
+        txid = _txid(headers)
         if method == "GET":
             if not self.transactions.exists(txid):
                 raise UnknownTransaction(f"transaction {txid:#x} is not open")
@@ -115,7 +114,7 @@ class Twin:
             raise ApiError(405, "MethodNotAllowed", f"{method} ?transaction")
         return Response()
 
-    def _command(self, cur, method, command, bucket, rest, params, headers, body) -> Response:
+    def _command(self, cur, method, command, bucket, rest, headers, body) -> Response:
         cat = self.catalog
         path = "/".join(rest)
         schema, name = "/".join(rest[:-1]), (rest[-1] if rest else "")
@@ -124,8 +123,8 @@ class Twin:
                 cat.create_schema(cur, bucket, path, messages.decode_create_schema(body)["properties"])
                 return Response()
             case ("GET", "schema"):
-                found = self._page(cat.list_schemas(cur, bucket, path), lambda s: s[0], headers)
-                return Response(body=messages.list_schemas(bucket, found[0]), headers=found[1])
+                schemas, extra = self._page(cat.list_schemas(cur, bucket, path), lambda s: s[0], headers)
+                return Response(body=messages.list_schemas(bucket, schemas), headers=extra)
             case ("DELETE", "schema"):
                 cat.drop_schema(cur, bucket, path)
                 return Response()
@@ -229,7 +228,7 @@ class Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         raw_path, _, raw_query = self.path.partition("?")
         pairs = parse_qsl(raw_query, keep_blank_values=True)
-        command = next((k for k, v in pairs if v == "" and k not in _KNOWN_PARAMS), "")
+        command = next((k for k, v in pairs if v == ""), "")
         params = {k: v for k, v in pairs if k != command}
         headers = {k.lower(): v for k, v in self.headers.items()}
         if "transfer-encoding" in headers:  # the SDK always sends Content-Length

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import signal
@@ -17,7 +16,7 @@ import pytest
 try:
     import duckdb  # noqa: F401
     import flatbuffers  # noqa: F401
-    import pyarrow as pa
+    import pyarrow  # noqa: F401
     import vastdb
 except ImportError as e:  # a missing part fails the run loudly, it never skips
     pytest.exit(
@@ -28,7 +27,7 @@ except ImportError as e:  # a missing part fails the run loudly, it never skips
 
 HERE = Path(__file__).resolve().parent
 ACCESS, SECRET = "exrscan-test-access", "exrscan-test-secret"
-BUCKET = "renders"
+BUCKET = "catalog"
 START_TIMEOUT = 60
 
 
@@ -100,35 +99,3 @@ def twin(tmp_path):
     t.start()
     yield t
     t.stop()
-
-
-def rows(schema: pa.Schema, n: int, tag: str, write_id: str) -> pa.Table:
-    """Deterministic rows for `schema`: row i of file `<tag>-<i>`; every fifth nullable value null."""
-    base = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
-    cols = {}
-    for f in schema:
-        t = f.type
-        if f.name == "file_id":
-            values = [f"{tag}-{i:05d}" for i in range(n)]
-        elif f.name == "source_uri":
-            values = [f"s3://{BUCKET}/{tag}/shot.{i:04d}.exr" for i in range(n)]
-        elif f.name == "write_id":
-            values = [write_id] * n
-        elif pa.types.is_string(t):
-            values = [f"{f.name}-{i}" for i in range(n)]
-        elif pa.types.is_integer(t):
-            values = [i * 7 + 1 for i in range(n)]
-        elif pa.types.is_floating(t):
-            values = [i * 0.25 for i in range(n)]
-        elif pa.types.is_boolean(t):
-            values = [i % 2 == 0 for i in range(n)]
-        elif pa.types.is_timestamp(t):
-            values = [base + datetime.timedelta(seconds=i, microseconds=i) for i in range(n)]
-        elif pa.types.is_fixed_size_list(t):
-            values = [[(i + k) / t.list_size for k in range(t.list_size)] for i in range(n)]
-        else:
-            raise AssertionError(f"no generator for {t}")
-        if f.nullable:
-            values = [None if i % 5 == 4 else v for i, v in enumerate(values)]
-        cols[f.name] = pa.array(values, t)
-    return pa.table(cols, schema=schema)

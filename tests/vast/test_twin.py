@@ -9,10 +9,12 @@ import time
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+import reference
 import vastdb
 import vastdb.errors
+from catalog_rows import rows, source_uri
 from catalog_schema import TABLES
-from conftest import ACCESS, BUCKET, SECRET, Twin, rows
+from conftest import ACCESS, BUCKET, SECRET, Twin
 
 SCHEMA = "exrscan"
 SHARD = "shard-0"  # nested: "exrscan/shard-0"
@@ -91,7 +93,7 @@ def test_select_pushes_in_set_predicates_and_projections_to_the_twin(twin: Twin)
         create_catalog(tx)
         written = insert_files(tx, 300, "b", "w1")["files"]
     wanted = ["b-00007", "b-00150", "b-00299", "not-there"]
-    uris = [f"s3://{BUCKET}/b/shot.0003.exr", f"s3://{BUCKET}/b/shot.0004.exr"]
+    uris = [source_uri("b", 3), source_uri("b", 4)]
     with twin.session().transaction() as tx:
         files = tables(tx)["files"]
         got = read(files, columns=["file_id", "write_id"], predicate=files["file_id"].isin(wanted))
@@ -261,3 +263,18 @@ def test_recording_holds_decoded_requests(twin: Twin):
             }
         ],
     }
+
+
+def test_reference_run_is_recorded_for_conformance(twin: Twin):
+    """reference.py, the SDK side of a later request-conformance test, runs and is recorded."""
+    reference.run(twin.endpoint, ACCESS, SECRET, BUCKET, "shard-7", files=3)
+    ops = [(r["method"], r["query"][0][0] if r["query"] else "", r["status"]) for r in twin.records()]
+    assert all(status == 200 for *_, status in ops), ops
+    counts = {op: sum(1 for m, c, _ in ops if (m, c) == op) for op in set((m, c) for m, c, _ in ops)}
+    assert counts[("POST", "table")] == 4
+    assert counts[("POST", "rows")] == 5  # four tables, then the rolled-back insert
+    assert counts[("GET", "data")] == 2
+    assert counts[("PUT", "transaction")] == 3 and counts[("DELETE", "transaction")] >= 1
+    with twin.session().transaction() as tx:
+        files = tx.bucket(BUCKET).schema("exrscan").schema("shard-7").table("files")
+        assert read(files, columns=["write_id"]).num_rows == 3

@@ -191,6 +191,10 @@ def _literal_param(lit: dict):
 _BINARY = {"equal": "=", "not_equal": "<>", "greater": ">", "greater_equal": ">=", "less": "<", "less_equal": "<="}
 
 
+def _is_equal_literal(expr: dict, column: dict) -> bool:
+    return expr.get("call") == "equal" and expr["args"][0] == column and "literal" in expr["args"][1]
+
+
 def _sql(expr: dict, columns: dict[int, str], params: list) -> str:
     if "field" in expr:
         name = columns.get(expr["field"])
@@ -201,6 +205,10 @@ def _sql(expr: dict, columns: dict[int, str], params: list) -> str:
         params.append(_literal_param(expr))
         return "?"
     name, args = expr["call"], expr["args"]
+    if name == "or" and len(args) > 1 and all(_is_equal_literal(a, args[0]["args"][0]) for a in args):
+        # An `isin` set: one IN list instead of a chain of ORs.
+        column = _sql(args[0]["args"][0], columns, params)
+        return f"({column} IN ({', '.join(_sql(a['args'][1], columns, params) for a in args)}))"
     if name in ("and", "or"):
         if not args:
             return "TRUE" if name == "and" else "FALSE"

@@ -35,6 +35,7 @@ build:
 # the node agent) with the same feature set, so each heavy crate is compiled once.
 test: fmt-check setup
 	cargo test --workspace --no-fail-fast
+	$${EXRSCAN_VAST_PYTHON:-$(EXRSCAN_CACHE)/venv-vast/bin/python} -m pytest -q tests/vast
 	worker/fuzz/run.sh $(FUZZ_SECONDS)
 
 fuzz:

@@ -3,6 +3,7 @@
 # clone in $EXRSCAN_CACHE (default ~/.cache/exrscan):
 #   Debian:  openexr (exrheader), openssl                              apt-get, once
 #   PyPI:    tests/env/requirements.txt (+ tests/corpus/requirements.txt) → $EXRSCAN_CACHE/venv
+#            tests/env/requirements-vast.txt (VAST's SDK, the twin)   → $EXRSCAN_CACHE/venv-vast
 #   Go:      etcd, kube-apiserver, kube-controller-manager, kubectl, MinIO, Apache Arrow's
 #            Flight SQL server, helm                                   tests/env/build-servers.sh
 set -euo pipefail
@@ -23,17 +24,24 @@ if [ ${#need[@]} -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
-# Python venv, rebuilt only when the requirements change.
-venv=$cache/venv
+# Python venvs, each rebuilt only when its requirements change: venv DIR REQUIREMENTS...
+venv() {
+	local dir=$1
+	shift
+	local want
+	want=$(cat "$@" | sha256sum | cut -c1-16)
+	if [ "$(cat "$dir/.exrscan-reqs" 2>/dev/null)" != "$want" ]; then
+		step "creating the Python venv $dir"
+		python3 -m venv "$dir"
+		for r in "$@"; do "$dir/bin/pip" install -q -r "$r"; done
+		echo "$want" >"$dir/.exrscan-reqs"
+	fi
+}
 reqs=("$here/requirements.txt")
 [ -f "$root/tests/corpus/requirements.txt" ] && reqs+=("$root/tests/corpus/requirements.txt")
-want=$(cat "${reqs[@]}" | sha256sum | cut -c1-16)
-if [ "$(cat "$venv/.exrscan-reqs" 2>/dev/null)" != "$want" ]; then
-	step "creating the Python venv $venv"
-	python3 -m venv "$venv"
-	for r in "${reqs[@]}"; do "$venv/bin/pip" install -q -r "$r"; done
-	echo "$want" >"$venv/.exrscan-reqs"
-fi
+venv "$cache/venv" "${reqs[@]}"
+# VAST's SDK needs an older pyarrow than the suite pins (see requirements-vast.txt).
+venv "$cache/venv-vast" "$here/requirements-vast.txt"
 
 # Go-built servers.
 "$here/build-servers.sh"

@@ -7,7 +7,7 @@ pub mod schema;
 
 use sha2::{Digest, Sha256};
 
-pub use batch::CatalogBatch;
+pub use batch::{CatalogBatch, Oversize, row_sizes};
 pub use rows::{CatalogBuilder, ScanInfo, SourceFile};
 pub use schema::Table;
 

@@ -21,7 +21,7 @@ pub use retry::RetryPolicy;
 pub use similar::{Neighbour, SimilarBy};
 pub use uri::SinkUri;
 
-use crate::catalog::{CatalogBatch, CatalogError, SourceFile};
+use crate::catalog::{CatalogBatch, CatalogError, Oversize, SourceFile};
 
 /// Why a sink operation failed. Only [`SinkError::Transient`] is retried.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +65,12 @@ pub trait Sink: Send {
     /// with the same URI, size and ETag, in one round trip. Files without an ETag are never
     /// in the answer.
     fn indexed(&mut self, files: &[SourceFile]) -> impl Future<Output = Result<HashSet<String>, SinkError>> + Send;
+
+    /// The most bytes one row may take (as [`crate::catalog::row_sizes`] counts them), if the
+    /// sink has such a limit: a file with a larger row cannot be written and is not tried.
+    fn max_row_bytes(&self) -> Option<usize> {
+        None
+    }
 
     /// Repairs what a transient failure may have broken (e.g. a session or token lost in a
     /// server restart) before the next attempt.
@@ -131,6 +137,13 @@ impl Sink for AnySink {
         }
     }
 
+    fn max_row_bytes(&self) -> Option<usize> {
+        match self {
+            AnySink::Duckdb(s) => s.max_row_bytes(),
+            AnySink::Flight(s) => s.max_row_bytes(),
+        }
+    }
+
     async fn recover(&mut self) -> Result<(), SinkError> {
         match self {
             AnySink::Duckdb(s) => s.recover().await,
@@ -153,7 +166,7 @@ impl Sink for AnySink {
 }
 
 /// What [`Writer::put`] did with a batch.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PutOutcome {
     /// Files written by this call.
     pub inserted: u64,
@@ -163,6 +176,8 @@ pub struct PutOutcome {
     pub rows: u64,
     /// Attempts that failed transiently before the one that succeeded.
     pub retries: u32,
+    /// Files not written because a row of theirs is over the sink's [`Sink::max_row_bytes`].
+    pub rejected: Vec<Oversize>,
 }
 
 /// A sink with idempotent, retried batch writes.
@@ -188,7 +203,21 @@ impl<S: Sink> Writer<S> {
     /// after a failure that happened after the server committed (the reply was lost) writes
     /// nothing twice; those files then count as inserted by this call, since its own first
     /// attempt had found them missing.
+    ///
+    /// Files with a row over the sink's [`Sink::max_row_bytes`] are left out, and returned
+    /// as [`PutOutcome::rejected`].
     pub async fn put(&mut self, batch: &CatalogBatch) -> Result<PutOutcome, SinkError> {
+        let (fits, rejected) = match self.sink.max_row_bytes() {
+            Some(max) => batch.split_oversize(max)?,
+            None => (batch.clone(), Vec::new()),
+        };
+        let mut outcome = self.put_fitting(&fits).await?;
+        outcome.rejected = rejected;
+        Ok(outcome)
+    }
+
+    /// [`Self::put`] of a batch whose rows all fit the sink.
+    async fn put_fitting(&mut self, batch: &CatalogBatch) -> Result<PutOutcome, SinkError> {
         let mut attempted: HashSet<String> = HashSet::new();
         let mut backoff = self.retry.backoff();
         let mut retries = 0;
@@ -259,6 +288,6 @@ impl<S: Sink> Writer<S> {
             return Err((e, fresh.file_ids().to_vec()));
         }
         let inserted = fresh.files() as u64 + landed_earlier;
-        Ok(PutOutcome { inserted, unchanged: total - inserted, rows: fresh.rows() as u64, retries: 0 })
+        Ok(PutOutcome { inserted, unchanged: total - inserted, rows: fresh.rows() as u64, ..PutOutcome::default() })
     }
 }

@@ -49,12 +49,13 @@ impl Leftover {
         Self { client: client.clone(), action: Some(action) }
     }
 
-    /// Runs the closing action now.
+    /// Runs the closing action now. (Dropped before it is done, it runs it again from
+    /// [`Drop`]: closing twice is harmless, never closing is not.)
     pub(super) async fn close(mut self) -> Result<(), FlightError> {
-        match self.action.take() {
-            Some(action) => run(&mut self.client, action).await,
-            None => Ok(()),
-        }
+        let Some(action) = self.action.clone() else { return Ok(()) };
+        let result = run(&mut self.client, action).await;
+        self.action = None;
+        result
     }
 
     /// Ends nothing: the resource was ended otherwise (a committed transaction).

@@ -255,6 +255,48 @@ mod tests {
         Ok(())
     }
 
+    /// Files with a row over the limit leave the batch with all their rows; the others stay.
+    #[test]
+    fn split_oversize_takes_out_whole_files() -> Result<(), Box<dyn std::error::Error>> {
+        let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples");
+        let mut builder = super::super::CatalogBuilder::new(super::super::ScanInfo::default());
+        for name in ["plate_yc.1001.exr", "shot010_aovs.1001.exr"] {
+            let bytes = std::fs::read(samples.join(name))?;
+            let header = crate::header::parse_complete(&bytes)?;
+            let file = super::super::SourceFile {
+                uri: format!("file:///{name}"),
+                bucket: None,
+                key: name.into(),
+                size_bytes: bytes.len() as u64,
+                last_modified: None,
+                etag: None,
+            };
+            builder.add(file, &header, None);
+        }
+        let batch = builder.finish()?;
+        let largest = |b: &CatalogBatch| b.tables.iter().flat_map(row_sizes).max().unwrap_or_default();
+        let (all, none) = batch.split_oversize(largest(&batch))?;
+        assert!(none.is_empty());
+        assert_eq!((all.files(), all.rows()), (2, batch.rows()));
+
+        // Just under the largest row: the file that has it goes, the other stays whole.
+        let (kept, out) = batch.split_oversize(largest(&batch) - 1)?;
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].row_bytes, largest(&batch));
+        assert_eq!(kept.files(), 1);
+        let gone: HashSet<String> = HashSet::from([out[0].file_id.clone()]);
+        assert_eq!(kept.rows(), batch.without(&gone)?.rows());
+        assert!(kept.rows() > 0 && kept.rows() < batch.rows());
+        assert!(out[0].to_string().starts_with(&format!("rows of {} bytes exceed", out[0].row_bytes)));
+
+        let (empty, both) = batch.split_oversize(0)?;
+        assert!(empty.is_empty() && empty.rows() == 0);
+        let mut keys: Vec<&str> = both.iter().map(|o| o.key.as_str()).collect();
+        keys.sort();
+        assert_eq!(keys, ["plate_yc.1001.exr", "shot010_aovs.1001.exr"]);
+        Ok(())
+    }
+
     #[test]
     fn refuses_foreign_schemas() {
         let mut tables = Table::ALL.map(|t| RecordBatch::new_empty(t.schema()));

@@ -44,9 +44,7 @@ use tonic::codegen::Bytes;
 use tonic::metadata::MetadataMap;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
-pub use options::{
-    Choice, Credentials, DEFAULT_MAX_MESSAGE_BYTES, FlightOptions, IngestPath, ScalarEncoding, VectorEncoding,
-};
+pub use options::{Choice, Credentials, FlightOptions, IngestPath, ScalarEncoding, VectorEncoding};
 pub use wire::{Dialect, Plan};
 
 use super::lookup::{self, IndexedQuery, id_list};

@@ -197,6 +197,9 @@ pub async fn run<S: Source, K: Sink>(
     let consume = async move {
         while let Some(batch) = batch_rx.recv().await {
             let outcome = writer.lock().await.put(&batch).await?;
+            for file in &outcome.rejected {
+                note_failure(tally, file.key.clone(), file.to_string());
+            }
             tally.written(&outcome);
         }
         Ok::<(), ScanError>(())

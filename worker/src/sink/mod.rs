@@ -28,7 +28,7 @@ pub use uri::SinkUri;
 
 pub use canonical::GcCounts;
 
-use crate::catalog::{CatalogBatch, CatalogError, SourceFile, WriteId};
+use crate::catalog::{CatalogBatch, CatalogError, Oversize, SourceFile, WriteId};
 
 /// Why a sink operation failed. Only [`SinkError::Transient`] is retried.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +73,12 @@ pub trait Sink: Send {
     /// with the same URI, size and ETag, in one round trip. Files without an ETag are never
     /// in the answer.
     fn indexed(&mut self, files: &[SourceFile]) -> impl Future<Output = Result<HashSet<String>, SinkError>> + Send;
+
+    /// The most bytes one row may take (as [`crate::catalog::row_sizes`] counts them), if the
+    /// sink has such a limit: a file with a larger row cannot be written and is not tried.
+    fn max_row_bytes(&self) -> Option<usize> {
+        None
+    }
 
     /// Repairs what a transient failure may have broken (e.g. a session or token lost in a
     /// server restart) before the next attempt.
@@ -146,6 +152,13 @@ impl Sink for AnySink {
         }
     }
 
+    fn max_row_bytes(&self) -> Option<usize> {
+        match self {
+            AnySink::Duckdb(s) => s.max_row_bytes(),
+            AnySink::Flight(s) => s.max_row_bytes(),
+        }
+    }
+
     async fn recover(&mut self) -> Result<(), SinkError> {
         match self {
             AnySink::Duckdb(s) => s.recover().await,
@@ -175,7 +188,7 @@ impl Sink for AnySink {
 }
 
 /// What [`Writer::put`] did with a batch.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PutOutcome {
     /// Files written by this call.
     pub inserted: u64,
@@ -185,6 +198,8 @@ pub struct PutOutcome {
     pub rows: u64,
     /// Attempts that failed transiently before the one that succeeded.
     pub retries: u32,
+    /// Files not written because a row of theirs is over the sink's [`Sink::max_row_bytes`].
+    pub rejected: Vec<Oversize>,
 }
 
 /// A sink with idempotent, retried batch writes.
@@ -213,7 +228,21 @@ impl<S: Sink> Writer<S> {
     /// stop on the server when it timed out here may still land after the retry: then both
     /// attempts' rows are complete, the views show those of the smaller write id, and
     /// [`Sink::collect_garbage`] removes the others.
+    ///
+    /// Files with a row over the sink's [`Sink::max_row_bytes`] are left out, and returned
+    /// as [`PutOutcome::rejected`].
     pub async fn put(&mut self, batch: &CatalogBatch) -> Result<PutOutcome, SinkError> {
+        let (fits, rejected) = match self.sink.max_row_bytes() {
+            Some(max) => batch.split_oversize(max)?,
+            None => (batch.clone(), Vec::new()),
+        };
+        let mut outcome = self.put_fitting(&fits).await?;
+        outcome.rejected = rejected;
+        Ok(outcome)
+    }
+
+    /// [`Self::put`] of a batch whose rows all fit the sink.
+    async fn put_fitting(&mut self, batch: &CatalogBatch) -> Result<PutOutcome, SinkError> {
         let mut attempted: HashSet<String> = HashSet::new();
         let mut backoff = self.retry.backoff();
         let mut retries = 0;
@@ -285,6 +314,6 @@ impl<S: Sink> Writer<S> {
             return Err((e, fresh.file_ids().to_vec()));
         }
         let inserted = fresh.files() as u64 + landed_earlier;
-        Ok(PutOutcome { inserted, unchanged: total - inserted, rows: fresh.rows() as u64, retries: 0 })
+        Ok(PutOutcome { inserted, unchanged: total - inserted, rows: fresh.rows() as u64, ..PutOutcome::default() })
     }
 }

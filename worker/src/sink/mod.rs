@@ -29,6 +29,7 @@ pub use uri::SinkUri;
 pub use canonical::GcCounts;
 
 use crate::catalog::{CatalogBatch, CatalogError, Oversize, SourceFile, WriteId};
+use crate::retry::Backoff;
 
 /// Why a sink operation failed. Only [`SinkError::Transient`] is retried.
 #[derive(Debug, thiserror::Error)]
@@ -243,77 +244,68 @@ impl<S: Sink> Writer<S> {
 
     /// [`Self::put`] of a batch whose rows all fit the sink.
     async fn put_fitting(&mut self, batch: &CatalogBatch) -> Result<PutOutcome, SinkError> {
+        if batch.is_empty() {
+            return Ok(PutOutcome::default());
+        }
+        // The files that failed attempts tried to write: one that the next attempt finds in
+        // the catalog landed after all, and counts as inserted by this call.
         let mut attempted: HashSet<String> = HashSet::new();
-        let mut backoff = self.retry.backoff();
+        let mut waits = self.retry.backoff();
         let mut retries = 0;
         loop {
-            match self.attempt(batch, &attempted).await {
-                Ok(mut outcome) => {
-                    outcome.retries = retries;
-                    return Ok(outcome);
-                }
-                Err((error, tried)) if error.is_transient() => {
-                    attempted.extend(tried);
-                    let Some(wait) = retry::next_wait(&mut backoff) else {
-                        return Err(error);
-                    };
-                    retries += 1;
-                    tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "sink write failed; retrying");
-                    tokio::time::sleep(wait).await;
-                    if let Err(e) = self.sink.recover().await
-                        && !e.is_transient()
-                    {
-                        return Err(e);
-                    }
-                }
-                Err((error, _)) => return Err(error),
+            match attempt(&mut self.sink, batch, &mut attempted).await {
+                Ok(outcome) => return Ok(PutOutcome { retries, ..outcome }),
+                Err(error) => self.recover_from(error, &mut waits, "sink write").await?,
             }
+            retries += 1;
         }
     }
 
     /// [`Sink::indexed`] under the retry policy.
     pub async fn indexed(&mut self, files: &[SourceFile]) -> Result<HashSet<String>, SinkError> {
-        let mut backoff = self.retry.backoff();
+        let mut waits = self.retry.backoff();
         loop {
             match self.sink.indexed(files).await {
                 Ok(found) => return Ok(found),
-                Err(error) if error.is_transient() => {
-                    let Some(wait) = retry::next_wait(&mut backoff) else {
-                        return Err(error);
-                    };
-                    tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "sink lookup failed; retrying");
-                    tokio::time::sleep(wait).await;
-                    if let Err(e) = self.sink.recover().await
-                        && !e.is_transient()
-                    {
-                        return Err(e);
-                    }
-                }
-                Err(error) => return Err(error),
+                Err(error) => self.recover_from(error, &mut waits, "sink lookup").await?,
             }
         }
     }
 
-    /// One existence check and write; on failure, also the ids it tried to write.
-    async fn attempt(
-        &mut self,
-        batch: &CatalogBatch,
-        attempted: &HashSet<String>,
-    ) -> Result<PutOutcome, (SinkError, Vec<String>)> {
-        if batch.is_empty() {
-            return Ok(PutOutcome::default());
+    /// After a failed attempt: `error` again if it is permanent or the retry policy has
+    /// given up; otherwise waits, lets the sink repair what the failure may have broken
+    /// ([`Sink::recover`]), and returns for the next attempt.
+    async fn recover_from(&mut self, error: SinkError, waits: &mut Backoff, what: &str) -> Result<(), SinkError> {
+        if !error.is_transient() {
+            return Err(error);
         }
-        let existing = self.sink.existing(batch.file_ids()).await.map_err(|e| (e, Vec::new()))?;
-        let fresh =
-            batch.without(&existing).and_then(|b| b.stamped(&WriteId::new())).map_err(|e| (e.into(), Vec::new()))?;
-        let landed_earlier = existing.iter().filter(|id| attempted.contains(*id)).count() as u64;
-        let total = batch.files() as u64;
-        if !fresh.is_empty()
-            && let Err(e) = self.sink.write(&fresh).await
-        {
-            return Err((e, fresh.file_ids().to_vec()));
+        let Some(wait) = waits.next() else { return Err(error) };
+        tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "{what} failed; retrying");
+        tokio::time::sleep(wait).await;
+        match self.sink.recover().await {
+            Err(e) if !e.is_transient() => Err(e),
+            _ => Ok(()),
         }
-        let inserted = fresh.files() as u64 + landed_earlier;
-        Ok(PutOutcome { inserted, unchanged: total - inserted, rows: fresh.rows() as u64, ..PutOutcome::default() })
     }
+}
+
+/// One existence check and write of `batch` (not empty) under a new write id; on failure,
+/// adds the files it tried to write to `attempted`.
+async fn attempt<S: Sink>(
+    sink: &mut S,
+    batch: &CatalogBatch,
+    attempted: &mut HashSet<String>,
+) -> Result<PutOutcome, SinkError> {
+    let existing = sink.existing(batch.file_ids()).await?;
+    let fresh = batch.without(&existing)?.stamped(&WriteId::new())?;
+    let landed_earlier = existing.iter().filter(|id| attempted.contains(*id)).count() as u64;
+    let total = batch.files() as u64;
+    if !fresh.is_empty()
+        && let Err(e) = sink.write(&fresh).await
+    {
+        attempted.extend(fresh.file_ids().iter().cloned());
+        return Err(e);
+    }
+    let inserted = fresh.files() as u64 + landed_earlier;
+    Ok(PutOutcome { inserted, unchanged: total - inserted, rows: fresh.rows() as u64, ..PutOutcome::default() })
 }

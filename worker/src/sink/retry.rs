@@ -1,10 +1,8 @@
 //! The sinks' side of the shared retry policy ([`crate::retry`]): which sink errors are
 //! worth a retry.
 
-use std::time::Duration;
-
 pub use crate::retry::RetryPolicy;
-use crate::retry::{Backoff, Transient};
+use crate::retry::Transient;
 
 use super::SinkError;
 
@@ -13,10 +11,4 @@ impl Transient for SinkError {
         // The inherent method (only `SinkError::Transient`).
         SinkError::is_transient(self)
     }
-}
-
-/// The next wait of `backoff`, or `None` when it has given up (for the [`super::Writer`]'s
-/// own loops, which repair the sink between attempts).
-pub(super) fn next_wait(backoff: &mut Backoff) -> Option<Duration> {
-    backoff.next()
 }

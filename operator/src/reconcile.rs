@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use exrscan_crds::{ExrScan, ExrScanStatus, Phase, RunSummary};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, ObjectReference, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -92,7 +92,10 @@ impl Error {
 fn api_reason(code: u16, message: &str) -> &'static str {
     if message.contains("exceeded quota") {
         "QuotaExceeded"
-    } else if message.contains("admission webhook") || message.contains("ValidatingAdmissionPolicy") {
+    } else if message.contains("admission webhook")
+        || message.contains("ValidatingAdmissionPolicy")
+        || message.contains("violates PodSecurity")
+    {
         "AdmissionDenied"
     } else {
         match code {
@@ -363,7 +366,10 @@ impl Run<'_> {
         status.failures = agg.failures;
         let outcome = match self.stuck(&pods.items) {
             Some(stuck) => stuck,
-            None => job_outcome(self.scan, &job, &shards, agg.failed_attempts.last()),
+            None => match self.pods_not_created(&job, &pods.items).await? {
+                Some(refused) => refused,
+                None => job_outcome(self.scan, &job, &shards, agg.failed_attempts.last()),
+            },
         };
         status.shards = Some(shards);
         Ok(outcome)
@@ -470,6 +476,9 @@ impl Run<'_> {
         if let Some(stuck) = self.stuck(&pods.items) {
             return Ok(PlanStage::Waiting(stuck));
         }
+        if let Some(refused) = self.pods_not_created(&planner, &pods.items).await? {
+            return Ok(PlanStage::Waiting(refused));
+        }
         self.mirror_job_spec(&planner, 1).await?;
         if let Some(queued) = queued_outcome(&planner) {
             return Ok(PlanStage::Waiting(queued));
@@ -553,6 +562,39 @@ impl Run<'_> {
             )
             .stopping_jobs(),
         )
+    }
+
+    /// The failure of a run whose Job has not been able to create a single pod for the grace
+    /// period since it started: the Job controller's latest `FailedCreate` Event says why (a
+    /// quota, an admission policy such as PodSecurity, a missing ServiceAccount). Its Events
+    /// are read only then.
+    async fn pods_not_created(&self, job: &Job, pods: &[Pod]) -> Result<Option<Outcome>, Error> {
+        let status = job.status.as_ref();
+        let suspended = job.spec.as_ref().and_then(|s| s.suspend) == Some(true);
+        let finished = has_condition(job, "Complete") || has_condition(job, "Failed");
+        let Some(started) = status.and_then(|s| s.start_time.as_ref()) else { return Ok(None) };
+        let waited = self.now.0.as_second().saturating_sub(started.0.as_second());
+        let grace = i64::try_from(self.ctx.stuck_pod_grace.as_secs()).unwrap_or(i64::MAX);
+        if !pods.is_empty() || suspended || finished || waited < grace {
+            return Ok(None);
+        }
+        let events: Api<CoreEvent> = Api::namespaced(self.ctx.client.clone(), &self.scan_ref.namespace);
+        let selector = format!("involvedObject.kind=Job,involvedObject.name={},reason=FailedCreate", job.name_any());
+        let refusals = events.list(&ListParams::default().fields(&selector)).await?;
+        let latest = refusals.items.iter().max_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0));
+        let Some(message) = latest.and_then(|e| e.message.clone()) else { return Ok(None) };
+        let reason = match api_reason(403, &message) {
+            "Forbidden" => "FailedCreate",
+            named => named,
+        };
+        Ok(Some(
+            Outcome::new(
+                Phase::Failed,
+                reason,
+                format!("Job {} could not create any pod for {waited} s: {message}", job.name_any()),
+            )
+            .stopping_jobs(),
+        ))
     }
 
     /// Keeps a Job's `suspend` and `parallelism` equal to the spec's (both are mutable),
@@ -888,6 +930,10 @@ mod tests {
         assert_eq!(api_reason(403, "jobs.batch is forbidden: User \"x\" cannot create resource"), "Forbidden");
         assert_eq!(api_reason(422, "Job.batch \"x\" is invalid"), "Invalid");
         assert_eq!(api_reason(503, "unavailable"), "APIServerError");
+        assert_eq!(
+            api_reason(403, "Error creating: pods \"x\" is forbidden: violates PodSecurity \"restricted:latest\""),
+            "AdmissionDenied"
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! operator binary and the fake worker (see `harness`): pods retried and runs replaced while
 //! old pods still stop (one writer per index at a time), a scan re-created while its old
 //! Jobs wait for garbage collection, a zero TTL, Kueue suspending and resizing Jobs, a
-//! missing credentials Secret, a run deadline, and a quota refusing Jobs.
+//! missing credentials Secret, a run deadline, and quotas refusing Jobs or pods.
 
 mod harness;
 
@@ -38,7 +38,7 @@ fn run_of(s: &ExrScan) -> String {
 async fn scans_hold_up_under_production_conditions() {
     let h = Harness::start(true).await;
     let _op = h.operator("op-1", &["--stuck-pod-seconds", "4"]);
-    for ns in ["fence", "again", "ttl", "queue", "stuck", "deadline", "quota"] {
+    for ns in ["fence", "again", "ttl", "queue", "stuck", "deadline", "quota", "podquota"] {
         h.namespace(ns).await;
     }
     tokio::join!(
@@ -49,6 +49,7 @@ async fn scans_hold_up_under_production_conditions() {
         a_missing_secret_fails_the_scan(&h),
         a_run_past_its_deadline_fails(&h),
         a_quota_refusal_shows_as_stalled(&h),
+        pods_refused_by_a_quota_fail_the_scan(&h),
     );
 }
 
@@ -346,25 +347,7 @@ async fn a_run_past_its_deadline_fails(h: &Harness) {
 async fn a_quota_refusal_shows_as_stalled(h: &Harness) {
     let (ns, name) = ("quota", "capped");
     h.behave(name, "summary 10 10 0 0");
-    // No quota controller runs here: the test writes the quota's status itself.
-    let (ok, err) = h.apply(&format!(
-        "apiVersion: v1\nkind: ResourceQuota\nmetadata:\n  name: no-jobs\n  namespace: {ns}\nspec:\n  hard:\n    count/jobs.batch: \"0\"\n"
-    ));
-    assert!(ok, "{err}");
-    kubectl_ok(
-        &h.cluster,
-        &[
-            "patch",
-            "resourcequota",
-            "no-jobs",
-            "-n",
-            ns,
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            r#"{"status":{"hard":{"count/jobs.batch":"0"},"used":{"count/jobs.batch":"0"}}}"#,
-        ],
-    );
+    zero_quota(h, ns, "no-jobs", "count/jobs.batch");
     let (ok, err) = h.apply(&scan_yaml(ns, name, 1, ""));
     assert!(ok, "{err}");
     let stalled = h.wait_scan(ns, name, RUN_TIMEOUT, "Stalled", |s| condition(s, "Stalled").0 == "True").await;
@@ -379,4 +362,29 @@ async fn a_quota_refusal_shows_as_stalled(h: &Harness) {
     kubectl_ok(&h.cluster, &["delete", "resourcequota", "no-jobs", "-n", ns]);
     let done = h.wait_scan(ns, name, RUN_TIMEOUT, "Succeeded", |s| phase(s) == Some(Phase::Succeeded)).await;
     assert_eq!(condition(&done, "Stalled").0, "False");
+}
+
+/// A ResourceQuota `name` allowing none of `resource` in `ns`. No quota controller runs here:
+/// the test writes the quota's status itself.
+fn zero_quota(h: &Harness, ns: &str, name: &str, resource: &str) {
+    let (ok, err) = h.apply(&format!(
+        "apiVersion: v1\nkind: ResourceQuota\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  hard:\n    {resource}: \"0\"\n"
+    ));
+    assert!(ok, "{err}");
+    let status = format!(r#"{{"status":{{"hard":{{"{resource}":"0"}},"used":{{"{resource}":"0"}}}}}}"#);
+    kubectl_ok(
+        &h.cluster,
+        &["patch", "resourcequota", name, "-n", ns, "--subresource=status", "--type=merge", "-p", &status],
+    );
+}
+
+async fn pods_refused_by_a_quota_fail_the_scan(h: &Harness) {
+    let (ns, name) = ("podquota", "nopods");
+    zero_quota(h, ns, "no-pods", "pods");
+    let (ok, err) = h.apply(&scan_yaml(ns, name, 1, ""));
+    assert!(ok, "{err}");
+    let failed = h.wait_scan(ns, name, RUN_TIMEOUT, "Failed", |s| phase(s) == Some(Phase::Failed)).await;
+    let (_, reason, message) = condition(&failed, "Failed");
+    assert_eq!(reason, "QuotaExceeded", "{message}");
+    assert!(message.contains("could not create any pod") && message.contains("exceeded quota"), "{message}");
 }

@@ -457,13 +457,14 @@ impl Run<'_> {
                 ),
             )));
         }
-        let selector = names::run_selector(&self.scan_ref.name, &self.id, Component::Planner);
-        let pods = self.apis.pods.list(&ListParams::default().labels(&selector)).await?;
+        let selector =
+            ListParams::default().labels(&names::run_selector(&self.scan_ref.name, &self.id, Component::Planner));
+        let list_pods = || self.apis.pods.list(&selector);
         if let Some(failed) = condition(&planner, "Failed") {
             if failed.reason.as_deref() == Some("DeadlineExceeded") {
                 return Ok(PlanStage::Waiting(self.deadline_exceeded("planning")));
             }
-            let why = progress::aggregate(&pods.items)
+            let why = progress::aggregate(&list_pods().await?.items)
                 .failed_attempts
                 .last()
                 .map_or_else(|| "no pod status".to_string(), progress::Attempt::failure_reason);
@@ -473,11 +474,15 @@ impl Run<'_> {
                 format!("planner Job {planner_name} failed: {why}"),
             )));
         }
-        if let Some(stuck) = self.stuck(&pods.items) {
-            return Ok(PlanStage::Waiting(stuck));
-        }
-        if let Some(refused) = self.pods_not_created(&planner, &pods.items).await? {
-            return Ok(PlanStage::Waiting(refused));
+        // A pod cannot have waited out the grace period before its Job has run that long.
+        if self.past_grace(&planner) {
+            let pods = list_pods().await?;
+            if let Some(stuck) = self.stuck(&pods.items) {
+                return Ok(PlanStage::Waiting(stuck));
+            }
+            if let Some(refused) = self.pods_not_created(&planner, &pods.items).await? {
+                return Ok(PlanStage::Waiting(refused));
+            }
         }
         self.mirror_job_spec(&planner, 1).await?;
         if let Some(queued) = queued_outcome(&planner) {
@@ -569,15 +574,12 @@ impl Run<'_> {
     /// quota, an admission policy such as PodSecurity, a missing ServiceAccount). Its Events
     /// are read only then.
     async fn pods_not_created(&self, job: &Job, pods: &[Pod]) -> Result<Option<Outcome>, Error> {
-        let status = job.status.as_ref();
         let suspended = job.spec.as_ref().and_then(|s| s.suspend) == Some(true);
         let finished = has_condition(job, "Complete") || has_condition(job, "Failed");
-        let Some(started) = status.and_then(|s| s.start_time.as_ref()) else { return Ok(None) };
-        let waited = self.now.0.as_second().saturating_sub(started.0.as_second());
-        let grace = i64::try_from(self.ctx.stuck_pod_grace.as_secs()).unwrap_or(i64::MAX);
-        if !pods.is_empty() || suspended || finished || waited < grace {
+        if !pods.is_empty() || suspended || finished || !self.past_grace(job) {
             return Ok(None);
         }
+        let waited = self.now.0.as_second().saturating_sub(started_at(job).unwrap_or_default());
         let events: Api<CoreEvent> = Api::namespaced(self.ctx.client.clone(), &self.scan_ref.namespace);
         let selector = format!("involvedObject.kind=Job,involvedObject.name={},reason=FailedCreate", job.name_any());
         let refusals = events.list(&ListParams::default().fields(&selector)).await?;
@@ -595,6 +597,13 @@ impl Run<'_> {
             )
             .stopping_jobs(),
         ))
+    }
+
+    /// Whether `job` has been running (since it started or was last resumed) for the grace
+    /// period of pods that cannot start.
+    fn past_grace(&self, job: &Job) -> bool {
+        let grace = i64::try_from(self.ctx.stuck_pod_grace.as_secs()).unwrap_or(i64::MAX);
+        started_at(job).is_some_and(|t| self.now.0.as_second().saturating_sub(t) >= grace)
     }
 
     /// Keeps a Job's `suspend` and `parallelism` equal to the spec's (both are mutable),
@@ -725,6 +734,11 @@ fn job_outcome(
         "Running",
         format!("{} of {} shards done, {} running", shards.succeeded, shards.total, shards.active),
     )
+}
+
+/// When `job` started or was last resumed (Unix seconds).
+fn started_at(job: &Job) -> Option<i64> {
+    Some(job.status.as_ref()?.start_time.as_ref()?.0.as_second())
 }
 
 /// Whether Kueue admits `job` (it carries a queue name).

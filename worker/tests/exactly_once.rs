@@ -198,8 +198,10 @@ fn every_file_once_under_concurrent_writers_kills_timeouts_and_restarts() -> Tes
         let mut server = FlightSqlServer::start_with(options)?;
         let adbc = server.adbc_uri();
         let read = |sql: &str| adbc_rows(&adbc, sql, &json!({}));
-        // A response cut off by the server's kill is given up after 5 s (default 30 s).
-        let sink = format!("{}?timeout_s=5", server.uri());
+        // A response cut off by the server's kill is given up after 20 s (default 30 s);
+        // without transactions every row is a commit of its own on this server, so a batch
+        // on a busy machine can take several seconds.
+        let sink = format!("{}?timeout_s=20", server.uri());
         let log = PathBuf::from(format!("{}-wal", server.database_path().display()));
         let setup = Setup { name, sink, read: &read, concurrent: true, log, server: Some(&mut server) };
         faults(&s3, &uploaded, &reference, setup)?;

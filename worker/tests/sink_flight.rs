@@ -319,8 +319,9 @@ fn bulk_ingest_with_blob_vectors() -> TestResult {
     Ok(())
 }
 
-/// Without transactions, `files` rows are written last and mark a file complete: child
-/// rows of a file without one (an attempt that died half-way) are replaced, not doubled.
+/// Without transactions, `files` rows are written last and mark a file complete: a file
+/// whose `files` rows are missing (an attempt that died half-way) is written again, the
+/// `indexed_*` views show its rows once, and `exrscan gc` removes the dead attempt's rows.
 #[test]
 fn without_transactions_files_rows_are_written_last() -> TestResult {
     let server =
@@ -350,7 +351,20 @@ fn without_transactions_files_rows_are_written_last() -> TestResult {
 
     let second = scan(&tree, &server.uri(), Credentials::default(), 4)?;
     assert_eq!((second.counts.inserted, second.counts.unchanged), (2, files - 2));
-    assert_eq!(counts(&server.adbc_uri(), &none()), expected_rows(&tree), "child rows doubled");
+    let view = |table: &str| {
+        scalar(&adbc_rows(&server.adbc_uri(), &format!("SELECT count(*) AS n FROM indexed_{table}"), &none())) as u64
+    };
+    let expected = expected_rows(&tree);
+    let seen = (view("files"), view("parts"), view("channels"), view("attributes"));
+    assert_eq!(seen, expected, "the views show each file's rows once");
+    assert!(counts(&server.adbc_uri(), &none()).1 > expected.1, "the dead attempt's rows are still in the tables");
+
+    let exrscan = testenv::paths::workspace_bin("exrscan")?;
+    let gc = std::process::Command::new(exrscan)
+        .args(["gc", "--sink", &server.uri(), "--orphan-grace-seconds", "0"])
+        .output()?;
+    assert!(gc.status.success(), "{}", String::from_utf8_lossy(&gc.stderr));
+    assert_eq!(counts(&server.adbc_uri(), &none()), expected, "gc leaves each file's rows once");
     assert_eq!(distinct_file_ids(&server.adbc_uri(), &none()), files);
     Ok(())
 }

@@ -156,7 +156,7 @@ fn basic_auth_handshake_token_expiry_and_refusal() -> TestResult {
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let uri: SinkUri = server.uri().parse()?;
-    let sink = runtime.block_on(AnySink::open(&uri, creds.clone(), &fixtures::retry()))?;
+    let sink = runtime.block_on(AnySink::open(&uri, &creds.clone().into(), &fixtures::retry()))?;
 
     // Restarted server: the token it issued is gone; the sink authenticates again.
     server.restart()?;
@@ -180,10 +180,10 @@ fn basic_auth_handshake_token_expiry_and_refusal() -> TestResult {
     // Wrong password: an authentication error at once, not retried for a minute.
     let started = std::time::Instant::now();
     let wrong = Credentials { password: Some("nope".into()), ..creds.clone() };
-    let refused = runtime.block_on(AnySink::open(&uri, wrong, &fixtures::retry()));
+    let refused = runtime.block_on(AnySink::open(&uri, &wrong.into(), &fixtures::retry()));
     assert!(matches!(refused, Err(SinkError::Auth(_))), "{:?}", refused.err());
     assert!(started.elapsed() < Duration::from_secs(10));
-    let anonymous = runtime.block_on(AnySink::open(&uri, Credentials::default(), &fixtures::retry()));
+    let anonymous = runtime.block_on(AnySink::open(&uri, &Credentials::default().into(), &fixtures::retry()));
     assert!(matches!(anonymous, Err(SinkError::Auth(_))), "{:?}", anonymous.err());
     Ok(())
 }
@@ -191,7 +191,7 @@ fn basic_auth_handshake_token_expiry_and_refusal() -> TestResult {
 fn flight_options(uri: &SinkUri) -> exrscan::sink::flight::FlightOptions {
     match uri {
         SinkUri::Flight(options) => options.clone(),
-        SinkUri::Duckdb(_) => panic!("not a Flight URI"),
+        other => panic!("{other} is not a Flight URI"),
     }
 }
 
@@ -237,7 +237,8 @@ fn tls_with_a_custom_ca() -> TestResult {
     // Without the CA the certificate is not trusted: a configuration error, not retried.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let started = std::time::Instant::now();
-    let untrusted = runtime.block_on(AnySink::open(&server.uri().parse()?, Credentials::default(), &fixtures::retry()));
+    let untrusted =
+        runtime.block_on(AnySink::open(&server.uri().parse()?, &Credentials::default().into(), &fixtures::retry()));
     assert!(matches!(untrusted, Err(SinkError::Config(_))), "{:?}", untrusted.err());
     assert!(started.elapsed() < Duration::from_secs(10));
     Ok(())
@@ -282,7 +283,7 @@ fn bulk_ingest_with_native_lists_when_the_server_supports_it() -> TestResult {
     let query_uri = exrscan::source::local::file_uri(&std::fs::canonicalize(&query)?).unwrap_or_default();
     let embeddings = exrscan::embed::embed(&exrscan::header::parse_complete(&std::fs::read(&query)?)?);
     let neighbours = runtime.block_on(async {
-        let mut sink = AnySink::open(&uri, Credentials::default(), &fixtures::retry()).await?;
+        let mut sink = AnySink::open(&uri, &Credentials::default().into(), &fixtures::retry()).await?;
         sink.similar(SimilarBy::Channels, &embeddings.channels, 4, Some(&query_uri)).await
     })?;
     assert_eq!(neighbours.len(), 4);

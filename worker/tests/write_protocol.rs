@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use exrscan::catalog::{CatalogBatch, CatalogBuilder, ScanInfo, SourceFile, Table, WriteId};
-use exrscan::sink::flight::Credentials;
+use exrscan::sink::Credentials;
 use exrscan::sink::{AnySink, GcCounts, RetryPolicy, Sink, SinkUri, Writer};
 use fixtures::{TestResult, adbc_rows, duckdb_rows, sample_names, samples_dir};
 use serde_json::{Value, json};
@@ -72,7 +72,7 @@ impl Catalog<'_> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let uri: SinkUri = self.uri.parse()?;
         Ok(runtime.block_on(async {
-            let sink = AnySink::open(&uri, Credentials::default(), &retry()).await?;
+            let sink = AnySink::open(&uri, &Credentials::default(), &retry()).await?;
             Ok::<_, exrscan::sink::SinkError>(f(sink).await)
         })?)
     }

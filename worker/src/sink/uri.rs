@@ -1,5 +1,5 @@
 //! Sink URIs: `duckdb:///path/catalog.duckdb`, `flight+grpc://host:port?…`,
-//! `flight+grpc+tls://host:port?…`.
+//! `flight+grpc+tls://host:port?…`, `vast://host[:port]?bucket=…`.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use super::SinkError;
 use super::flight::FlightOptions;
+use super::vast::VastOptions;
 
 /// A parsed sink URI.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,6 +16,8 @@ pub enum SinkUri {
     Duckdb(PathBuf),
     /// An Arrow Flight SQL server.
     Flight(FlightOptions),
+    /// VAST DataBase's tabular API.
+    Vast(VastOptions),
 }
 
 impl FromStr for SinkUri {
@@ -43,15 +46,15 @@ impl FromStr for SinkUri {
                         "credentials do not belong in the sink URI; use --flight-username/--flight-password-file or --flight-token-file (or their EXRSCAN_FLIGHT_* variables)".into(),
                     ));
                 }
-                let mut pairs = Vec::new();
-                for pair in query.split('&').filter(|p| !p.is_empty()) {
-                    let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-                    pairs.push((percent_decode(key)?, percent_decode(value)?));
-                }
-                FlightOptions::from_uri_parts(scheme == "flight+grpc+tls", authority, &pairs).map(SinkUri::Flight)
+                FlightOptions::from_uri_parts(scheme == "flight+grpc+tls", authority, &query_pairs(query)?)
+                    .map(SinkUri::Flight)
+            }
+            "vast" => {
+                let (authority, query) = rest.split_once('?').unwrap_or((rest, ""));
+                VastOptions::from_uri_parts(authority.trim_end_matches('/'), &query_pairs(query)?).map(SinkUri::Vast)
             }
             other => Err(SinkError::Config(format!(
-                "unknown sink scheme `{other}`: use duckdb:///path, flight+grpc://host:port or flight+grpc+tls://host:port"
+                "unknown sink scheme `{other}`: use duckdb:///path, flight+grpc://host:port, flight+grpc+tls://host:port or vast://host:port?bucket=NAME"
             ))),
         }
     }
@@ -64,8 +67,21 @@ impl fmt::Display for SinkUri {
             SinkUri::Flight(options) => {
                 write!(f, "flight+grpc{}://{}", if options.tls { "+tls" } else { "" }, options.authority)
             }
+            SinkUri::Vast(options) => {
+                write!(f, "vast://{}?bucket={}&schema={}", options.authority, options.bucket, options.schema)
+            }
         }
     }
+}
+
+/// The decoded `key=value` pairs of a URI's query.
+fn query_pairs(query: &str) -> Result<Vec<(String, String)>, SinkError> {
+    let mut pairs = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        pairs.push((percent_decode(key)?, percent_decode(value)?));
+    }
+    Ok(pairs)
 }
 
 /// Decodes `%XX` escapes.
@@ -107,6 +123,19 @@ mod tests {
         assert!(matches!("catalog.duckdb".parse::<SinkUri>(), Err(SinkError::Config(_))));
         assert!(matches!("flight+grpc://u:p@h:1".parse::<SinkUri>(), Err(SinkError::Config(_))));
         assert!(matches!("flight+grpc://h:1?bogus=1".parse::<SinkUri>(), Err(SinkError::Config(_))));
+    }
+
+    #[test]
+    fn vast_options() {
+        let Ok(SinkUri::Vast(o)) =
+            "vast://127.0.0.1:9000/?bucket=db&schema=exrscan%2Fprod&tls=false".parse::<SinkUri>()
+        else {
+            panic!("vast URI did not parse");
+        };
+        assert_eq!(o.endpoint(), "http://127.0.0.1:9000");
+        assert_eq!(o.schema, "exrscan/prod");
+        assert!(matches!("vast://h:1".parse::<SinkUri>(), Err(SinkError::Config(_))), "no bucket");
+        assert!(matches!("vast://ak:sk@h:1?bucket=b".parse::<SinkUri>(), Err(SinkError::Config(_))));
     }
 
     #[test]

@@ -121,14 +121,14 @@ impl VastTwin {
     pub fn log_path(&self) -> PathBuf {
         self.dir.path().join("vasttwin.log")
     }
+}
 
-    /// Runs `script` (under `tests/vast`) with the SDK venv against this twin; its stdout.
-    pub fn run_sdk(&self, script: &str, args: &[&str]) -> Result<String, Error> {
-        let mut cmd = Command::new(python()?);
-        cmd.arg(vast_dir().join(script))
-            .args(args)
-            .env("PYTHONPATH", vast_dir())
-            .env("VAST_TWIN_KEYS", format!("{ACCESS_KEY_ID}:{SECRET_ACCESS_KEY}"));
-        crate::output(script, cmd)
-    }
+/// Runs `script` (under `tests/vast`) with the SDK venv and the twin's keys; its stdout.
+pub fn run_sdk(script: &str, args: &[&str]) -> Result<String, Error> {
+    let mut cmd = Command::new(python()?);
+    cmd.arg(vast_dir().join(script))
+        .args(args)
+        .env("PYTHONPATH", vast_dir())
+        .env("VAST_TWIN_KEYS", format!("{ACCESS_KEY_ID}:{SECRET_ACCESS_KEY}"));
+    crate::output(script, cmd)
 }

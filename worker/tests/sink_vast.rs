@@ -12,7 +12,7 @@ use std::process::{Command, Output};
 use exrscan::catalog::{CatalogBatch, CatalogBuilder, ScanInfo, SourceFile, Table, WriteId};
 use exrscan::sink::vast::{Credentials, VastOptions, VastSink};
 use exrscan::sink::{Sink, SinkUri};
-use fixtures::{TestResult, expected_rows, sample_names, samples_dir};
+use fixtures::{TestResult, expected_rows, sample_names, samples_dir, vast_rows};
 use serde_json::Value;
 use testenv::VastTwin;
 use testenv::vasttwin::{ACCESS_KEY_ID, BUCKET, SECRET_ACCESS_KEY};
@@ -36,19 +36,8 @@ fn run(cmd: &mut Command) -> Output {
     out
 }
 
-/// Rows of `sql` over the catalog in `schema` as VAST's SDK reads it (`tests/vast/sdk_sql.py`).
-fn sdk_rows(twin: &VastTwin, schema: &str, sql: &str) -> Vec<Value> {
-    let out = twin
-        .run_sdk("sdk_sql.py", &["--endpoint", &twin.endpoint(), "--bucket", BUCKET, "--schema", schema, sql])
-        .unwrap_or_else(|e| panic!("reading the catalog through the VAST SDK failed: {e}"));
-    match serde_json::from_str(out.trim()) {
-        Ok(Value::Array(rows)) => rows,
-        other => panic!("unexpected SDK read-back {other:?}: {out}"),
-    }
-}
-
 fn count(twin: &VastTwin, schema: &str, relation: &str) -> u64 {
-    fixtures::scalar(&sdk_rows(twin, schema, &format!("SELECT count(*) AS n FROM {relation}"))) as u64
+    fixtures::scalar(&vast_rows(&twin.endpoint(), schema, &format!("SELECT count(*) AS n FROM {relation}"))) as u64
 }
 
 #[test]
@@ -67,8 +56,8 @@ fn scan_rescan_and_similar_through_the_twin_read_back_by_the_sdk() -> TestResult
     assert_eq!(count(&twin, schema, "indexed_files"), files);
 
     // Values survive: a vector bit for bit, a timestamp, a nullable ETag (a local scan has none).
-    let rows = sdk_rows(
-        &twin,
+    let rows = vast_rows(
+        &twin.endpoint(),
         schema,
         "SELECT metadata_embedding, channel_fingerprint, inspected_at, etag, frame_number FROM files \
          WHERE key = 'shot010_beauty.1003.exr'",
@@ -214,7 +203,7 @@ fn requests_match_the_official_sdk_field_by_field() -> TestResult {
     write_rows(&batch, dir.path())?;
 
     let reference = VastTwin::start_with(true, None)?;
-    reference.run_sdk(
+    testenv::vasttwin::run_sdk(
         "reference.py",
         &[
             "--endpoint",
@@ -303,7 +292,7 @@ fn sink_check_round_trips_a_scratch_table_and_reports_bad_keys() -> TestResult {
     assert!(line.starts_with("ok: VAST 5.4.0.0 at http://127.0.0.1:"), "{line}");
     assert!(line.contains("bucket catalog, schema exrscan/check"), "{line}");
     // The scratch table is gone; the catalog's four tables stay.
-    let tables = twin.run_sdk(
+    let tables = testenv::vasttwin::run_sdk(
         "sdk_sql.py",
         &["--endpoint", &twin.endpoint(), "--bucket", BUCKET, "--schema", "exrscan/check", "SELECT 1 AS n"],
     )?;

@@ -191,9 +191,13 @@ impl Client {
         self.send(Call::new(Method::PUT, "/".into(), "transaction", txid)).await.map(drop)
     }
 
-    /// Rolls `txid` back.
+    /// Rolls `txid` back. A transaction the server does not know (expired, or lost in a
+    /// restart) has ended already: that is a success.
     pub async fn rollback(&self, txid: u64) -> Result<(), SinkError> {
-        self.send(Call::new(Method::DELETE, "/".into(), "transaction", txid)).await.map(drop)
+        match self.send(Call::new(Method::DELETE, "/".into(), "transaction", txid)).await {
+            Err(e) if is_unknown_transaction(&e) => Ok(()),
+            other => other.map(drop),
+        }
     }
 }
 
@@ -227,6 +231,11 @@ fn status_error(what: &str, status: StatusCode, body: &[u8]) -> SinkError {
     }
 }
 
+/// Whether `error` is the server's answer for a transaction it does not know.
+fn is_unknown_transaction(error: &SinkError) -> bool {
+    matches!(error, SinkError::Transient(m) if m.contains(": 404 ") && m.contains("Transaction"))
+}
+
 /// Whether `error` is the server's "already exists" answer to a create.
 pub fn is_exists(error: &SinkError) -> bool {
     matches!(error, SinkError::Failed(m) | SinkError::Transient(m) if m.contains("AlreadyExists"))
@@ -240,7 +249,7 @@ mod tests {
     fn statuses_map_onto_sink_errors() {
         let xml = |code: &str| format!("<Error><Code>{code}</Code><Message>m</Message></Error>").into_bytes();
         let e = status_error("PUT /?transaction", StatusCode::NOT_FOUND, &xml("TabularTransactionNotFound"));
-        assert!(e.is_transient(), "{e}");
+        assert!(e.is_transient() && is_unknown_transaction(&e), "{e}");
         assert!(matches!(status_error("x", StatusCode::FORBIDDEN, &xml("SignatureDoesNotMatch")), SinkError::Auth(_)));
         assert!(status_error("x", StatusCode::SERVICE_UNAVAILABLE, &xml("SlowDown")).is_transient());
         assert!(status_error("x", StatusCode::CONFLICT, &xml("Conflict")).is_transient());

@@ -10,30 +10,31 @@
 //! computes the same rows client-side from `(file_id, write_id, $row_id)` selects, then
 //! deletes the others by row id ([`canonical`](super::canonical) has the SQL it mirrors).
 
+mod check;
 mod client;
+mod gc;
 mod messages;
 mod options;
 mod query;
 mod sigv4;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray, UInt64Array};
+use arrow::array::{Array, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Float32Type, Int64Type, Schema};
 use reqwest::Method;
 
 pub use options::{Credentials, VastOptions};
 
 use self::client::{Call, Client, MAX_REQUEST_BYTES, is_exists};
-use self::query::{Filter, ROW_ID, Select};
+use self::query::{Filter, Select};
 use super::canonical::GcCounts;
 use super::lookup::IndexedQuery;
 use super::similar::TopK;
 use super::{Neighbour, SimilarBy, Sink, SinkError};
-use crate::catalog::schema::WRITE_ID;
 use crate::catalog::{CatalogBatch, SourceFile, Table, WriteId};
 
 /// `file_id`s or URIs per existence or resume query (keeps a request far below 5 MiB).
@@ -210,9 +211,6 @@ fn text(batch: &RecordBatch, index: usize) -> Result<&StringArray, SinkError> {
     })
 }
 
-/// `(file_id, write_id, $row_id)` of a table's rows.
-type RowKeys = Vec<(String, String, u64)>;
-
 impl VastSink {
     async fn existing_in(&mut self, txid: u64, ids: &[String]) -> Result<HashSet<String>, SinkError> {
         let mut found = HashSet::new();
@@ -260,85 +258,6 @@ impl VastSink {
         Ok(())
     }
 
-    /// `(file_id, write_id, $row_id)` of every row of `table`.
-    async fn row_keys(&self, txid: u64, table: Table) -> Result<RowKeys, SinkError> {
-        let columns = ["file_id", WRITE_ID, ROW_ID];
-        let select = self.select(table, &columns, Filter::All, NARROW_LIMIT_ROWS);
-        let mut keys = Vec::new();
-        let mut bad = None;
-        select
-            .run(&self.client, txid, |batch| {
-                let (ids, writes) = match (text(batch, 0), text(batch, 1)) {
-                    (Ok(ids), Ok(writes)) => (ids, writes),
-                    (Err(e), _) | (_, Err(e)) => return bad = Some(e),
-                };
-                let Some(rows) = batch.column(2).as_primitive_opt::<arrow::datatypes::UInt64Type>() else {
-                    return bad =
-                        Some(SinkError::Schema(format!("$row_id comes back as {}", batch.column(2).data_type())));
-                };
-                for row in 0..batch.num_rows() {
-                    if ids.is_valid(row) && writes.is_valid(row) && rows.is_valid(row) {
-                        keys.push((ids.value(row).to_string(), writes.value(row).to_string(), rows.value(row)));
-                    }
-                }
-            })
-            .await?;
-        bad.map_or(Ok(keys), Err)
-    }
-
-    /// Deletes rows of `table` by row id.
-    async fn delete_rows(&self, txid: u64, table: Table, mut row_ids: Vec<u64>) -> Result<u64, SinkError> {
-        row_ids.sort_unstable();
-        let path = self.options.table_path(&self.options.table_name(table));
-        let schema = Arc::new(Schema::new(vec![Field::new(ROW_ID, DataType::UInt64, true)]));
-        // 8 bytes a row id: far below a request's limit.
-        for chunk in row_ids.chunks(256 * 1024) {
-            let ids: ArrayRef = Arc::new(UInt64Array::from(chunk.to_vec()));
-            let batch = RecordBatch::try_new(schema.clone(), vec![ids])
-                .map_err(|e| SinkError::Failed(format!("row ids to delete: {e}")))?;
-            let body = messages::ipc_stream(&batch)?;
-            self.client.send(Call::new(Method::DELETE, path.clone(), "rows", txid).body(body)).await?;
-        }
-        Ok(row_ids.len() as u64)
-    }
-
-    /// The rows the canonical-rows SQL hides, deleted: child tables first, `files` last.
-    async fn collect_garbage_in(&mut self, txid: u64, orphans_before: &WriteId) -> Result<GcCounts, SinkError> {
-        let files = self.row_keys(txid, Table::Files).await?;
-        // A file's canonical write id: the smallest with a `files` row.
-        let mut canonical: HashMap<&str, &str> = HashMap::new();
-        for (file_id, write_id, _) in &files {
-            let best = canonical.entry(file_id).or_insert(write_id);
-            if write_id.as_str() < *best {
-                *best = write_id;
-            }
-        }
-        let written: HashSet<(&str, &str)> = files.iter().map(|(f, w, _)| (f.as_str(), w.as_str())).collect();
-        let mut counts = GcCounts::default();
-        for child in [Table::Parts, Table::Channels, Table::Attributes] {
-            let rows = self.row_keys(txid, child).await?;
-            let doomed: Vec<u64> = rows
-                .iter()
-                .filter(|(file_id, write_id, _)| {
-                    canonical.get(file_id.as_str()) != Some(&write_id.as_str())
-                        && (write_id.as_str() < orphans_before.as_str()
-                            || written.contains(&(file_id.as_str(), write_id.as_str())))
-                })
-                .map(|(_, _, row)| *row)
-                .collect();
-            counts.add(child, self.delete_rows(txid, child, doomed).await?);
-        }
-        let doomed: Vec<u64> = files
-            .iter()
-            .filter(|(file_id, write_id, _)| {
-                canonical.get(file_id.as_str()).is_some_and(|best| *best < write_id.as_str())
-            })
-            .map(|(_, _, row)| *row)
-            .collect();
-        counts.add(Table::Files, self.delete_rows(txid, Table::Files, doomed).await?);
-        Ok(counts)
-    }
-
     async fn similar_in(&mut self, txid: u64, by: SimilarBy, vector: &[f32], top: &mut TopK) -> Result<(), SinkError> {
         let column = by.column();
         let columns = ["file_id", "source_uri", "inspected_at", column];
@@ -362,77 +281,6 @@ impl VastSink {
                 }
             })
             .await
-    }
-
-    /// A round trip through a scratch table in the sink's schema: create it, insert a row,
-    /// read it back, drop it. The one-line report names the server's version.
-    pub async fn check(&mut self) -> Result<String, SinkError> {
-        let version = self.client.version().await?;
-        let name = format!(
-            "{}sink_check_{}",
-            self.options.table_prefix,
-            WriteId::new().as_str().replace(['-', ':', '.'], "_")
-        );
-        let path = self.options.table_path(&name);
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("file_id", DataType::Utf8, false),
-            Field::new("size_bytes", DataType::Int64, false),
-        ]));
-        let token = format!("exrscan-sink-check-{name}");
-        let row = RecordBatch::try_new(
-            schema.clone(),
-            vec![Arc::new(StringArray::from(vec![token.clone()])), Arc::new(Int64Array::from(vec![42]))],
-        )
-        .map_err(|e| SinkError::Failed(format!("the check's row: {e}")))?;
-        let started = std::time::Instant::now();
-        let txid = self.begin().await?;
-        let created = self
-            .client
-            .send(Call::new(Method::POST, path.clone(), "table", txid).body(messages::schema_message(&schema)?))
-            .await;
-        let created = self.end(txid, created).await;
-        created?;
-        let txid = self.begin().await?;
-        let inserted = self
-            .client
-            .send(Call::new(Method::POST, path.clone(), "rows", txid).body(messages::ipc_stream(&row)?))
-            .await;
-        let inserted = self.end(txid, inserted).await;
-        let mut read_back = Vec::new();
-        if inserted.is_ok() {
-            let txid = self.begin().await?;
-            let tokens = [token.as_str()];
-            let select = Select {
-                table: schema.clone(),
-                path: path.clone(),
-                columns: &["file_id", "size_bytes"],
-                filter: Filter::In("file_id", &tokens),
-                limit_rows: NARROW_LIMIT_ROWS,
-            };
-            let result = select.run(&self.client, txid, |batch| read_back.push(batch.clone())).await;
-            self.end(txid, result).await?;
-        }
-        let txid = self.begin().await?;
-        let dropped = self.client.send(Call::new(Method::DELETE, path, "table", txid)).await;
-        let dropped = self.end(txid, dropped).await;
-        inserted?;
-        dropped?;
-        let rows: usize = read_back.iter().map(RecordBatch::num_rows).sum();
-        let same = read_back
-            .first()
-            .is_some_and(|b| b.column(1).as_primitive_opt::<Int64Type>().is_some_and(|v| v.value(0) == 42));
-        if rows != 1 || !same {
-            return Err(SinkError::Failed(format!(
-                "the scratch table {name} gave back {rows} rows instead of the one inserted"
-            )));
-        }
-        Ok(format!(
-            "ok: VAST {version} at {}, bucket {}, schema {}: created, wrote, read back and dropped {name} in {:.2}s",
-            self.options.endpoint(),
-            self.options.bucket,
-            self.options.schema,
-            started.elapsed().as_secs_f64()
-        ))
     }
 }
 
@@ -510,7 +358,7 @@ mod tests {
 
     #[test]
     fn large_inserts_are_split_by_rows() -> Result<(), SinkError> {
-        let text: ArrayRef = Arc::new(StringArray::from(vec!["x".repeat(1 << 20); 12]));
+        let text: arrow::array::ArrayRef = Arc::new(StringArray::from(vec!["x".repeat(1 << 20); 12]));
         let rows = RecordBatch::try_from_iter([("file_id", text)]).map_err(|e| SinkError::Failed(e.to_string()))?;
         let mut bodies = Vec::new();
         insert_bodies(&rows, &mut bodies)?;

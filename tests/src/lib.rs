@@ -7,7 +7,7 @@
 
 pub use flightsql::FlightSqlServer;
 pub use s3::{S3Options, S3Server};
-pub use vasttwin::VastTwin;
+pub use vasttwin::{VastTwin, VastTwinOptions};
 
 pub mod audit;
 pub mod flightsql;

@@ -26,8 +26,16 @@ pub struct VastTwin {
     server: Option<Server>,
     addr: SocketAddr,
     dir: TempDir,
-    record: bool,
-    tx_timeout: Option<f64>,
+    options: VastTwinOptions,
+}
+
+/// Optional behaviour of the twin (all off by default).
+#[derive(Debug, Clone, Default)]
+pub struct VastTwinOptions {
+    /// Record every request to [`VastTwin::record_path`].
+    pub record: bool,
+    /// Serve HTTPS with this PEM certificate chain and key.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// `tests/vast`, where the `vasttwin` package and the SDK-side scripts are.
@@ -53,15 +61,14 @@ pub fn python() -> Result<PathBuf, Error> {
 impl VastTwin {
     /// Starts the twin on a free loopback port with an empty database.
     pub fn start() -> Result<Self, Error> {
-        Self::start_with(false, None)
+        Self::start_with(VastTwinOptions::default())
     }
 
-    /// Starts the twin, recording every request to [`VastTwin::record_path`] when `record`,
-    /// rolling back transactions idle for `tx_timeout` seconds when given.
-    pub fn start_with(record: bool, tx_timeout: Option<f64>) -> Result<Self, Error> {
+    /// Starts the twin with optional behaviour.
+    pub fn start_with(options: VastTwinOptions) -> Result<Self, Error> {
         let dir = work_dir("vasttwin")?;
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
-        let mut twin = Self { server: None, addr, dir, record, tx_timeout };
+        let mut twin = Self { server: None, addr, dir, options };
         twin.restart()?;
         Ok(twin)
     }
@@ -85,11 +92,11 @@ impl VastTwin {
             .arg(self.addr.port().to_string())
             .env("PYTHONPATH", vast_dir())
             .env("VAST_TWIN_KEYS", format!("{ACCESS_KEY_ID}:{SECRET_ACCESS_KEY}"));
-        if self.record {
+        if self.options.record {
             cmd.arg("--record").arg(self.record_path());
         }
-        if let Some(seconds) = self.tx_timeout {
-            cmd.arg("--tx-timeout").arg(seconds.to_string());
+        if let Some((cert, key)) = &self.options.tls {
+            cmd.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
         }
         let mut server = Server::spawn("VAST twin", cmd, &self.dir.path().join("vasttwin.log"))?;
         server.wait_for_port(self.addr, Duration::from_secs(60))?;
@@ -102,14 +109,16 @@ impl VastTwin {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`, as the SDK takes it.
+    /// `http://127.0.0.1:PORT` (`https://…` with TLS), as the SDK takes it.
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.options.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
-    /// The sink URI for the schema `schema` (nested with `/`).
+    /// The sink URI for the schema `schema` (nested with `/`); with TLS, without a `ca`.
     pub fn uri(&self, schema: &str) -> String {
-        format!("vast://{}?bucket={BUCKET}&schema={schema}&tls=false", self.addr)
+        let tls = self.options.tls.is_some();
+        format!("vast://{}?bucket={BUCKET}&schema={schema}&tls={tls}", self.addr)
     }
 
     /// The JSON-lines recording of the requests (with `record`).

@@ -5,7 +5,6 @@
 
 mod fixtures;
 
-use std::path::Path;
 use std::time::Duration;
 
 use exrscan::sink::flight::{Credentials, FlightSink, IngestPath, ScalarEncoding, VectorEncoding};
@@ -195,33 +194,10 @@ fn flight_options(uri: &SinkUri) -> exrscan::sink::flight::FlightOptions {
     }
 }
 
-/// Writes a CA and a server certificate (for 127.0.0.1 and localhost) signed by it.
-fn certificates(
-    dir: &Path,
-) -> Result<(std::path::PathBuf, std::path::PathBuf, std::path::PathBuf), Box<dyn std::error::Error>> {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "exrscan test CA");
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
-    let ca_key = KeyPair::generate()?;
-    let ca = ca_params.self_signed(&ca_key)?;
-    let issuer = Issuer::new(ca_params, ca_key);
-    let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
-    params.distinguished_name.push(DnType::CommonName, "localhost");
-    let key = KeyPair::generate()?;
-    let cert = params.signed_by(&key, &issuer)?;
-    let paths = (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"));
-    std::fs::write(&paths.0, ca.pem())?;
-    std::fs::write(&paths.1, cert.pem())?;
-    std::fs::write(&paths.2, key.serialize_pem())?;
-    Ok(paths)
-}
-
 #[test]
 fn tls_with_a_custom_ca() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let (ca, cert, key) = certificates(dir.path())?;
+    let (ca, cert, key) = fixtures::certificates(dir.path())?;
     let server =
         FlightSqlServer::start_with(FlightSqlOptions { tls: Some((cert, key)), ..FlightSqlOptions::default() })?;
     let tree = dir.path().join("tree");

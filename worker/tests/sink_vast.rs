@@ -14,8 +14,8 @@ use exrscan::sink::vast::{Credentials, VastOptions, VastSink};
 use exrscan::sink::{Sink, SinkUri};
 use fixtures::{TestResult, expected_rows, sample_names, samples_dir, vast_rows};
 use serde_json::Value;
-use testenv::VastTwin;
 use testenv::vasttwin::{ACCESS_KEY_ID, BUCKET, SECRET_ACCESS_KEY};
+use testenv::{VastTwin, VastTwinOptions};
 
 fn credentials() -> Credentials {
     Credentials { access_key_id: ACCESS_KEY_ID.into(), secret_access_key: SECRET_ACCESS_KEY.into() }
@@ -202,7 +202,7 @@ fn requests_match_the_official_sdk_field_by_field() -> TestResult {
     let dir = tempfile::tempdir()?;
     write_rows(&batch, dir.path())?;
 
-    let reference = VastTwin::start_with(true, None)?;
+    let reference = VastTwin::start_with(VastTwinOptions { record: true, ..Default::default() })?;
     testenv::vasttwin::run_sdk(
         "reference.py",
         &[
@@ -217,7 +217,7 @@ fn requests_match_the_official_sdk_field_by_field() -> TestResult {
         ],
     )?;
 
-    let twin = VastTwin::start_with(true, None)?;
+    let twin = VastTwin::start_with(VastTwinOptions { record: true, ..Default::default() })?;
     let SinkUri::Vast(options) = twin.uri("exrscan/shard-0").parse()? else { panic!("a vast URI") };
     let options: VastOptions = options;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -313,6 +313,27 @@ fn sink_check_round_trips_a_scratch_table_and_reports_bad_keys() -> TestResult {
     assert_eq!(wrong.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("authentication failed") && stderr.contains("SignatureDoesNotMatch"), "{stderr}");
     assert!(!stderr.contains("not-the-secret"), "the secret stays out of errors: {stderr}");
+    Ok(())
+}
+
+/// HTTPS with a custom CA: trusted with `ca=`, a configuration error (not retried) without.
+#[test]
+fn tls_with_a_custom_ca() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (ca, cert, key) = fixtures::certificates(dir.path())?;
+    let twin = VastTwin::start_with(VastTwinOptions { tls: Some((cert, key)), ..Default::default() })?;
+    let sink = format!("{}&ca={}", twin.uri("exrscan/tls"), ca.display());
+    assert!(sink.contains("tls=true"), "{sink}");
+    let out = run(exrscan().args(["sink-check", "--sink", &sink]));
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert!(line.starts_with("ok: VAST 5.4.0.0 at https://127.0.0.1:"), "{line}");
+
+    let started = std::time::Instant::now();
+    let untrusted = exrscan().args(["sink-check", "--sink", &twin.uri("exrscan/tls")]).output()?;
+    let stderr = String::from_utf8_lossy(&untrusted.stderr);
+    assert_eq!(untrusted.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("bad sink configuration") && stderr.contains("certificate"), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "not retried: {:?}", started.elapsed());
     Ok(())
 }
 

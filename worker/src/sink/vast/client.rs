@@ -201,11 +201,21 @@ impl Client {
     }
 }
 
-/// A request that got no answer: the server may be restarting or unreachable.
+/// A request that got no answer: the server may be restarting or unreachable — unless TLS
+/// refused its certificate, which no retry changes.
 fn transport_error(what: &str, error: &reqwest::Error) -> SinkError {
+    // The chain's texts hold the URL at most (credentials travel in headers only).
+    let mut chain = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        chain.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    if chain.contains("certificate") {
+        return SinkError::Config(format!("TLS to the VAST endpoint: {what}: {chain}"));
+    }
     let kind = if error.is_timeout() { "timed out" } else { "failed" };
-    // `reqwest`'s error text holds the URL (no credentials: they travel in headers only).
-    SinkError::Transient(format!("{what} {kind}: {error}"))
+    SinkError::Transient(format!("{what} {kind}: {chain}"))
 }
 
 /// The `<Code>` and `<Message>` of an S3-style XML error body.

@@ -14,7 +14,7 @@ pub struct VastOptions {
     pub authority: String,
     /// HTTPS (the default) or plain HTTP (`tls=false`, e.g. the loopback twin).
     pub tls: bool,
-    /// PEM file of the CA of the server's certificate (else the built-in roots).
+    /// PEM file of the CA of the server's certificate (else the system's trust store).
     pub ca: Option<PathBuf>,
     /// The database bucket holding the schema.
     pub bucket: String,

@@ -121,9 +121,11 @@ impl VastSink {
             if !names.iter().any(|n| n == levels[depth]) {
                 let path = format!("/{bucket}{parent}/{}", levels[depth]);
                 let create = Call::new(Method::POST, path, "schema", txid).body(messages::create_schema());
+                let schema = levels[..=depth].join("/");
                 match self.client.send(create).await {
-                    Err(e) if !is_exists(&e) => return Err(e),
-                    _ => tracing::info!(bucket = %bucket, schema = %levels[..=depth].join("/"), "created the schema"),
+                    Ok(_) => tracing::info!(%bucket, %schema, "created the schema"),
+                    Err(e) if is_exists(&e) => tracing::debug!(%bucket, %schema, "another writer created the schema"),
+                    Err(e) => return Err(e),
                 }
             }
         }
@@ -142,8 +144,9 @@ impl VastSink {
         if !exists {
             let body = messages::schema_message(&table.schema())?;
             match self.client.send(Call::new(Method::POST, path, "table", txid).body(body)).await {
-                Err(e) if !is_exists(&e) => return Err(e),
-                _ => tracing::info!(table = %name, "created the table"),
+                Ok(_) => tracing::info!(table = %name, "created the table"),
+                Err(e) if is_exists(&e) => tracing::debug!(table = %name, "another writer created the table"),
+                Err(e) => return Err(e),
             }
             return Ok(());
         }

@@ -32,8 +32,16 @@ build:
 	cargo build --workspace --bins
 
 # `cargo test --workspace` also builds every binary the tests run (exrscan, the operator,
-# the node agent) with the same feature set, so each heavy crate is compiled once.
-test: fmt-check setup
+# the node agent) with the same feature set, so each heavy crate is compiled once. The
+# test environment (apt, venvs, the Go-built servers) is set up while the workspace
+# compiles: on two cores the Go builds fill what DuckDB's C++ and the links leave idle.
+test: fmt-check
+	@mkdir -p $(EXRSCAN_CACHE)/logs
+	@tests/env/setup.sh >$(EXRSCAN_CACHE)/logs/setup.log 2>&1 & setup=$$!; \
+	cargo test --workspace --no-run; built=$$?; \
+	wait $$setup; ready=$$?; cat $(EXRSCAN_CACHE)/logs/setup.log; \
+	if [ $$ready -ne 0 ]; then echo "make test: tests/env/setup.sh failed (log above)" >&2; exit 1; fi; \
+	exit $$built
 	cargo test --workspace --no-fail-fast
 	$${EXRSCAN_VAST_PYTHON:-$(EXRSCAN_CACHE)/venv-vast/bin/python} -m pytest -q tests/vast
 	worker/fuzz/run.sh $(FUZZ_SECONDS)

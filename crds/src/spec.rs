@@ -81,10 +81,16 @@ pub struct ExrScanSpec {
     #[serde(default = "default_backoff_limit_per_index")]
     #[schemars(range(min = 0, max = 100))]
     pub backoff_limit_per_index: i32,
-    /// Seconds after the run finishes before its Jobs and pods are deleted (the status keeps the results).
+    /// Seconds after the run's outcome is in the status before its Jobs and pods are deleted
+    /// (the status keeps the results; 0 deletes them as soon as the outcome is recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 31536000))]
     pub ttl_seconds_after_finished: Option<i32>,
+    /// Longest a run may take, from its start (planning included); a run still going then
+    /// fails with `DeadlineExceeded` (its Jobs' `activeDeadlineSeconds`). Unbounded when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 31536000))]
+    pub timeout_seconds: Option<i64>,
 }
 
 fn default_shards() -> i32 {
@@ -230,6 +236,14 @@ pub struct WorkerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1024, max = 16777216))]
     pub header_bytes: Option<i64>,
+    /// Kueue LocalQueue of the scan's Jobs: they carry the label `kueue.x-k8s.io/queue-name`,
+    /// are created suspended, and Kueue alone decides when they run (the operator then leaves
+    /// their `suspend` and `parallelism` alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')")
+        .message("spec.worker.queueName must be a LocalQueue name (a DNS label)"))]
+    pub queue_name: Option<String>,
 }
 
 /// Embedding settings.

@@ -18,12 +18,19 @@ pub struct Outcome {
     pub reason: String,
     /// Human-readable detail.
     pub message: String,
+    /// The run's Jobs are to be ended once this outcome is recorded (their pods cannot start).
+    pub stop_jobs: bool,
 }
 
 impl Outcome {
     /// An outcome.
     pub fn new(phase: Phase, reason: &str, message: impl Into<String>) -> Outcome {
-        Outcome { phase, reason: reason.to_string(), message: message.into() }
+        Outcome { phase, reason: reason.to_string(), message: message.into(), stop_jobs: false }
+    }
+
+    /// This outcome, ending the run's Jobs once it is recorded.
+    pub fn stopping_jobs(self) -> Outcome {
+        Outcome { stop_jobs: true, ..self }
     }
 }
 
@@ -61,6 +68,39 @@ pub fn conditions(outcome: &Outcome, previous: &[Condition], generation: Option<
             }
         })
         .collect()
+}
+
+/// The conditions of a scan whose reconcile fails (`reason`: what the API server or the
+/// operator said, e.g. `QuotaExceeded`, `Forbidden`, `AdmissionDenied`): `Stalled` and not
+/// `Ready` or `Reconciling`, so that kstatus reads the scan as failed, not current, until a
+/// reconcile succeeds again (which recomputes every condition). The others stay as they were.
+pub fn blocked(
+    reason: &str,
+    message: &str,
+    previous: &[Condition],
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
+    let mut result = previous.to_vec();
+    for (type_, on) in [("Ready", false), ("Reconciling", false), ("Stalled", true)] {
+        let status = if on { "True" } else { "False" };
+        let condition = Condition {
+            type_: type_.to_string(),
+            status: status.to_string(),
+            reason: reason.to_string(),
+            message: message.to_string(),
+            observed_generation: generation,
+            last_transition_time: previous
+                .iter()
+                .find(|c| c.type_ == type_ && c.status == status)
+                .map_or_else(|| now.clone(), |c| c.last_transition_time.clone()),
+        };
+        match result.iter_mut().find(|c| c.type_ == type_) {
+            Some(existing) => *existing = condition,
+            None => result.push(condition),
+        }
+    }
+    result
 }
 
 #[cfg(test)]
@@ -119,5 +159,21 @@ mod tests {
             assert_eq!(get(&c, t).status, "False", "{t}");
         }
         assert_eq!(get(&c, "Progressing").reason, "Suspended");
+    }
+
+    #[test]
+    fn a_failing_reconcile_is_stalled_until_one_succeeds() {
+        let running = conditions(&Outcome::new(Phase::Planning, "Planning", "listing"), &[], Some(1), &at(5));
+        let c = blocked("QuotaExceeded", "exceeded quota: jobs", &running, Some(1), &at(9));
+        assert_eq!((get(&c, "Stalled").status.as_str(), get(&c, "Stalled").reason.as_str()), ("True", "QuotaExceeded"));
+        assert_eq!(get(&c, "Stalled").last_transition_time, at(9));
+        assert_eq!(get(&c, "Reconciling").status, "False", "kstatus reads Reconciling before Stalled");
+        assert_eq!(get(&c, "Ready").status, "False");
+        assert_eq!(get(&c, "Progressing").status, "True", "the others stay");
+        let again = blocked("QuotaExceeded", "exceeded quota: jobs", &c, Some(1), &at(20));
+        assert_eq!(again, c, "a repeated failure writes nothing new");
+        let recovered = conditions(&Outcome::new(Phase::Planning, "Planning", "listing"), &again, Some(1), &at(30));
+        assert_eq!(get(&recovered, "Stalled").status, "False");
+        assert_eq!(get(&recovered, "Reconciling").status, "True");
     }
 }

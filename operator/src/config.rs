@@ -41,6 +41,10 @@ pub struct RunConfig {
     /// This replica's identity on the Lease (default: POD_NAME, else hostname and pid).
     #[arg(long, env = "EXRSCAN_IDENTITY")]
     pub identity: Option<String>,
+    /// Seconds a pod may wait for a reason waiting does not cure (missing Secret, image pull
+    /// error) before its scan fails with that reason.
+    #[arg(long, env = "EXRSCAN_STUCK_POD_SECONDS", default_value_t = 300)]
+    pub stuck_pod_seconds: u64,
     /// Log format.
     #[arg(long, env = "EXRSCAN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -55,6 +59,11 @@ impl RunConfig {
     /// Requeue interval of active scans.
     pub fn active_resync(&self) -> Duration {
         Duration::from_secs(self.active_resync_seconds.max(1))
+    }
+
+    /// How long a pod may fail to start before its scan fails.
+    pub fn stuck_pod_grace(&self) -> Duration {
+        Duration::from_secs(self.stuck_pod_seconds)
     }
 
     /// The Lease's namespace.
@@ -72,6 +81,19 @@ impl RunConfig {
             format!("{}-{}", host.trim(), std::process::id())
         })
     }
+}
+
+/// Longest wait for the answer to one API request (other than a watch).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `config` with `timeout` on connecting, sending and reading each response.
+pub fn with_timeouts(mut config: kube::Config, timeout: Duration) -> kube::Config {
+    config.connect_timeout = Some(timeout);
+    config.write_timeout = Some(timeout);
+    config.read_timeout = Some(timeout);
+    // Counted from each request, not from when its pooled connection went idle.
+    config.reset_reader_on_write = true;
+    config
 }
 
 #[cfg(test)]
@@ -92,6 +114,7 @@ mod tests {
         assert_eq!(c.resync(), Duration::from_secs(300));
         assert!(c.leader_election);
         assert_eq!(c.lease_name, "exrscan-operator");
+        assert_eq!(c.stuck_pod_grace(), Duration::from_secs(300));
         let c = Cli::try_parse_from([
             "x",
             "--namespaces",

@@ -10,7 +10,7 @@ use exrscan_crds::ExrScan;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use kube::runtime::controller::{Config, Controller};
+use kube::runtime::controller::{Config, Controller, Error as ControllerError};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt};
@@ -52,8 +52,14 @@ pub async fn run(
             .graceful_shutdown_on(shutdown.clone());
         ctx.metrics.watch_store(controller.store());
         controller.run(reconcile::reconcile, reconcile::error_policy, ctx.clone()).for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "controller event");
+            match result {
+                // A watch that fails (e.g. 403 listing pods) leaves the operator blind: say so.
+                Err(error @ (ControllerError::QueueError(_) | ControllerError::RunnerError(_))) => {
+                    tracing::warn!(%error, "watching failed; retrying")
+                }
+                // Failed reconciles are logged by the error policy; vanished objects are normal.
+                Err(error) => tracing::debug!(%error, "controller event"),
+                Ok(_) => {}
             }
         })
     });

@@ -29,6 +29,14 @@ pub struct LeaseConfig {
     pub duration: Duration,
 }
 
+impl LeaseConfig {
+    /// Longest one Lease request may take (connect, send, answer): a third of the duration,
+    /// so that a renewal (a read and a write) fails before the Lease could expire.
+    pub fn request_timeout(&self) -> Duration {
+        (self.duration / 3).max(Duration::from_millis(200))
+    }
+}
+
 /// Why leader election failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -120,15 +128,17 @@ impl LeaderElector {
         }
     }
 
-    /// Waits until this replica holds the Lease; `on_answer` is called after the first
-    /// answer of the API server (the replica is ready, leading or not).
-    pub async fn acquire(&mut self, mut on_answer: impl FnMut()) {
+    /// Waits until this replica holds the Lease and returns when the winning request was
+    /// sent (the Lease counts from then); `on_answer` is called after the first answer of
+    /// the API server (the replica is ready, leading or not).
+    pub async fn acquire(&mut self, mut on_answer: impl FnMut()) -> Instant {
         loop {
+            let sent = Instant::now();
             match self.try_acquire_or_renew().await {
                 Ok(true) => {
                     on_answer();
                     tracing::info!(lease = %self.config.name, identity = %self.config.identity, "became the leader");
-                    return;
+                    return sent;
                 }
                 Ok(false) => on_answer(),
                 Err(error) => tracing::warn!(%error, "leader election: attempt failed"),
@@ -137,28 +147,41 @@ impl LeaderElector {
         }
     }
 
-    /// Renews the Lease until it cannot be renewed for two thirds of its duration (or
-    /// another replica took it); returns then. Leadership is lost when this returns.
-    pub async fn hold(&mut self) {
-        let deadline = self.config.duration * 2 / 3;
-        let mut renewed = Instant::now();
+    /// Renews the Lease (held since the request sent at `acquired`) until it cannot be
+    /// renewed within two thirds of its duration, or another replica took it; returns then.
+    /// Leadership is lost when this returns. A renewal counts from when it was sent, and one
+    /// that has not answered when the two thirds are up is abandoned: a hung request never
+    /// keeps this replica leading while a standby may take the Lease.
+    pub async fn hold(&mut self, acquired: Instant) {
+        let deadline = self.renew_deadline();
+        let mut renewed = acquired;
         loop {
             tokio::time::sleep(self.retry_period()).await;
-            match self.try_acquire_or_renew().await {
-                Ok(true) => renewed = Instant::now(),
-                Ok(false) => {
+            let left = deadline.saturating_sub(renewed.elapsed());
+            let sent = Instant::now();
+            match tokio::time::timeout(left, self.try_acquire_or_renew()).await {
+                Ok(Ok(true)) => renewed = sent,
+                Ok(Ok(false)) => {
                     tracing::error!(lease = %self.config.name, "leader election: the Lease was taken by another replica");
                     return;
                 }
-                Err(error) => {
-                    tracing::warn!(%error, "leader election: renewal failed");
-                    if renewed.elapsed() >= deadline {
-                        tracing::error!(lease = %self.config.name, "leader election: could not renew in time");
-                        return;
-                    }
+                Ok(Err(error)) => tracing::warn!(%error, "leader election: renewal failed"),
+                Err(_) => {
+                    tracing::error!(lease = %self.config.name, ?left, "leader election: a renewal did not answer in time");
+                    return;
                 }
             }
+            if renewed.elapsed() >= deadline {
+                tracing::error!(lease = %self.config.name, "leader election: could not renew in time");
+                return;
+            }
         }
+    }
+
+    /// How long the leader may go without a renewal before it steps down: two thirds of the
+    /// duration, before anyone else may take the Lease.
+    pub fn renew_deadline(&self) -> Duration {
+        self.config.duration * 2 / 3
     }
 
     /// Gives the Lease up if this replica holds it, so a standby takes over without waiting.
@@ -181,5 +204,44 @@ impl LeaderElector {
 
     fn err(&self, source: kube::Error) -> Error {
         Error::Kube { name: format!("{}/{}", self.config.namespace, self.config.name), source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An API server that accepts connections and never answers.
+    async fn silent_server() -> (tokio::net::TcpListener, String) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        (listener, url)
+    }
+
+    #[tokio::test]
+    async fn a_hung_renewal_steps_down_before_the_lease_expires() {
+        let (listener, url) = silent_server().await;
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                open.push(socket);
+            }
+        });
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        // A client without timeouts: only the renewal deadline can end the wait.
+        let client = Client::try_from(kube::Config::new(url.parse().expect("url"))).expect("client");
+        let config = LeaseConfig {
+            name: "exrscan-operator".into(),
+            namespace: "default".into(),
+            identity: "a".into(),
+            duration: Duration::from_secs(3),
+        };
+        let mut elector = LeaderElector::new(client, config);
+        let start = Instant::now();
+        tokio::time::timeout(Duration::from_secs(10), elector.hold(start)).await.expect("hold returns");
+        let stepped_down = start.elapsed();
+        assert!(stepped_down >= Duration::from_secs(1), "renewed at 1 s first: {stepped_down:?}");
+        assert!(stepped_down < Duration::from_secs(3), "before the Lease could expire: {stepped_down:?}");
+        held.abort();
     }
 }

@@ -4,9 +4,11 @@
 //! - `crd`: prints the ExrScan CustomResourceDefinition (YAML), or with `--reference` its
 //!   Markdown reference.
 
+mod backoff;
 mod conditions;
 mod config;
 mod controller;
+mod fence;
 mod http;
 mod leader;
 mod metrics;
@@ -16,6 +18,7 @@ mod progress;
 mod reconcile;
 mod run_id;
 mod telemetry;
+mod written;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -72,7 +75,13 @@ fn main() -> anyhow::Result<()> {
 async fn run(config: RunConfig) -> anyhow::Result<()> {
     // One TLS provider for the whole process, whatever features other crates unify into rustls.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = Client::try_default().await.context("connecting to the Kubernetes API (kubeconfig or in-cluster)")?;
+    let kube_config =
+        kube::Config::infer().await.context("connecting to the Kubernetes API (kubeconfig or in-cluster)")?;
+    // Watches (long responses) are bounded by kube-runtime's idle timeout; every other
+    // request by a read timeout, so that a hung API connection fails instead of blocking.
+    let watch_client = Client::try_from(kube_config.clone()).context("building the Kubernetes client")?;
+    let client = Client::try_from(config::with_timeouts(kube_config.clone(), config::REQUEST_TIMEOUT))
+        .context("building the Kubernetes client")?;
     let metrics = metrics::Metrics::new();
     let ready = Arc::new(AtomicBool::new(false));
 
@@ -108,34 +117,38 @@ async fn run(config: RunConfig) -> anyhow::Result<()> {
         default_image: config.worker_image.clone(),
         resync: config.resync(),
         active_requeue: config.active_resync(),
+        stuck_pod_grace: config.stuck_pod_grace(),
         metrics: metrics.clone(),
+        backoff: Default::default(),
+        written: Default::default(),
     });
     let scope = if config.namespaces.is_empty() { Scope::All } else { Scope::Namespaces(config.namespaces.clone()) };
     tracing::info!(namespaces = ?config.namespaces, worker_image = %config.worker_image, %identity, "starting");
 
     let result = if config.leader_election {
-        let mut elector = LeaderElector::new(
-            client.clone(),
-            LeaseConfig {
-                name: config.lease_name.clone(),
-                namespace: config.lease_namespace(),
-                identity,
-                duration: std::time::Duration::from_secs(config.lease_duration_seconds.max(1)),
-            },
-        );
+        let lease = LeaseConfig {
+            name: config.lease_name.clone(),
+            namespace: config.lease_namespace(),
+            identity,
+            duration: std::time::Duration::from_secs(config.lease_duration_seconds.max(1)),
+        };
+        // A Lease request that hangs must fail well before the Lease could expire.
+        let lease_client = Client::try_from(config::with_timeouts(kube_config, lease.request_timeout()))
+            .context("building the Kubernetes client")?;
+        let mut elector = LeaderElector::new(lease_client, lease);
         let ready_flag = ready.clone();
-        tokio::select! {
-            () = elector.acquire(|| ready_flag.store(true, Ordering::Relaxed)) => {}
+        let acquired = tokio::select! {
+            acquired = elector.acquire(|| ready_flag.store(true, Ordering::Relaxed)) => acquired,
             () = shutdown.clone() => {
                 let _ = server.await;
                 return Ok(());
             }
-        }
+        };
         metrics.set_leader(true);
-        let controllers = controller::run(client, scope, ctx, config.concurrency, shutdown.clone());
+        let controllers = controller::run(watch_client, scope, ctx, config.concurrency, shutdown.clone());
         let outcome = tokio::select! {
             () = controllers => Ok(()),
-            () = elector.hold() => Err(anyhow::anyhow!("lost the leader Lease; exiting so that a fresh process competes again")),
+            () = elector.hold(acquired) => Err(anyhow::anyhow!("lost the leader Lease; exiting so that a fresh process competes again")),
         };
         metrics.set_leader(false);
         if outcome.is_ok()
@@ -146,7 +159,7 @@ async fn run(config: RunConfig) -> anyhow::Result<()> {
         outcome
     } else {
         ready.store(true, Ordering::Relaxed);
-        controller::run(client, scope, ctx, config.concurrency, shutdown.clone()).await;
+        controller::run(watch_client, scope, ctx, config.concurrency, shutdown.clone()).await;
         Ok(())
     };
     if result.is_ok() {

@@ -21,6 +21,8 @@ pub const PLAN_KEY: &str = "plan.json";
 pub const PLAN_MOUNT: &str = "/etc/exrscan/plan";
 /// The worker container's name (pod failure policy rules name it).
 pub const CONTAINER: &str = "worker";
+/// The Job label that hands a Job to Kueue (its LocalQueue's name).
+pub const KUEUE_QUEUE_LABEL: &str = "kueue.x-k8s.io/queue-name";
 /// The pod annotation where the Job controller puts an Indexed Job pod's index.
 pub const COMPLETION_INDEX_ANNOTATION: &str = "batch.kubernetes.io/job-completion-index";
 
@@ -78,6 +80,11 @@ pub fn run_labels(scan: &str, run: &str, component: Component) -> BTreeMap<Strin
     labels.insert(RUN_LABEL.to_string(), run.to_string());
     labels.insert(COMPONENT_LABEL.to_string(), component.as_str().to_string());
     labels
+}
+
+/// Label selector of every object and pod of a scan.
+pub fn scan_selector(scan: &str) -> String {
+    format!("{SCAN_LABEL}={scan}")
 }
 
 /// Label selector of a run's pods of one component.

@@ -2,12 +2,14 @@
 //! runs, its termination-message summary once it ended, and the Job's per-index bookkeeping.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use exrscan_crds::report::{PROGRESS_ANNOTATION, ShardReport};
 use exrscan_crds::status::MAX_FAILURES;
 use exrscan_crds::{Counts, Failure, ShardCounts};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
+use k8s_openapi::jiff::Timestamp;
 
 use crate::names;
 
@@ -159,6 +161,59 @@ pub fn count_indexes(list: &str) -> i32 {
         .sum()
 }
 
+/// Why a container waits that waiting does not cure: the pod cannot start as specified (a
+/// missing Secret or key, a bad image reference, an image that cannot be pulled).
+pub const STUCK_REASONS: [&str; 6] = [
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+];
+
+/// A pod that cannot start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stuck {
+    /// The pod's name.
+    pub pod: String,
+    /// Its container's waiting reason (one of [`STUCK_REASONS`]).
+    pub reason: String,
+    /// The kubelet's message (e.g. which Secret is missing).
+    pub message: String,
+}
+
+/// The first pod among `pods` that has not stopped, is older than `grace` and whose worker
+/// container waits for one of [`STUCK_REASONS`].
+pub fn stuck(pods: &[Pod], now: Timestamp, grace: Duration) -> Option<Stuck> {
+    let grace = i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
+    pods.iter().find_map(|pod| {
+        let created = pod.metadata.creation_timestamp.as_ref()?.0;
+        if now.as_second().saturating_sub(created.as_second()) < grace {
+            return None;
+        }
+        let status = pod.status.as_ref()?;
+        if matches!(status.phase.as_deref(), Some("Succeeded" | "Failed")) {
+            return None;
+        }
+        let waiting = status
+            .container_statuses
+            .as_ref()?
+            .iter()
+            .find(|c| c.name == names::CONTAINER)?
+            .state
+            .as_ref()?
+            .waiting
+            .as_ref()?;
+        let reason = waiting.reason.as_deref().filter(|r| STUCK_REASONS.contains(r))?;
+        Some(Stuck {
+            pod: pod.metadata.name.clone().unwrap_or_default(),
+            reason: reason.to_string(),
+            message: waiting.message.clone().unwrap_or_default(),
+        })
+    })
+}
+
 /// The telling line of a crashed process's log tail: a Rust panic's message, else the last
 /// line that is not a `note:`.
 fn crash_line(text: &str) -> String {
@@ -292,5 +347,38 @@ mod tests {
         let c = shard_counts(&job, 5, 4);
         assert_eq!((c.total, c.active, c.succeeded, c.failed, c.failed_attempts), (5, 1, 3, 1, 4));
         assert_eq!(c.summary, "3/5");
+    }
+
+    #[test]
+    fn pods_that_cannot_start_are_stuck_after_the_grace_period() {
+        use k8s_openapi::api::core::v1::ContainerStateWaiting;
+        let waiting = |reason: &str, created: i64| {
+            let mut p = pod("renders-x-0-abc", 0, "Pending", None, None);
+            p.metadata.creation_timestamp = Some(Time(Timestamp::from_second(created).expect("time")));
+            p.status = Some(PodStatus {
+                phase: Some("Pending".into()),
+                container_statuses: Some(vec![ContainerStatus {
+                    name: names::CONTAINER.into(),
+                    state: Some(ContainerState {
+                        waiting: Some(ContainerStateWaiting {
+                            reason: Some(reason.into()),
+                            message: Some("secret \"s3-creds\" not found".into()),
+                        }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            });
+            p
+        };
+        let now = Timestamp::from_second(1_000).expect("time");
+        let grace = Duration::from_secs(60);
+        let found = stuck(&[waiting("CreateContainerConfigError", 900)], now, grace).expect("stuck");
+        assert_eq!(found.reason, "CreateContainerConfigError");
+        assert!(found.message.contains("s3-creds"));
+        assert!(stuck(&[waiting("CreateContainerConfigError", 950)], now, grace).is_none(), "within the grace");
+        assert!(stuck(&[waiting("ContainerCreating", 100)], now, grace).is_none(), "waiting that cures itself");
+        assert!(stuck(&[waiting("ImagePullBackOff", 100)], now, grace).is_some());
     }
 }

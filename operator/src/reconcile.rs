@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use exrscan_crds::{ExrScan, ExrScanStatus, Phase, RunSummary};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, ObjectReference, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -20,15 +20,24 @@ use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::backoff::Backoff;
 use crate::conditions::{self, Outcome};
+use crate::fence;
 use crate::metrics::Metrics;
 use crate::names::{self, Component};
 use crate::objects::{self, ScanRef, plan, rbac, shard_job};
 use crate::progress;
 use crate::run_id::run_id;
+use crate::written::Written;
 
 /// Failed attempts reported as Events in one reconcile (the rest are in the status).
 const MAX_FAILURE_EVENTS: usize = 5;
+
+/// Longest one reconcile may take: a hung request fails it (it is then retried with backoff).
+const RECONCILE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Longest the report of a failed reconcile (status and Event) may take.
+const REPORT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a reconcile failed (it is retried).
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +51,17 @@ pub enum Error {
     /// The status could not be serialised.
     #[error("serialising the status: {0}")]
     Json(#[from] serde_json::Error),
+    /// An object the scan needs exists under its name but belongs to something else.
+    #[error("{kind} {name} exists and is not controlled by this ExrScan")]
+    NotOwned {
+        /// Its kind.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+    },
+    /// The reconcile did not finish in time.
+    #[error("the reconcile took longer than {0:?}")]
+    Timeout(Duration),
 }
 
 impl Error {
@@ -51,6 +71,42 @@ impl Error {
             Error::Kube(_) => "kube",
             Error::Object(_) => "object",
             Error::Json(_) => "json",
+            Error::NotOwned { .. } => "not_owned",
+            Error::Timeout(_) => "timeout",
+        }
+    }
+
+    /// The reason shown in the scan's `Stalled` condition and Warning Event.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Kube(kube::Error::Api(status)) => api_reason(status.code, &status.message),
+            Error::Kube(_) => "APIUnreachable",
+            Error::Object(_) | Error::Json(_) => "InternalError",
+            Error::NotOwned { .. } => "NotOwned",
+            Error::Timeout(_) => "ReconcileTimeout",
+        }
+    }
+}
+
+/// Names the API server's refusal: quota, admission (webhook or policy), RBAC, validation.
+fn api_reason(code: u16, message: &str) -> &'static str {
+    if message.contains("exceeded quota") {
+        "QuotaExceeded"
+    } else if message.contains("admission webhook")
+        || message.contains("ValidatingAdmissionPolicy")
+        || message.contains("violates PodSecurity")
+    {
+        "AdmissionDenied"
+    } else {
+        match code {
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            400 | 422 => "Invalid",
+            404 => "NotFound",
+            409 => "Conflict",
+            429 => "TooManyRequests",
+            500..=599 => "APIServerError",
+            _ => "APIError",
         }
     }
 }
@@ -67,22 +123,64 @@ pub struct Context {
     pub resync: Duration,
     /// Requeue interval of active scans (pod and Job events trigger reconciles sooner).
     pub active_requeue: Duration,
+    /// How long a pod may wait for a reason waiting does not cure before its scan fails.
+    pub stuck_pod_grace: Duration,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// Requeue delays of failing scans.
+    pub backoff: Backoff,
+    /// Statuses written and not yet in the watch cache.
+    pub written: Written,
 }
 
 /// Reconciles one ExrScan.
 pub async fn reconcile(scan: Arc<ExrScan>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
-    let result = reconcile_inner(&scan, &ctx).await;
+    let result = tokio::time::timeout(RECONCILE_TIMEOUT, reconcile_inner(&scan, &ctx))
+        .await
+        .unwrap_or(Err(Error::Timeout(RECONCILE_TIMEOUT)));
     ctx.metrics.observe_reconcile(started.elapsed(), result.as_ref().err().map(Error::kind));
+    let uid = scan.metadata.uid.as_deref().unwrap_or_default();
+    match &result {
+        Ok(_) => ctx.backoff.reset(uid),
+        Err(error) => {
+            if tokio::time::timeout(REPORT_TIMEOUT, report_failure(&scan, error, &ctx)).await.is_err() {
+                tracing::warn!(scan = %scan.name_any(), "reporting a failed reconcile timed out");
+            }
+        }
+    }
     result
 }
 
-/// Requeue policy after a failed reconcile.
-pub fn error_policy(scan: Arc<ExrScan>, error: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(scan = %scan.name_any(), namespace = %scan.namespace().unwrap_or_default(), %error, "reconcile failed");
-    Action::requeue(Duration::from_secs(5))
+/// Requeue policy after a failed reconcile: exponential backoff per scan.
+pub fn error_policy(scan: Arc<ExrScan>, error: &Error, ctx: Arc<Context>) -> Action {
+    let delay = ctx.backoff.next(scan.metadata.uid.as_deref().unwrap_or_default());
+    tracing::warn!(scan = %scan.name_any(), namespace = %scan.namespace().unwrap_or_default(), %error, reason = error.reason(), retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// Shows a failed reconcile on the scan: `Stalled` with the reason (kstatus, and so Flux,
+/// read the scan as failed, not current, until a reconcile succeeds) and a Warning Event.
+async fn report_failure(scan: &ExrScan, error: &Error, ctx: &Context) {
+    let Ok(scan_ref) = ScanRef::of(scan) else { return };
+    let reason = error.reason();
+    let message = error.to_string();
+    let mut status = ctx.written.latest(&scan_ref.uid, scan.status.as_ref());
+    let previous = status.clone();
+    status.phase.get_or_insert(Phase::Pending);
+    status.observed_generation = scan.metadata.generation;
+    status.conditions = conditions::blocked(reason, &message, &status.conditions, scan.metadata.generation, &now());
+    if status != previous {
+        let scans: Api<ExrScan> = Api::namespaced(ctx.client.clone(), &scan_ref.namespace);
+        match write_status(&scans, &scan_ref, &status).await {
+            Ok(()) => ctx.written.record(&scan_ref.uid, status),
+            Err(error) => tracing::warn!(scan = %scan_ref.name, %error, "writing the Stalled condition failed"),
+        }
+    }
+    let event = warning(reason, "Reconcile", message);
+    if let Err(error) = ctx.recorder.publish(&event, &scan.object_ref(&())).await {
+        tracing::warn!(scan = %scan_ref.name, %error, "publishing an Event failed");
+    }
 }
 
 /// Typed access to the namespace of one scan.
@@ -91,258 +189,481 @@ struct Apis {
     config_maps: Api<ConfigMap>,
     pods: Api<Pod>,
     scans: Api<ExrScan>,
+    service_accounts: Api<ServiceAccount>,
+}
+
+impl Apis {
+    fn new(client: &Client, namespace: &str) -> Apis {
+        Apis {
+            jobs: Api::namespaced(client.clone(), namespace),
+            config_maps: Api::namespaced(client.clone(), namespace),
+            pods: Api::namespaced(client.clone(), namespace),
+            scans: Api::namespaced(client.clone(), namespace),
+            service_accounts: Api::namespaced(client.clone(), namespace),
+        }
+    }
+}
+
+/// One reconcile's view of its scan.
+struct Run<'a> {
+    scan: &'a ExrScan,
+    scan_ref: ScanRef,
+    /// The run hash.
+    id: String,
+    apis: Apis,
+    ctx: &'a Context,
+    now: Time,
 }
 
 async fn reconcile_inner(scan: &ExrScan, ctx: &Context) -> Result<Action, Error> {
-    let r = ScanRef::of(scan)?;
-    let client = ctx.client.clone();
-    let apis = Apis {
-        jobs: Api::namespaced(client.clone(), &r.namespace),
-        config_maps: Api::namespaced(client.clone(), &r.namespace),
-        pods: Api::namespaced(client.clone(), &r.namespace),
-        scans: Api::namespaced(client, &r.namespace),
+    let scan_ref = ScanRef::of(scan)?;
+    let run = Run {
+        scan,
+        apis: Apis::new(&ctx.client, &scan_ref.namespace),
+        id: run_id(&scan.spec),
+        scan_ref,
+        ctx,
+        now: now(),
     };
-    let run = run_id(&scan.spec);
-    let old = scan.status.clone().unwrap_or_default();
-    let mut st = old.clone();
+    let old = ctx.written.latest(&run.scan_ref.uid, scan.status.as_ref());
+    let mut status = old.clone();
     let mut events = Vec::new();
-    let now = now();
 
-    if st.run.as_deref() != Some(run.as_str()) {
-        if let Some(previous) = st.run.clone() {
-            retire_run(&apis, &r, &previous).await?;
-            events.push(normal("NewRun", "Start", format!("spec changed: run {previous} replaced by run {run}")));
+    if status.run.as_deref() != Some(run.id.as_str()) {
+        if let Some(previous) = &old.run {
+            events.push(normal(
+                "NewRun",
+                "Start",
+                format!("spec changed: run {previous} replaced by run {}; it starts once run {previous}'s pods have stopped", run.id),
+            ));
         }
-        st = ExrScanStatus {
-            run: Some(run.clone()),
-            start_time: Some(now.clone()),
-            last_run: st.run.is_some().then(|| summary_of(&st)),
+        status = ExrScanStatus {
+            run: Some(run.id.clone()),
+            start_time: Some(run.now.clone()),
+            last_run: old.run.is_some().then(|| summary_of(&old)),
             ..Default::default()
         };
     }
 
-    let outcome = if old.run.as_deref() == Some(run.as_str()) && old.phase.is_some_and(Phase::is_finished) {
+    let recorded = old.run.as_deref() == Some(run.id.as_str()) && old.phase.is_some_and(Phase::is_finished);
+    let outcome = if recorded {
         // The run is over; only a spec change (a new run hash) starts more work.
         finished_outcome(&old)
     } else {
-        advance(scan, &r, &run, ctx, &apis, &mut st, &mut events).await?
+        run.advance(&mut status, &mut events).await?
     };
 
-    if st.phase != Some(outcome.phase) {
-        let job = st.job_name.as_deref().map(|name| reference("batch/v1", "Job", name, &r.namespace));
-        events.extend(transition_event(old.phase.filter(|_| old.run == st.run), &outcome).map(|e| related(e, job)));
-        if outcome.phase.is_finished() && st.completion_time.is_none() {
-            st.completion_time = Some(now.clone());
+    if status.phase != Some(outcome.phase) {
+        let job = status.job_name.as_deref().map(|name| reference("batch/v1", "Job", name, &run.scan_ref.namespace));
+        events.extend(transition_event(old.phase.filter(|_| old.run == status.run), &outcome).map(|e| related(e, job)));
+        if outcome.phase.is_finished() && status.completion_time.is_none() {
+            status.completion_time = Some(run.now.clone());
         }
     }
-    st.phase = Some(outcome.phase);
-    st.observed_generation = scan.metadata.generation;
-    st.conditions = conditions::conditions(&outcome, &old.conditions, scan.metadata.generation, &now);
+    status.phase = Some(outcome.phase);
+    status.observed_generation = scan.metadata.generation;
+    status.conditions = conditions::conditions(&outcome, &old.conditions, scan.metadata.generation, &run.now);
 
-    if st != old {
-        let patch = serde_json::json!({
-            "apiVersion": "exrscan.dev/v1alpha1",
-            "kind": "ExrScan",
-            "status": st,
-        });
-        apis.scans.patch_status(&r.name, &PatchParams::apply(names::MANAGER).force(), &Patch::Apply(&patch)).await?;
+    if status != old {
+        write_status(&run.apis.scans, &run.scan_ref, &status).await?;
+        ctx.written.record(&run.scan_ref.uid, status.clone());
     }
-    let reference = scan.object_ref(&());
+    if outcome.phase.is_finished() && !recorded {
+        run.finish(&outcome).await?;
+    }
+    let scan_object = scan.object_ref(&());
     for e in events {
-        if let Err(error) = ctx.recorder.publish(&e, &reference).await {
-            tracing::warn!(scan = %r.name, namespace = %r.namespace, %error, "publishing an Event failed");
+        if let Err(error) = ctx.recorder.publish(&e, &scan_object).await {
+            tracing::warn!(scan = %run.scan_ref.name, namespace = %run.scan_ref.namespace, %error, "publishing an Event failed");
         }
     }
-    tracing::debug!(scan = %r.name, namespace = %r.namespace, phase = outcome.phase.as_str(), run, "reconciled");
+    tracing::debug!(scan = %run.scan_ref.name, namespace = %run.scan_ref.namespace, phase = outcome.phase.as_str(), run = run.id, "reconciled");
     Ok(if outcome.phase.is_finished() { Action::requeue(ctx.resync) } else { Action::requeue(ctx.active_requeue) })
 }
 
-/// Moves the current run forward by one step and observes it.
-async fn advance(
-    scan: &ExrScan,
-    r: &ScanRef,
-    run: &str,
-    ctx: &Context,
-    apis: &Apis,
-    st: &mut ExrScanStatus,
-    events: &mut Vec<Event>,
-) -> Result<Outcome, Error> {
-    let job_name = names::shard_job(&r.name, run);
-    let mut job = apis.jobs.get_opt(&job_name).await?;
-    if job.is_none() {
-        if st.job_name.as_deref() == Some(job_name.as_str()) {
-            return Ok(Outcome::new(
-                Phase::Failed,
-                "JobDeleted",
-                format!("Job {job_name} was deleted before its end was observed; set spec.rescan to run again"),
-            ));
-        }
-        match plan_stage(scan, r, run, ctx, apis, events).await? {
-            PlanStage::Waiting(outcome) => return Ok(outcome),
-            PlanStage::Ready => {
-                let created = create(&apis.jobs, &shard_job::shard_job(scan, r, run, &ctx.default_image)).await?;
-                ctx.metrics.job_created(Component::Shard);
-                let started = normal(
-                    "Started",
-                    "CreateJob",
-                    format!(
-                        "Indexed Job {job_name} created: {} shards, parallelism {}",
-                        scan.spec.shards,
-                        scan.spec.effective_parallelism()
-                    ),
-                );
-                events.push(related(started, Some(created.object_ref(&()))));
-                st.job_name = Some(job_name.clone());
-                job = Some(created);
-            }
-        }
-    }
-    let Some(job) = job else { return Ok(Outcome::new(Phase::Pending, "Pending", "")) };
-    st.job_name = Some(job_name.clone());
-    mirror_job_spec(scan, &apis.jobs, &job, scan.spec.effective_parallelism()).await?;
-
-    let pods =
-        apis.pods.list(&ListParams::default().labels(&names::run_selector(&r.name, run, Component::Shard))).await?;
-    let agg = progress::aggregate(&pods.items);
-    let previous_failed = st.shards.as_ref().map_or(0, |s| s.failed_attempts.max(0) as usize);
-    let shards = progress::shard_counts(&job, scan.spec.shards, agg.failed_attempts.len());
-    for a in agg.failed_attempts.iter().skip(previous_failed).take(MAX_FAILURE_EVENTS) {
-        let failed = warning(
-            "ShardFailed",
-            "RunShard",
-            format!(
-                "shard {} failed (pod {}, {}); retries left are tried per index",
-                a.index,
-                a.pod,
-                a.failure_reason()
-            ),
-        );
-        events.push(related(failed, Some(reference("v1", "Pod", &a.pod, &r.namespace))));
-    }
-    st.counts = Some(agg.counts);
-    st.failures = agg.failures;
-    let outcome = job_outcome(scan, &job, &shards, agg.failed_attempts.last());
-    st.shards = Some(shards);
-    Ok(outcome)
+/// Server-side applies `status` as the operator's.
+async fn write_status(scans: &Api<ExrScan>, scan_ref: &ScanRef, status: &ExrScanStatus) -> Result<(), Error> {
+    let patch = serde_json::json!({
+        "apiVersion": "exrscan.dev/v1alpha1",
+        "kind": "ExrScan",
+        "status": status,
+    });
+    scans.patch_status(&scan_ref.name, &PatchParams::apply(names::MANAGER).force(), &Patch::Apply(&patch)).await?;
+    Ok(())
 }
 
 /// Where the plan of a run stands.
 enum PlanStage {
-    /// `plan.json` of this run is in the ConfigMap.
+    /// `plan.json` of this run is in the scan's own ConfigMap.
     Ready,
     /// Not yet (or never: the outcome says which).
     Waiting(Outcome),
 }
 
-async fn plan_stage(
-    scan: &ExrScan,
-    r: &ScanRef,
-    run: &str,
-    ctx: &Context,
-    apis: &Apis,
-    events: &mut Vec<Event>,
-) -> Result<PlanStage, Error> {
-    let planner_name = names::planner_job(&r.name, run);
-    // The Job first: a planner seen complete has written the plan before the ConfigMap is read.
-    let planner = apis.jobs.get_opt(&planner_name).await?;
-    let cm_name = names::plan_config_map(&r.name);
-    let cm = apis.config_maps.get_opt(&cm_name).await?;
-    if cm.as_ref().is_some_and(|cm| plan::holds_plan(cm, run)) {
-        return Ok(PlanStage::Ready);
+impl Run<'_> {
+    /// Moves the run forward by one step and observes it.
+    async fn advance(&self, status: &mut ExrScanStatus, events: &mut Vec<Event>) -> Result<Outcome, Error> {
+        let job_name = names::shard_job(&self.scan_ref.name, &self.id);
+        let job = match self.live_job(&job_name).await? {
+            Some(job) => job,
+            None if status.job_name.as_deref() == Some(job_name.as_str()) => {
+                return Ok(Outcome::new(
+                    Phase::Failed,
+                    "JobDeleted",
+                    format!("Job {job_name} was deleted before its end was observed; set spec.rescan to run again"),
+                ));
+            }
+            None => {
+                if let PlanStage::Waiting(outcome) = self.plan_stage(status, events).await? {
+                    return Ok(outcome);
+                }
+                let deadline = match self.deadline(status) {
+                    Ok(deadline) => deadline,
+                    Err(outcome) => return Ok(outcome),
+                };
+                if let Some(outcome) = self.clear_the_way(Vec::new()).await? {
+                    return Ok(outcome);
+                }
+                apply_rbac(&self.scan_ref, &self.ctx.client).await?;
+                let job = shard_job::shard_job(self.scan, &self.scan_ref, &self.id, &self.ctx.default_image, deadline);
+                let created = self.create(&self.apis.jobs, "Job", &job).await?;
+                self.ctx.metrics.job_created(Component::Shard);
+                let started = normal(
+                    "Started",
+                    "CreateJob",
+                    format!(
+                        "Indexed Job {job_name} created: {} shards, parallelism {}",
+                        self.scan.spec.shards,
+                        self.scan.spec.effective_parallelism()
+                    ),
+                );
+                events.push(related(started, Some(created.object_ref(&()))));
+                created
+            }
+        };
+        status.job_name = Some(job_name);
+        self.mirror_job_spec(&job, self.scan.spec.effective_parallelism()).await?;
+
+        let selector = names::run_selector(&self.scan_ref.name, &self.id, Component::Shard);
+        let pods = self.apis.pods.list(&ListParams::default().labels(&selector)).await?;
+        let agg = progress::aggregate(&pods.items);
+        let previous_failed = status.shards.as_ref().map_or(0, |s| s.failed_attempts.max(0) as usize);
+        let shards = progress::shard_counts(&job, self.scan.spec.shards, agg.failed_attempts.len());
+        for attempt in agg.failed_attempts.iter().skip(previous_failed).take(MAX_FAILURE_EVENTS) {
+            let failed = warning(
+                "ShardFailed",
+                "RunShard",
+                format!(
+                    "shard {} failed (pod {}, {}); retries left are tried per index",
+                    attempt.index,
+                    attempt.pod,
+                    attempt.failure_reason()
+                ),
+            );
+            events.push(related(failed, Some(reference("v1", "Pod", &attempt.pod, &self.scan_ref.namespace))));
+        }
+        status.counts = Some(agg.counts);
+        status.failures = agg.failures;
+        let outcome = match self.stuck(&pods.items) {
+            Some(stuck) => stuck,
+            None => match self.pods_not_created(&job, &pods.items).await? {
+                Some(refused) => refused,
+                None => job_outcome(self.scan, &job, &shards, agg.failed_attempts.last()),
+            },
+        };
+        status.shards = Some(shards);
+        Ok(outcome)
     }
-    match planner {
-        None => {
-            if scan.spec.suspend {
+
+    async fn plan_stage(&self, status: &ExrScanStatus, events: &mut Vec<Event>) -> Result<PlanStage, Error> {
+        let planner_name = names::planner_job(&self.scan_ref.name, &self.id);
+        // The Job first: a planner seen complete has written the plan before the ConfigMap is read.
+        let planner = self.live_job(&planner_name).await?;
+        let cm_name = names::plan_config_map(&self.scan_ref.name);
+        let cm = self.apis.config_maps.get_opt(&cm_name).await?;
+        let (own_cm, foreign_cm) = match cm {
+            Some(cm) if self.scan_ref.controls(&cm.metadata) => (Some(cm), None),
+            other => (None, other),
+        };
+        if own_cm.as_ref().is_some_and(|cm| plan::holds_plan(cm, &self.id)) {
+            return Ok(PlanStage::Ready);
+        }
+        let Some(planner) = planner else {
+            // The previous run stops first, suspended or not; objects of an earlier ExrScan
+            // of this name wait for garbage collection.
+            let account = self.apis.service_accounts.get_opt(&names::worker_account(&self.scan_ref.name)).await?;
+            let mut foreign = Vec::new();
+            if foreign_cm.is_some() {
+                foreign.push(format!("ConfigMap {cm_name} of an earlier ExrScan of this name"));
+            }
+            if account.is_some_and(|a| objects::controller_uid(&a.metadata).is_some_and(|uid| uid != self.scan_ref.uid))
+            {
+                foreign.push(format!(
+                    "ServiceAccount {} of an earlier ExrScan of this name",
+                    names::worker_account(&self.scan_ref.name)
+                ));
+            }
+            if let Some(outcome) = self.clear_the_way(foreign).await? {
+                return Ok(PlanStage::Waiting(outcome));
+            }
+            if self.scan.spec.suspend {
                 return Ok(PlanStage::Waiting(Outcome::new(
                     Phase::Suspended,
                     "Suspended",
                     "spec.suspend is true; planning waits",
                 )));
             }
-            // A planner pod of a replaced run may still be stopping; it must not write its
-            // plan into this run's ConfigMap, so wait until it is gone.
-            let planners = apis
-                .pods
-                .list(&ListParams::default().labels(&format!(
-                    "{}={},{}={}",
-                    names::SCAN_LABEL,
-                    r.name,
-                    names::COMPONENT_LABEL,
-                    Component::Planner.as_str()
-                )))
-                .await?;
-            if planners.items.iter().any(|p| is_live_pod_of_other_run(p, run)) {
-                return Ok(PlanStage::Waiting(Outcome::new(
-                    Phase::Planning,
-                    "Planning",
-                    "waiting for the previous run's planner pod to stop",
-                )));
-            }
-            match cm {
-                Some(stale) if plan::plan_run(&stale) != Some(run) => {
-                    apis.config_maps
+            let deadline = match self.deadline(status) {
+                Ok(deadline) => deadline,
+                Err(outcome) => return Ok(PlanStage::Waiting(outcome)),
+            };
+            match own_cm {
+                Some(stale) if plan::plan_run(&stale) != Some(self.id.as_str()) => {
+                    self.apis
+                        .config_maps
                         .delete(&cm_name, &DeleteParams::default())
                         .await
                         .map(|_| ())
                         .or_else(ignore_not_found)?;
-                    create(&apis.config_maps, &plan::config_map(r, run)).await?;
+                    self.create(&self.apis.config_maps, "ConfigMap", &plan::config_map(&self.scan_ref, &self.id))
+                        .await?;
                 }
                 Some(_) => {}
                 None => {
-                    create(&apis.config_maps, &plan::config_map(r, run)).await?;
+                    self.create(&self.apis.config_maps, "ConfigMap", &plan::config_map(&self.scan_ref, &self.id))
+                        .await?;
                 }
             }
-            apply_rbac(r, &ctx.client).await?;
-            let planner = create(&apis.jobs, &plan::planner_job(scan, r, run, &ctx.default_image)).await?;
-            ctx.metrics.job_created(Component::Planner);
+            apply_rbac(&self.scan_ref, &self.ctx.client).await?;
+            let job = plan::planner_job(self.scan, &self.scan_ref, &self.id, &self.ctx.default_image, deadline);
+            let planner = self.create(&self.apis.jobs, "Job", &job).await?;
+            self.ctx.metrics.job_created(Component::Planner);
             let planning =
-                normal("Planning", "CreatePlanner", format!("planner Job {planner_name} created for run {run}"));
+                normal("Planning", "CreatePlanner", format!("planner Job {planner_name} created for run {}", self.id));
             events.push(related(planning, Some(planner.object_ref(&()))));
-            Ok(PlanStage::Waiting(Outcome::new(
+            return Ok(PlanStage::Waiting(Outcome::new(
                 Phase::Planning,
                 "Planning",
                 format!("planner Job {planner_name} is listing the prefix"),
-            )))
+            )));
+        };
+        if has_condition(&planner, "Complete") {
+            return Ok(PlanStage::Waiting(Outcome::new(
+                Phase::Failed,
+                "PlanMissing",
+                format!(
+                    "planner Job {planner_name} finished without writing {} into ConfigMap {cm_name}",
+                    names::PLAN_KEY
+                ),
+            )));
         }
-        Some(job) => {
-            if has_condition(&job, "Complete") {
-                return Ok(PlanStage::Waiting(Outcome::new(
-                    Phase::Failed,
-                    "PlanMissing",
-                    format!(
-                        "planner Job {planner_name} finished without writing {} into ConfigMap {cm_name}",
-                        names::PLAN_KEY
-                    ),
-                )));
+        let selector =
+            ListParams::default().labels(&names::run_selector(&self.scan_ref.name, &self.id, Component::Planner));
+        let list_pods = || self.apis.pods.list(&selector);
+        if let Some(failed) = condition(&planner, "Failed") {
+            if failed.reason.as_deref() == Some("DeadlineExceeded") {
+                return Ok(PlanStage::Waiting(self.deadline_exceeded("planning")));
             }
-            if has_condition(&job, "Failed") {
-                let pods = apis
-                    .pods
-                    .list(&ListParams::default().labels(&names::run_selector(&r.name, run, Component::Planner)))
-                    .await?;
-                let why = progress::aggregate(&pods.items)
-                    .failed_attempts
-                    .last()
-                    .map_or_else(|| "no pod status".to_string(), progress::Attempt::failure_reason);
-                return Ok(PlanStage::Waiting(Outcome::new(
-                    Phase::Failed,
-                    "PlanFailed",
-                    format!("planner Job {planner_name} failed: {why}"),
-                )));
+            let why = progress::aggregate(&list_pods().await?.items)
+                .failed_attempts
+                .last()
+                .map_or_else(|| "no pod status".to_string(), progress::Attempt::failure_reason);
+            return Ok(PlanStage::Waiting(Outcome::new(
+                Phase::Failed,
+                "PlanFailed",
+                format!("planner Job {planner_name} failed: {why}"),
+            )));
+        }
+        // A pod cannot have waited out the grace period before its Job has run that long.
+        if self.past_grace(&planner) {
+            let pods = list_pods().await?;
+            if let Some(stuck) = self.stuck(&pods.items) {
+                return Ok(PlanStage::Waiting(stuck));
             }
-            mirror_job_spec(scan, &apis.jobs, &job, 1).await?;
-            if scan.spec.suspend {
-                return Ok(PlanStage::Waiting(Outcome::new(
-                    Phase::Suspended,
-                    "Suspended",
-                    "spec.suspend is true; planning paused",
-                )));
+            if let Some(refused) = self.pods_not_created(&planner, &pods.items).await? {
+                return Ok(PlanStage::Waiting(refused));
             }
-            Ok(PlanStage::Waiting(Outcome::new(
-                Phase::Planning,
-                "Planning",
-                format!("planner Job {planner_name} is listing the prefix"),
-            )))
+        }
+        self.mirror_job_spec(&planner, 1).await?;
+        if let Some(queued) = queued_outcome(&planner) {
+            return Ok(PlanStage::Waiting(queued));
+        }
+        if self.scan.spec.suspend {
+            return Ok(PlanStage::Waiting(Outcome::new(
+                Phase::Suspended,
+                "Suspended",
+                "spec.suspend is true; planning paused",
+            )));
+        }
+        Ok(PlanStage::Waiting(Outcome::new(
+            Phase::Planning,
+            "Planning",
+            format!("planner Job {planner_name} is listing the prefix"),
+        )))
+    }
+
+    /// The Job `name` if it is this scan's and not being deleted.
+    async fn live_job(&self, name: &str) -> Result<Option<Job>, Error> {
+        let job = self.apis.jobs.get_opt(name).await?;
+        Ok(job.filter(|j| self.scan_ref.controls(&j.metadata) && j.metadata.deletion_timestamp.is_none()))
+    }
+
+    /// Deletes the scan's Jobs of other runs and says what must still be gone before this
+    /// run may create a Job (see [`fence`]); `foreign` are more such objects already found.
+    async fn clear_the_way(&self, mut foreign: Vec<String>) -> Result<Option<Outcome>, Error> {
+        let selector = ListParams::default().labels(&names::scan_selector(&self.scan_ref.name));
+        let jobs = self.apis.jobs.list(&selector).await?;
+        let pods = self.apis.pods.list(&selector).await?;
+        let obstacles = fence::obstacles(&self.scan_ref, &self.id, &jobs.items, &pods.items);
+        let dp = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..Default::default() };
+        for name in &obstacles.to_delete {
+            self.apis.jobs.delete(name, &dp).await.map(|_| ()).or_else(ignore_not_found)?;
+        }
+        foreign.extend(obstacles.waiting_for);
+        if foreign.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Outcome::new(
+            Phase::Pending,
+            "PreviousRunStopping",
+            format!("waiting until what an earlier run left is gone: {}", fence::describe(&foreign)),
+        )))
+    }
+
+    /// Seconds left of `spec.timeoutSeconds` (none: unbounded), or the failure once none are.
+    fn deadline(&self, status: &ExrScanStatus) -> Result<Option<i64>, Outcome> {
+        let Some(timeout) = self.scan.spec.timeout_seconds else { return Ok(None) };
+        let now = self.now.0.as_second();
+        let started = status.start_time.as_ref().map_or(now, |t| t.0.as_second());
+        let left = timeout.saturating_sub(now.saturating_sub(started));
+        if left > 0 { Ok(Some(left)) } else { Err(self.deadline_exceeded("waiting to start")) }
+    }
+
+    fn deadline_exceeded(&self, stage: &str) -> Outcome {
+        Outcome::new(
+            Phase::Failed,
+            "DeadlineExceeded",
+            format!(
+                "the run did not finish within spec.timeoutSeconds={} (it was {stage})",
+                self.scan.spec.timeout_seconds.unwrap_or_default()
+            ),
+        )
+    }
+
+    /// The failure of a run one of whose pods cannot start (past the grace period).
+    fn stuck(&self, pods: &[Pod]) -> Option<Outcome> {
+        let stuck = progress::stuck(pods, self.now.0, self.ctx.stuck_pod_grace)?;
+        Some(
+            Outcome::new(
+                Phase::Failed,
+                &stuck.reason,
+                format!(
+                    "pod {} cannot start ({} for more than {} s): {}",
+                    stuck.pod,
+                    stuck.reason,
+                    self.ctx.stuck_pod_grace.as_secs(),
+                    stuck.message
+                ),
+            )
+            .stopping_jobs(),
+        )
+    }
+
+    /// The failure of a run whose Job has not been able to create a single pod for the grace
+    /// period since it started: the Job controller's latest `FailedCreate` Event says why (a
+    /// quota, an admission policy such as PodSecurity, a missing ServiceAccount). Its Events
+    /// are read only then.
+    async fn pods_not_created(&self, job: &Job, pods: &[Pod]) -> Result<Option<Outcome>, Error> {
+        let suspended = job.spec.as_ref().and_then(|s| s.suspend) == Some(true);
+        let finished = has_condition(job, "Complete") || has_condition(job, "Failed");
+        if !pods.is_empty() || suspended || finished || !self.past_grace(job) {
+            return Ok(None);
+        }
+        let waited = self.now.0.as_second().saturating_sub(started_at(job).unwrap_or_default());
+        let events: Api<CoreEvent> = Api::namespaced(self.ctx.client.clone(), &self.scan_ref.namespace);
+        let selector = format!("involvedObject.kind=Job,involvedObject.name={},reason=FailedCreate", job.name_any());
+        let refusals = events.list(&ListParams::default().fields(&selector)).await?;
+        let latest = refusals.items.iter().max_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0));
+        let Some(message) = latest.and_then(|e| e.message.clone()) else { return Ok(None) };
+        let reason = match api_reason(403, &message) {
+            "Forbidden" => "FailedCreate",
+            named => named,
+        };
+        Ok(Some(
+            Outcome::new(
+                Phase::Failed,
+                reason,
+                format!("Job {} could not create any pod for {waited} s: {message}", job.name_any()),
+            )
+            .stopping_jobs(),
+        ))
+    }
+
+    /// Whether `job` has been running (since it started or was last resumed) for the grace
+    /// period of pods that cannot start.
+    fn past_grace(&self, job: &Job) -> bool {
+        let grace = i64::try_from(self.ctx.stuck_pod_grace.as_secs()).unwrap_or(i64::MAX);
+        started_at(job).is_some_and(|t| self.now.0.as_second().saturating_sub(t) >= grace)
+    }
+
+    /// Keeps a Job's `suspend` and `parallelism` equal to the spec's (both are mutable),
+    /// except on a Job that Kueue admits: there both are Kueue's.
+    async fn mirror_job_spec(&self, job: &Job, parallelism: i32) -> Result<(), Error> {
+        let finished = job.status.as_ref().and_then(|s| s.completion_time.as_ref()).is_some();
+        if finished || has_condition(job, "Failed") || is_queued(job) {
+            return Ok(());
+        }
+        let spec = job.spec.as_ref();
+        let suspend = spec.and_then(|s| s.suspend).unwrap_or(false);
+        let current = spec.and_then(|s| s.parallelism).unwrap_or(1);
+        if suspend != self.scan.spec.suspend || current != parallelism {
+            let patch = serde_json::json!({"spec": {"suspend": self.scan.spec.suspend, "parallelism": parallelism}});
+            self.apis.jobs.patch(&job.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        }
+        Ok(())
+    }
+
+    /// Once the run's outcome is in the status: its Jobs get `spec.ttlSecondsAfterFinished`
+    /// (so the TTL controller never deletes a Job whose end was not recorded), and a run
+    /// whose pods cannot start has its Jobs ended (`activeDeadlineSeconds: 1`).
+    async fn finish(&self, outcome: &Outcome) -> Result<(), Error> {
+        let mut spec = serde_json::Map::new();
+        if let Some(ttl) = self.scan.spec.ttl_seconds_after_finished {
+            spec.insert("ttlSecondsAfterFinished".into(), ttl.into());
+        }
+        if outcome.stop_jobs {
+            spec.insert("activeDeadlineSeconds".into(), 1.into());
+        }
+        if spec.is_empty() {
+            return Ok(());
+        }
+        let patch = serde_json::json!({ "spec": spec });
+        for name in [names::planner_job(&self.scan_ref.name, &self.id), names::shard_job(&self.scan_ref.name, &self.id)]
+        {
+            if self.live_job(&name).await?.is_some() {
+                self.apis.jobs.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates `object`, or returns the one that already exists under its name if this scan
+    /// controls it (an object of an earlier ExrScan of the same name is never adopted).
+    async fn create<K>(&self, api: &Api<K>, kind: &'static str, object: &K) -> Result<K, Error>
+    where
+        K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
+    {
+        match api.create(&PostParams::default(), object).await {
+            Ok(created) => Ok(created),
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                let existing = api.get(&object.name_any()).await?;
+                if self.scan_ref.controls(existing.meta()) {
+                    Ok(existing)
+                } else {
+                    Err(Error::NotOwned { kind, name: object.name_any() })
+                }
+            }
+            Err(e) => Err(e.into()),
         }
     }
 }
@@ -373,6 +694,16 @@ fn job_outcome(
                 "ConfigurationError",
                 format!("a shard reported a configuration error, retrying cannot help: {why}"),
             ),
+            Some("DeadlineExceeded") => Outcome::new(
+                Phase::Failed,
+                "DeadlineExceeded",
+                format!(
+                    "the run did not finish within spec.timeoutSeconds={}: {} of {} shards done",
+                    scan.spec.timeout_seconds.unwrap_or_default(),
+                    shards.succeeded,
+                    shards.total
+                ),
+            ),
             _ if !failed.is_empty() => Outcome::new(
                 Phase::Failed,
                 "ShardFailed",
@@ -388,6 +719,9 @@ fn job_outcome(
             ),
         };
     }
+    if let Some(queued) = queued_outcome(job) {
+        return queued;
+    }
     if job.spec.as_ref().and_then(|s| s.suspend) == Some(true) {
         return Outcome::new(
             Phase::Suspended,
@@ -402,32 +736,30 @@ fn job_outcome(
     )
 }
 
-/// Keeps a Job's `suspend` and `parallelism` equal to the spec's (both are mutable).
-async fn mirror_job_spec(scan: &ExrScan, jobs: &Api<Job>, job: &Job, parallelism: i32) -> Result<(), Error> {
-    if job.status.as_ref().and_then(|s| s.completion_time.as_ref()).is_some() || has_condition(job, "Failed") {
-        return Ok(());
-    }
-    let spec = job.spec.as_ref();
-    let suspend = spec.and_then(|s| s.suspend).unwrap_or(false);
-    let current = spec.and_then(|s| s.parallelism).unwrap_or(1);
-    if suspend != scan.spec.suspend || current != parallelism {
-        let patch = serde_json::json!({"spec": {"suspend": scan.spec.suspend, "parallelism": parallelism}});
-        jobs.patch(&job.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await?;
-    }
-    Ok(())
+/// When `job` started or was last resumed (Unix seconds).
+fn started_at(job: &Job) -> Option<i64> {
+    Some(job.status.as_ref()?.start_time.as_ref()?.0.as_second())
 }
 
-/// Deletes the Jobs of a replaced run (their pods go with them); the plan ConfigMap and the
-/// worker RBAC are reused by the next run.
-async fn retire_run(apis: &Apis, r: &ScanRef, run: &str) -> Result<(), Error> {
-    let dp = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..Default::default() };
-    for name in [names::planner_job(&r.name, run), names::shard_job(&r.name, run)] {
-        apis.jobs.delete(&name, &dp).await.map(|_| ()).or_else(ignore_not_found)?;
-    }
-    Ok(())
+/// Whether Kueue admits `job` (it carries a queue name).
+fn is_queued(job: &Job) -> bool {
+    job.labels().contains_key(names::KUEUE_QUEUE_LABEL)
 }
 
-/// Server-side applies the worker ServiceAccount, Role and RoleBinding.
+/// `Pending` while Kueue holds `job` suspended.
+fn queued_outcome(job: &Job) -> Option<Outcome> {
+    let queue = job.labels().get(names::KUEUE_QUEUE_LABEL)?;
+    (job.spec.as_ref().and_then(|s| s.suspend) == Some(true)).then(|| {
+        Outcome::new(
+            Phase::Pending,
+            "Queued",
+            format!("Job {} waits for Kueue to admit it (LocalQueue {queue})", job.name_any()),
+        )
+    })
+}
+
+/// Server-side applies the worker ServiceAccount, Role and RoleBinding (before each Job, so
+/// that edits made to them since are undone).
 async fn apply_rbac(r: &ScanRef, client: &Client) -> Result<(), Error> {
     let name = names::worker_account(&r.name);
     let pp = PatchParams::apply(names::MANAGER).force();
@@ -452,30 +784,11 @@ fn typed<T: Serialize>(object: T, api_version: &str, kind: &str) -> Result<serde
     Ok(value)
 }
 
-/// Creates `object`, or returns the one that already exists under its name.
-async fn create<K>(api: &Api<K>, object: &K) -> Result<K, Error>
-where
-    K: Resource + Clone + Serialize + DeserializeOwned + std::fmt::Debug,
-{
-    match api.create(&PostParams::default(), object).await {
-        Ok(created) => Ok(created),
-        Err(kube::Error::Api(s)) if s.code == 409 => Ok(api.get(&object.name_any()).await?),
-        Err(e) => Err(e.into()),
-    }
-}
-
 fn ignore_not_found(e: kube::Error) -> Result<(), kube::Error> {
     match e {
         kube::Error::Api(s) if s.code == 404 => Ok(()),
         e => Err(e),
     }
-}
-
-/// Whether `pod` belongs to another run and has not stopped yet.
-fn is_live_pod_of_other_run(pod: &Pod, run: &str) -> bool {
-    let other = pod.labels().get(names::RUN_LABEL).is_some_and(|r| r != run);
-    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-    other && !matches!(phase, Some("Succeeded" | "Failed"))
 }
 
 fn condition<'a>(job: &'a Job, type_: &str) -> Option<&'a k8s_openapi::api::batch::v1::JobCondition> {
@@ -561,7 +874,6 @@ mod tests {
     use super::*;
     use crate::objects::fixtures;
     use k8s_openapi::api::batch::v1::{JobCondition, JobSpec, JobStatus};
-    use k8s_openapi::api::core::v1::PodStatus;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     fn job(conditions: Vec<(&str, Option<&str>)>, failed_indexes: Option<&str>, suspend: bool) -> Job {
@@ -605,6 +917,37 @@ mod tests {
         assert_eq!(o.phase, Phase::Suspended);
         let o = job_outcome(&scan, &job(vec![], None, false), &shards(), None);
         assert_eq!((o.phase, o.message.as_str()), (Phase::Running, "3 of 4 shards done, 0 running"));
+        let o = job_outcome(&scan, &job(vec![("Failed", Some("DeadlineExceeded"))], None, false), &shards(), None);
+        assert_eq!((o.phase, o.reason.as_str()), (Phase::Failed, "DeadlineExceeded"));
+    }
+
+    #[test]
+    fn a_job_held_by_kueue_is_queued_not_suspended() {
+        let scan = fixtures::scan(fixtures::flight_spec());
+        let mut held = job(vec![], None, true);
+        held.metadata.labels = Some([(names::KUEUE_QUEUE_LABEL.to_string(), "farm".to_string())].into());
+        let o = job_outcome(&scan, &held, &shards(), None);
+        assert_eq!((o.phase, o.reason.as_str()), (Phase::Pending, "Queued"));
+        assert!(o.message.contains("LocalQueue farm"), "{}", o.message);
+        assert!(is_queued(&held));
+        held.spec = Some(JobSpec { suspend: Some(false), ..Default::default() });
+        assert_eq!(job_outcome(&scan, &held, &shards(), None).phase, Phase::Running, "admitted");
+    }
+
+    #[test]
+    fn api_refusals_are_named() {
+        assert_eq!(
+            api_reason(403, "jobs.batch \"x\" is forbidden: exceeded quota: q, requested: count/jobs.batch=1"),
+            "QuotaExceeded"
+        );
+        assert_eq!(api_reason(403, "admission webhook \"policy.example\" denied the request: no"), "AdmissionDenied");
+        assert_eq!(api_reason(403, "jobs.batch is forbidden: User \"x\" cannot create resource"), "Forbidden");
+        assert_eq!(api_reason(422, "Job.batch \"x\" is invalid"), "Invalid");
+        assert_eq!(api_reason(503, "unavailable"), "APIServerError");
+        assert_eq!(
+            api_reason(403, "Error creating: pods \"x\" is forbidden: violates PodSecurity \"restricted:latest\""),
+            "AdmissionDenied"
+        );
     }
 
     #[test]
@@ -617,20 +960,5 @@ mod tests {
         let running = Outcome::new(Phase::Running, "Running", "");
         assert_eq!(transition_event(Some(Phase::Suspended), &running).map(|e| e.reason), Some("Resumed".into()));
         assert!(transition_event(Some(Phase::Planning), &running).is_none());
-    }
-
-    #[test]
-    fn only_live_pods_of_other_runs_block_planning() {
-        let pod = |run: &str, phase: &str| Pod {
-            metadata: ObjectMeta {
-                labels: Some([(names::RUN_LABEL.to_string(), run.to_string())].into()),
-                ..Default::default()
-            },
-            spec: None,
-            status: Some(PodStatus { phase: Some(phase.into()), ..Default::default() }),
-        };
-        assert!(is_live_pod_of_other_run(&pod("old", "Running"), "new"));
-        assert!(!is_live_pod_of_other_run(&pod("old", "Failed"), "new"));
-        assert!(!is_live_pod_of_other_run(&pod("new", "Running"), "new"));
     }
 }

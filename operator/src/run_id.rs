@@ -42,6 +42,7 @@ mod tests {
             rescan: None,
             backoff_limit_per_index: 3,
             ttl_seconds_after_finished: None,
+            timeout_seconds: None,
         }
     }
 
@@ -83,4 +84,32 @@ mod tests {
         s.embeddings = Some(exrscan_crds::EmbeddingsSpec { enabled: true });
         assert_eq!(run_id(&s), base);
     }
+
+    /// A scan applied before an operator upgrade must keep its run hash after it, or every
+    /// existing scan would run again: a field added to the source or sink (even an optional
+    /// one that serialises a default) changes these. Change them only with a migration.
+    #[test]
+    fn golden() {
+        let manifest = serde_json::json!({
+            "source": {"bucket": "renders", "prefix": "show/"},
+            "sink": {"flight": {"endpoint": "db:443"}},
+            "shards": 4,
+        });
+        let spec: ExrScanSpec = serde_json::from_value(manifest).expect("spec");
+        assert_eq!(run_id(&spec), GOLDEN[0]);
+        let manifest = serde_json::json!({
+            "source": {"bucket": "renders", "prefix": "show/", "endpoint": "https://s3.example.com",
+                       "region": "eu-west-1", "forcePathStyle": true, "credentialsSecret": "s3",
+                       "include": ["*.exr"], "exclude": ["tmp/*"]},
+            "sink": {"flight": {"endpoint": "db:443", "tls": {"caSecret": "ca"}, "credentialsSecret": "db",
+                                "schema": "vfx", "tablePrefix": "exr_"}},
+            "shards": 16,
+            "embeddings": {"enabled": false},
+            "rescan": "2026-01-01",
+        });
+        let spec: ExrScanSpec = serde_json::from_value(manifest).expect("spec");
+        assert_eq!(run_id(&spec), GOLDEN[1]);
+    }
+
+    const GOLDEN: [&str; 2] = ["440b06ee", "9880d23b"];
 }

@@ -95,6 +95,7 @@ async fn api_server_refuses_bad_specs_with_readable_messages() {
         rescan: None,
         backoff_limit_per_index: 3,
         ttl_seconds_after_finished: None,
+        timeout_seconds: None,
     };
     match api.create(&PostParams::default(), &ExrScan::new("client-side", spec.clone())).await {
         Err(kube::Error::Api(status)) => {
@@ -123,5 +124,5 @@ async fn api_server_refuses_bad_specs_with_readable_messages() {
     kubectl_ok(&h.cluster, &["create", "namespace", "pipeline"]);
     let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     let out = kubectl_ok(&h.cluster, &["apply", "--dry-run=server", "-f", &examples.display().to_string()]);
-    assert_eq!(out.lines().count(), 3, "three examples: {out}");
+    assert_eq!(out.lines().count(), 4, "four examples: {out}");
 }

@@ -35,6 +35,10 @@ pub struct FlightSqlOptions {
     pub bulk_ingest: bool,
     /// Say in SqlInfo that there are no transactions.
     pub no_transactions: bool,
+    /// Roll back a transaction that no request has used for this long, as production
+    /// servers expire idle transactions (the stock example keeps it, and SQLite's write
+    /// lock, until it stops).
+    pub transaction_idle_timeout: Option<Duration>,
 }
 
 impl FlightSqlServer {
@@ -83,6 +87,9 @@ impl FlightSqlServer {
         if o.no_transactions {
             cmd.arg("-no-transactions");
         }
+        if let Some(idle) = o.transaction_idle_timeout {
+            cmd.arg("-transaction-idle-timeout").arg(format!("{}ms", idle.as_millis()));
+        }
         let mut server = Server::spawn("Flight SQL server", cmd, &self.dir.path().join("flightsql.log"))?;
         server.wait_for_port(self.addr, Duration::from_secs(30))?;
         self.server = Some(server);
@@ -110,6 +117,19 @@ impl FlightSqlServer {
     /// The server's log file.
     pub fn log_path(&self) -> PathBuf {
         self.dir.path().join("flightsql.log")
+    }
+
+    /// Prepared statements open on the server (created by clients and not closed yet), as
+    /// its log last said; 0 before the first one.
+    pub fn open_prepared_statements(&self) -> Result<usize, Error> {
+        let path = self.log_path();
+        let log = std::fs::read_to_string(&path)
+            .map_err(|e| Error::Io { context: format!("reading {}", path.display()), source: e })?;
+        Ok(log
+            .lines()
+            .rev()
+            .find_map(|line| line.split_once("prepared statements open: ").and_then(|(_, n)| n.trim().parse().ok()))
+            .unwrap_or(0))
     }
 
     /// The SQLite database file behind the server.

@@ -85,7 +85,7 @@ impl VastTwin {
         cmd.arg("-m")
             .arg("vasttwin")
             .arg("--db")
-            .arg(self.dir.path().join("twin.duckdb"))
+            .arg(self.database_path())
             .arg("--bucket")
             .arg(BUCKET)
             .arg("--port")
@@ -126,9 +126,9 @@ impl VastTwin {
         self.dir.path().join("requests.jsonl")
     }
 
-    /// The twin's log file.
-    pub fn log_path(&self) -> PathBuf {
-        self.dir.path().join("vasttwin.log")
+    /// The DuckDB file behind the twin.
+    pub fn database_path(&self) -> PathBuf {
+        self.dir.path().join("twin.duckdb")
     }
 }
 

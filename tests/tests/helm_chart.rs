@@ -525,8 +525,8 @@ fn kube_state_metrics_config_reads_the_crd_status() {
 #[test]
 fn gitops_examples_install_the_chart_with_crd_upgrades() {
     let home = tempfile::tempdir().expect("helm home");
-    let argocd: Value =
-        serde_yaml::from_str(&read(&workspace().join("examples/argocd-application.yaml"))).expect("Application");
+    let argocd: Value = serde_yaml::from_str(&read(&workspace().join("examples/install/argocd-application.yaml")))
+        .expect("Application");
     assert_eq!(argocd["kind"], "Application");
     let source = &argocd["spec"]["source"];
     assert!(workspace().join(source["path"].as_str().expect("source.path")).join("Chart.yaml").exists());
@@ -534,7 +534,7 @@ fn gitops_examples_install_the_chart_with_crd_upgrades() {
     let options = argocd["spec"]["syncPolicy"]["syncOptions"].as_array().expect("syncOptions");
     assert!(options.contains(&Value::from("ServerSideApply=true")), "{options:?}");
 
-    let flux = documents(&read(&workspace().join("examples/flux-helmrelease.yaml")));
+    let flux = documents(&read(&workspace().join("examples/install/flux-helmrelease.yaml")));
     let release = one(&flux, "HelmRelease");
     let spec = &release["spec"];
     assert_eq!(

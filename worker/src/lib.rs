@@ -8,6 +8,7 @@ pub mod embed;
 pub mod header;
 pub mod plan;
 pub mod record;
+pub mod retry;
 pub mod scan;
 pub mod shard;
 pub mod sink;

@@ -1,5 +1,6 @@
 //! Faults during a shard run against a real S3 server: the shard killed and run again,
-//! the S3 server crashed and restarted mid-run, throttling. Nothing lost, nothing twice.
+//! the S3 server crashed and restarted mid-run, throttling, credentials refused or rotated,
+//! a tiny header budget. Nothing lost, nothing twice.
 
 mod bucket;
 
@@ -152,7 +153,7 @@ fn throttling_is_retried_until_every_object_is_read() -> TestResult {
 }
 
 #[test]
-fn configuration_errors_exit_2_and_outages_exit_3() -> TestResult {
+fn configuration_errors_exit_2_refused_credentials_4_and_outages_3() -> TestResult {
     let mut s3 = server(S3Options::default());
     upload(&s3, 1);
     let dir = testenv::work_dir("s3-exit")?;
@@ -167,7 +168,7 @@ fn configuration_errors_exit_2_and_outages_exit_3() -> TestResult {
         "--shards",
         "2",
     ]);
-    assert_eq!(code(&mut bad_secret), Some(2), "refused credentials");
+    assert_eq!(code(&mut bad_secret), Some(4), "refused credentials: a new attempt reads them again");
     assert_eq!(code(exrscan_s3(&s3).args(["plan", "s3://no-such-bucket/x", "--shards", "2"])), Some(2));
     let garbage = dir.path().join("garbage.json");
     std::fs::write(&garbage, "{\"version\": 7}")?;
@@ -203,6 +204,153 @@ fn configuration_errors_exit_2_and_outages_exit_3() -> TestResult {
     assert_eq!(out.status.code(), Some(3), "S3 down past the retries: {}", String::from_utf8_lossy(&out.stderr));
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&log)?)?;
     assert_eq!(report["outcome"], "unavailable", "{report}");
+    Ok(())
+}
+
+/// `path` replaced at once (written beside it, then renamed), as a Secret update does.
+fn replace(path: &Path, text: &str) -> std::io::Result<()> {
+    let next = path.with_extension("next");
+    std::fs::write(&next, text)?;
+    std::fs::rename(&next, path)
+}
+
+/// No failure sample blames the credentials: they are not bad objects.
+fn assert_no_credential_failures(report: &Value) {
+    let failures = report["failures"].as_array().cloned().unwrap_or_default();
+    let blamed: Vec<_> = failures
+        .iter()
+        .filter(|f| f["reason"].as_str().is_some_and(|r| r.contains("credentials") || r.contains("403")))
+        .collect();
+    assert!(blamed.is_empty(), "objects failed for the credentials: {blamed:?}");
+}
+
+#[test]
+fn refused_credentials_stop_the_shard_with_exit_4_and_no_object_fails() -> TestResult {
+    let s3 = server(S3Options::default());
+    let uploaded = upload(&s3, 20);
+    let dir = testenv::work_dir("s3-credentials")?;
+    let plan = one_shard_plan(&s3, dir.path());
+    let db = dir.path().join("catalog.duckdb");
+    let sink = format!("duckdb://{}", db.display());
+
+    // Wrong keys from the start: the listing is refused, the shard says why, never the secret.
+    const WRONG: &str = "wrong-secret-never-printed";
+    let out = exrscan_s3(&s3)
+        .env("AWS_SECRET_ACCESS_KEY", WRONG)
+        .args(["shard", "--index", "0", "--sink", &sink, "--plan"])
+        .arg(&plan)
+        .env("EXRSCAN_TERMINATION_LOG", db.with_extension("termination"))
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    let report = last_json(&out);
+    assert_eq!(report["outcome"], "credentials", "{report}");
+    assert!(report["error"].as_str().is_some_and(|e| e.contains("SignatureDoesNotMatch")), "{report}");
+    assert_eq!(report["counts"]["failed"], 0, "{report}");
+    let termination = std::fs::read_to_string(db.with_extension("termination"))?;
+    for text in [&*stderr, &String::from_utf8_lossy(&out.stdout), &termination] {
+        assert!(!text.contains(WRONG), "the secret leaked: {text}");
+    }
+
+    // The mounted Secret rotated to a wrong key mid-run: the running shard picks the change
+    // up, its reads are refused, and it stops instead of failing every object after it.
+    let secret = dir.path().join("secret");
+    std::fs::create_dir_all(&secret)?;
+    std::fs::write(secret.join("access_key_id"), s3.access_key())?;
+    std::fs::write(secret.join("secret_access_key"), s3.secret_key())?;
+    let secret_dir = secret.to_string_lossy().into_owned();
+    let slow = ["--concurrency", "1", "--batch-files", "20", "--s3-credentials-dir", &secret_dir];
+    s3.audit().expect("audit").clear();
+    let mut shard = start_shard(&s3, &plan, &db, &slow);
+    assert!(wait_for_gets(&s3, &mut shard, 100), "the shard was still running after 100 GETs");
+    replace(&secret.join("secret_access_key"), "rotated-to-a-wrong-secret")?;
+    let out = shard.wait_with_output()?;
+    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    let report = last_json(&out);
+    assert_eq!(report["outcome"], "credentials", "{report}");
+    assert!(report["error"].as_str().is_some_and(|e| e.contains("SignatureDoesNotMatch")), "{report}");
+    assert_no_credential_failures(&report);
+    let failed = report["counts"]["failed"].as_u64().unwrap_or(u64::MAX);
+    assert!(failed <= uploaded.broken().len() as u64, "only damaged objects failed: {report}");
+    assert!(report["counts"]["inserted"].as_u64().unwrap_or_default() > 0, "read before the rotation: {report}");
+
+    // Rotated back: the next attempt (a new process) finishes the shard.
+    replace(&secret.join("secret_access_key"), s3.secret_key())?;
+    let report = finish(start_shard(&s3, &plan, &db, &["--s3-credentials-dir", &secret_dir]));
+    assert_eq!(report["outcome"], "done", "{report}");
+    assert_complete(&db, &uploaded);
+    Ok(())
+}
+
+#[test]
+fn a_header_budget_smaller_than_one_header_still_reads_everything() -> TestResult {
+    let s3 = server(S3Options::default());
+    let uploaded = upload(&s3, 2);
+    let dir = testenv::work_dir("s3-budget")?;
+    let plan = one_shard_plan(&s3, dir.path());
+    let db = dir.path().join("catalog.duckdb");
+    // 4 KiB: less than the first read (64 KiB) and than the corpus's longest header
+    // (over 64 KiB), so every header is read alone, the long one taking the whole budget.
+    let report = finish(start_shard(&s3, &plan, &db, &["--concurrency", "64", "--header-budget", "4096"]));
+    assert_eq!(report["counts"]["failed"], uploaded.broken().len() as u64, "{report}");
+    assert!(
+        report["s3"]["getRequests"].as_u64().unwrap_or_default()
+            > report["s3"]["headersInOneGet"].as_u64().unwrap_or_default(),
+        "some header needed a second GET: {report}"
+    );
+    assert_complete(&db, &uploaded);
+    Ok(())
+}
+
+/// Puts `body_path`'s bytes at `key` with boto3 (object_store cannot send a key starting with
+/// `/`) and returns the keys MinIO then lists under `/` and under `extra/`.
+fn put_raw(
+    s3: &S3Server,
+    key: &str,
+    body_path: &Path,
+) -> Result<(Vec<String>, Vec<String>), Box<dyn std::error::Error>> {
+    let listed = testenv::python::run(
+        "import sys, json, boto3\nfrom botocore.config import Config\n\
+         endpoint, key_id, secret, bucket, key, path = sys.argv[1:]\n\
+         s3 = boto3.client('s3', endpoint_url=endpoint, aws_access_key_id=key_id, aws_secret_access_key=secret,\n\
+             region_name='us-east-1', config=Config(s3={'addressing_style': 'path'}))\n\
+         s3.put_object(Bucket=bucket, Key=key, Body=open(path, 'rb').read())\n\
+         keys = lambda p: [o['Key'] for o in s3.list_objects_v2(Bucket=bucket, Prefix=p).get('Contents', [])]\n\
+         print(json.dumps([keys('/'), keys('extra/')]))",
+        &[&s3.endpoint(), s3.access_key(), s3.secret_key(), BUCKET, key, &body_path.to_string_lossy()],
+    )?;
+    Ok(serde_json::from_str(listed.trim())?)
+}
+
+#[test]
+fn a_key_put_with_a_leading_slash_is_read_as_itself_and_a_slash_prefix_is_refused() -> TestResult {
+    let s3 = server(S3Options::default());
+    upload(&s3, 1);
+    let (corpus, readable) = bucket::corpus();
+    let (rel, _) = readable.iter().find(|(_, ok)| **ok).ok_or("a readable corpus file")?;
+    let body = corpus.join(rel);
+    let (under_slash, under_extra) = put_raw(&s3, "/extra/lead.exr", &body)?;
+    // MinIO drops the leading `/` when it stores the object: no key starts with `/`.
+    assert_eq!((under_slash, under_extra), (Vec::<String>::new(), vec!["extra/lead.exr".to_string()]));
+
+    // A scan of the whole bucket (which first looks for keys starting with `/`) reads it as
+    // what it is.
+    let dir = testenv::work_dir("s3-slash")?;
+    let db = dir.path().join("catalog.duckdb");
+    let sink = format!("duckdb://{}", db.display());
+    run(exrscan_s3(&s3).args(["scan", "--json", "--sink", &sink, &format!("s3://{BUCKET}/")]));
+    let size = testenv::python::run(
+        "import sys, duckdb\ncon = duckdb.connect(sys.argv[1], read_only=True)\n\
+         print(con.execute(\"SELECT size_bytes FROM files WHERE key = 'extra/lead.exr'\").fetchall())",
+        &[&db.to_string_lossy()],
+    )?;
+    assert_eq!(size.trim(), format!("[({},)]", std::fs::metadata(&body)?.len()), "indexed once, as itself");
+
+    // A prefix starting with `/` names keys the S3 client cannot request: refused.
+    let out = exrscan_s3(&s3).args(["plan", &format!("s3://{BUCKET}//extra/"), "--shards", "1"]).output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("the prefix starts with `/`"), "{stderr}");
     Ok(())
 }
 

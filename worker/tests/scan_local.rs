@@ -75,6 +75,31 @@ fn scan_prints_a_summary_and_rerun_inserts_nothing() -> TestResult {
     Ok(())
 }
 
+/// A file whose name is not UTF-8 cannot be cataloged (keys and URIs are UTF-8): it is
+/// counted as failed with its reason, not skipped unseen.
+#[test]
+fn a_file_whose_name_is_not_utf8_is_counted_as_failed() -> TestResult {
+    use std::os::unix::ffi::OsStrExt as _;
+    let dir = tempfile::tempdir()?;
+    let tree = dir.path().join("renders");
+    let files = sample_tree(&tree, 1) as u64;
+    let good = std::fs::read_dir(tree.join("shot000"))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "exr"))
+        .ok_or("a sample EXR")?;
+    std::fs::copy(&good, tree.join("shot000").join(std::ffi::OsStr::from_bytes(b"beauty\xe9.exr")))?;
+    let db = dir.path().join("catalog.duckdb");
+    let out = run(exrscan().args(["scan", "--json", "--sink", &format!("duckdb://{}", db.display())]).arg(&tree));
+    let summary: Value = serde_json::from_str(out.trim())?;
+    assert_eq!(summary["inserted"], files, "{summary}");
+    assert_eq!(summary["failed"], 1, "{summary}");
+    let reason = summary["failures"][0]["reason"].as_str().unwrap_or_default();
+    let key = summary["failures"][0]["key"].as_str().unwrap_or_default();
+    assert!(reason.contains("not UTF-8") && key.ends_with("beauty\u{FFFD}.exr"), "{summary}");
+    Ok(())
+}
+
 /// A batch closes at whichever limit comes first: files, rows or bytes.
 #[test]
 fn batches_are_bounded_by_files_rows_and_bytes() -> TestResult {

@@ -1,14 +1,17 @@
 //! The Flight SQL sink against Apache Arrow's reference Flight SQL server (arrow-go,
 //! SQLite), read back by an independent client (the ADBC Flight SQL driver): values,
 //! re-runs, a server killed and restarted mid-run, authentication, TLS with a custom CA,
-//! the bulk-ingest path and a server without transactions.
+//! the bulk-ingest path and a server without transactions, rows of megabytes, lookups with
+//! bound parameters, abandoned attempts and abandoned transactions.
 
 mod fixtures;
 
-use std::time::Duration;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
+use exrscan::catalog::{CatalogBatch, CatalogBuilder, ScanInfo, SourceFile};
 use exrscan::sink::flight::{Credentials, FlightSink, IngestPath, ScalarEncoding, VectorEncoding};
-use exrscan::sink::{AnySink, SimilarBy, Sink, SinkError, SinkUri};
+use exrscan::sink::{AnySink, SimilarBy, Sink, SinkError, SinkUri, Writer};
 use fixtures::{TestResult, adbc_rows, blob_floats, check_files, expected_rows, sample_tree, scalar, scan};
 use serde_json::{Value, json};
 use testenv::FlightSqlServer;
@@ -294,8 +297,9 @@ fn bulk_ingest_with_blob_vectors() -> TestResult {
     Ok(())
 }
 
-/// Without transactions, `files` rows are written last and mark a file complete: child
-/// rows of a file without one (an attempt that died half-way) are replaced, not doubled.
+/// Without transactions, `files` rows are written last and mark a file complete: a file
+/// whose `files` rows are missing (an attempt that died half-way) is written again, the
+/// `indexed_*` views show its rows once, and `exrscan gc` removes the dead attempt's rows.
 #[test]
 fn without_transactions_files_rows_are_written_last() -> TestResult {
     let server =
@@ -325,7 +329,254 @@ fn without_transactions_files_rows_are_written_last() -> TestResult {
 
     let second = scan(&tree, &server.uri(), Credentials::default(), 4)?;
     assert_eq!((second.counts.inserted, second.counts.unchanged), (2, files - 2));
-    assert_eq!(counts(&server.adbc_uri(), &none()), expected_rows(&tree), "child rows doubled");
+    let view = |table: &str| {
+        scalar(&adbc_rows(&server.adbc_uri(), &format!("SELECT count(*) AS n FROM indexed_{table}"), &none())) as u64
+    };
+    let expected = expected_rows(&tree);
+    let seen = (view("files"), view("parts"), view("channels"), view("attributes"));
+    assert_eq!(seen, expected, "the views show each file's rows once");
+    assert!(counts(&server.adbc_uri(), &none()).1 > expected.1, "the dead attempt's rows are still in the tables");
+
+    let exrscan = testenv::paths::workspace_bin("exrscan")?;
+    let gc = std::process::Command::new(exrscan)
+        .args(["gc", "--sink", &server.uri(), "--orphan-grace-seconds", "0"])
+        .output()?;
+    assert!(gc.status.success(), "{}", String::from_utf8_lossy(&gc.stderr));
+    assert_eq!(counts(&server.adbc_uri(), &none()), expected, "gc leaves each file's rows once");
     assert_eq!(distinct_file_ids(&server.adbc_uri(), &none()), files);
+    Ok(())
+}
+
+/// A copy of the single-part sample `plate_yc.1001.exr` with string attributes `note0`,
+/// `note1`, … of the given sizes added to its header. Each becomes an `attributes` row of
+/// about twice its size (`value_json` and `value_text`), and all of them are in the file's
+/// `files.raw_header_json`.
+fn with_notes(sizes: &[usize]) -> Result<Vec<u8>, Box<dyn std::error::Error>> {
+    let sample = std::fs::read(fixtures::samples_dir().join("plate_yc.1001.exr"))?;
+    let header = exrscan::header::parse_complete(&sample)?;
+    assert_eq!(header.parts.len(), 1, "a single-part sample");
+    let end = header.header_bytes - 1; // the null byte that ends the attribute list
+    let mut out = sample[..end].to_vec();
+    for (i, &bytes) in sizes.iter().enumerate() {
+        out.extend_from_slice(format!("note{i}\0string\0").as_bytes());
+        out.extend_from_slice(&i32::try_from(bytes)?.to_le_bytes());
+        out.extend(std::iter::repeat_n(b'x', bytes));
+    }
+    out.extend_from_slice(&sample[end..]);
+    Ok(out)
+}
+
+/// Files whose attributes make rows of megabytes, next to each other among small ones in
+/// one batch (splitting by the average row size, as arrow-flight's encoder does, put two
+/// `files` rows of these in one message of 5,215,505 bytes): every message stays under the
+/// server's 4 MiB receive limit, on both ingest paths, with no refused attempt. A file with a row of 5 MB, which no
+/// message can carry, is reported failed with its reason and the rest of its batch is
+/// written: the shard goes on.
+#[test]
+fn large_rows_travel_in_bounded_messages_and_a_file_too_large_fails_alone() -> TestResult {
+    for bulk_ingest in [false, true] {
+        let server = FlightSqlServer::start_with(FlightSqlOptions { bulk_ingest, ..FlightSqlOptions::default() })?;
+        let dir = tempfile::tempdir()?;
+        let tree = dir.path().join("tree");
+        let small = sample_tree(&tree, 1) as u64;
+        std::fs::create_dir_all(tree.join("big"))?;
+        for i in 0..3 {
+            let sizes: Vec<usize> = (0..4).map(|n| 650_000 + 4 * i + n).collect();
+            std::fs::write(tree.join(format!("big/notes_{i}.exr")), with_notes(&sizes)?)?;
+        }
+        let expected = expected_rows(&tree);
+        std::fs::create_dir_all(tree.join("huge"))?;
+        std::fs::write(tree.join("huge/note.exr"), with_notes(&[2_500_000])?)?;
+
+        let summary = scan(&tree, &server.uri(), Credentials::default(), 100)?;
+        assert_eq!(summary.batches, 1, "one batch holds them all: {summary:?}");
+        assert_eq!((summary.counts.inserted, summary.counts.failed), (small + 3, 1), "{summary:?}");
+        assert_eq!(summary.retries, 0, "a message was refused: {summary:?}");
+        let failure = &summary.failures[0];
+        assert_eq!(failure.key, "huge/note.exr");
+        let row_bytes: usize = failure
+            .reason
+            .strip_prefix("rows of ")
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_default();
+        assert!(row_bytes > 4 * 1024 * 1024, "{failure:?}");
+        assert!(failure.reason.ends_with("exceed the sink's message limit of 3014656 bytes per row"), "{failure:?}");
+        assert_eq!(counts(&server.adbc_uri(), &none()), expected, "bulk ingest: {bulk_ingest}");
+        let notes = adbc_rows(
+            &server.adbc_uri(),
+            "SELECT length(value_text) AS n FROM attributes WHERE name LIKE 'note%' ORDER BY n",
+            &none(),
+        );
+        let lengths: Vec<i64> = notes.iter().filter_map(|r| r["n"].as_i64()).collect();
+        assert_eq!(lengths, (650_000..650_012).collect::<Vec<i64>>());
+    }
+    Ok(())
+}
+
+/// The catalog batch of the samples, as if listed from `s3://bucket/<prefix>` with ETags.
+fn sample_batch(prefix: &str) -> Result<(CatalogBatch, Vec<SourceFile>), Box<dyn std::error::Error>> {
+    let mut builder = CatalogBuilder::new(ScanInfo::default());
+    let mut listed = Vec::new();
+    for name in fixtures::sample_names() {
+        let bytes = std::fs::read(fixtures::samples_dir().join(&name))?;
+        let header = exrscan::header::parse_complete(&bytes)?;
+        let key = format!("{prefix}{name}");
+        let file = SourceFile {
+            uri: format!("s3://bucket/{key}"),
+            bucket: Some("bucket".into()),
+            key,
+            size_bytes: bytes.len() as u64,
+            last_modified: None,
+            etag: Some(format!("\"etag-'{name}'\"")),
+        };
+        builder.add(file.clone(), &header, Some(&exrscan::embed::embed(&header)));
+        listed.push(file);
+    }
+    Ok((builder.finish()?, listed))
+}
+
+/// The existence check and the resume check bind their keys as parameters: keys with
+/// quotes are found as they are, on both ingest paths.
+#[test]
+fn lookups_bind_their_keys_as_parameters() -> TestResult {
+    for bulk_ingest in [false, true] {
+        let server = FlightSqlServer::start_with(FlightSqlOptions { bulk_ingest, ..FlightSqlOptions::default() })?;
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let (batch, listed) = sample_batch("it's a \"quoted\" key/")?;
+        let mut writer = Writer::new(
+            runtime.block_on(AnySink::open(
+                &server.uri().parse()?,
+                &Credentials::default().into(),
+                &fixtures::retry(),
+            ))?,
+            fixtures::retry(),
+        );
+        let put = runtime.block_on(writer.put(&batch))?;
+        assert_eq!(put.inserted, listed.len() as u64);
+
+        let mut ids = batch.file_ids().to_vec();
+        ids.push("f".repeat(64));
+        let existing = runtime.block_on(writer.sink_mut().existing(&ids))?;
+        assert_eq!(existing.len(), listed.len(), "every written file_id, not the made-up one");
+        assert!(!existing.contains(&"f".repeat(64)));
+
+        let mut asked = listed.clone();
+        asked[0].size_bytes += 1; // changed since: not indexed
+        let indexed = runtime.block_on(writer.indexed(&asked))?;
+        assert_eq!(indexed.len(), listed.len() - 1, "{indexed:?}");
+        assert!(!indexed.contains(&listed[0].uri) && indexed.contains(&listed[1].uri));
+        let again = runtime.block_on(writer.put(&batch))?;
+        assert_eq!((again.inserted, again.unchanged), (0, listed.len() as u64));
+    }
+    Ok(())
+}
+
+/// Holds SQLite's write lock on `database` from another process for `seconds`, from
+/// about half a second after the call.
+fn hold_write_lock(database: &Path, seconds: f64) -> std::thread::JoinHandle<Result<String, testenv::Error>> {
+    let database = database.to_string_lossy().into_owned();
+    let code = "import sqlite3, sys, time\n\
+        c = sqlite3.connect(sys.argv[1], timeout=10, isolation_level=None)\n\
+        c.execute('BEGIN IMMEDIATE')\n\
+        time.sleep(float(sys.argv[2]))\n\
+        c.execute('ROLLBACK')";
+    let handle = std::thread::spawn(move || testenv::python::run(code, &[&database, &seconds.to_string()]));
+    std::thread::sleep(Duration::from_millis(1500));
+    handle
+}
+
+/// Waits until the server's log says no prepared statement is open.
+fn wait_for_no_prepared_statements(server: &FlightSqlServer, within: Duration) -> Result<usize, testenv::Error> {
+    let started = Instant::now();
+    loop {
+        let open = server.open_prepared_statements()?;
+        if open == 0 || started.elapsed() > within {
+            return Ok(open);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A write abandoned at the sink's deadline (its INSERT waits for a lock held elsewhere)
+/// closes its prepared statement and rolls back its transaction on the server: nothing of
+/// it stays open, and the next write goes through and writes every row once.
+#[test]
+fn an_abandoned_write_leaves_no_prepared_statement_or_transaction_open() -> TestResult {
+    let server = FlightSqlServer::start()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let uri: SinkUri = format!("{}?timeout_s=1", server.uri()).parse()?;
+    let mut sink = runtime.block_on(AnySink::open(&uri, &Credentials::default().into(), &fixtures::retry()))?;
+    let (batch, listed) = sample_batch("abandoned/")?;
+
+    let holder = hold_write_lock(&server.database_path(), 3.0);
+    let abandoned = runtime.block_on(sink.write(&batch));
+    assert!(
+        matches!(&abandoned, Err(SinkError::Transient(m)) if m.contains("no answer from the server within 1s")),
+        "{abandoned:?}"
+    );
+    holder.join().map_err(|_| "lock holder panicked")??;
+    let open = wait_for_no_prepared_statements(&server, Duration::from_secs(15))?;
+    assert_eq!(open, 0, "a prepared statement was left open: {}", std::fs::read_to_string(server.log_path())?);
+
+    runtime.block_on(sink.write(&batch))?;
+    assert_eq!(counts(&server.adbc_uri(), &none()).0, listed.len() as u64);
+    assert_eq!(distinct_file_ids(&server.adbc_uri(), &none()), listed.len() as u64);
+    Ok(())
+}
+
+/// Begins a transaction on `server` that takes SQLite's write lock, and drops the
+/// connection without ending it (as a writer killed mid-batch does).
+fn abandon_a_transaction(runtime: &tokio::runtime::Runtime, server: &FlightSqlServer) -> TestResult {
+    runtime.block_on(async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", server.addr()))?.connect().await?;
+        let mut client = arrow_flight::sql::client::FlightSqlServiceClient::new(channel);
+        let transaction = client.begin_transaction().await?;
+        client.execute_update("CREATE TABLE held (x INTEGER)".into(), Some(transaction)).await?;
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })
+}
+
+/// A transaction abandoned by a killed writer holds SQLite's write lock. A server that
+/// expires idle transactions (`-transaction-idle-timeout 2s`) frees it, and another writer
+/// goes through within seconds; without that, the writer's error says what holds it.
+#[test]
+fn an_abandoned_transaction_blocks_others_only_until_the_server_expires_it() -> TestResult {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let dir = tempfile::tempdir()?;
+    let tree = dir.path().join("tree");
+    let files = sample_tree(&tree, 1) as u64;
+
+    let idle = Duration::from_secs(2);
+    let server = FlightSqlServer::start_with(FlightSqlOptions {
+        transaction_idle_timeout: Some(idle),
+        ..FlightSqlOptions::default()
+    })?;
+    drop(runtime.block_on(AnySink::open(
+        &server.uri().parse()?,
+        &Credentials::default().into(),
+        &fixtures::retry(),
+    ))?);
+    abandon_a_transaction(&runtime, &server)?;
+    let started = Instant::now();
+    let summary = scan(&tree, &server.uri(), Credentials::default(), 100)?;
+    assert_eq!(summary.counts.inserted, files);
+    assert!(started.elapsed() < Duration::from_secs(8), "blocked for {:?}", started.elapsed());
+    let log = std::fs::read_to_string(server.log_path())?;
+    assert!(log.contains("idle for more than 2s: rolled back"), "{log}");
+
+    // Without expiry the lock stays: the error names the cause (after the server's own
+    // 10 s busy timeout).
+    let server = FlightSqlServer::start()?;
+    let uri: SinkUri = format!("{}?timeout_s=20", server.uri()).parse()?;
+    let mut sink = runtime.block_on(AnySink::open(&uri, &Credentials::default().into(), &fixtures::retry()))?;
+    abandon_a_transaction(&runtime, &server)?;
+    let (batch, _) = sample_batch("held/")?;
+    let blocked = runtime.block_on(sink.write(&batch));
+    assert!(
+        matches!(&blocked, Err(SinkError::Transient(m))
+            if m.contains("database is locked") && m.contains("another transaction holds the catalog's write lock")),
+        "{blocked:?}"
+    );
     Ok(())
 }

@@ -57,6 +57,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: ["", events.k8s.io]
   resources: [events]
   verbs: [create, patch]
+# The Job controller's FailedCreate Events, read when a Job has created no pod at all.
+- apiGroups: [""]
+  resources: [events]
+  verbs: [list]
 {{- end -}}
 
 {{/* An image reference from (list <image values> <root context>): global.imageRegistry in

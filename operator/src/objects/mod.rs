@@ -6,11 +6,14 @@ pub mod rbac;
 pub mod shard_job;
 pub mod worker_pod;
 
+use std::collections::BTreeMap;
+
 use exrscan_crds::ExrScan;
+use k8s_openapi::api::batch::v1::JobSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::Resource;
 
-use crate::names;
+use crate::names::{self, Component};
 
 /// Why an object cannot be built for a scan.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +61,49 @@ impl ScanRef {
     pub fn meta(&self, name: String) -> ObjectMeta {
         self.owned_meta(name, names::scan_labels(&self.name))
     }
+
+    /// Whether this scan (this uid, not an earlier scan of the same name) controls `meta`'s object.
+    pub fn controls(&self, meta: &ObjectMeta) -> bool {
+        controller_uid(meta) == Some(self.uid.as_str())
+    }
 }
+
+/// The uid of the controller owner of an object.
+pub fn controller_uid(meta: &ObjectMeta) -> Option<&str> {
+    meta.owner_references.as_ref()?.iter().find(|o| o.controller == Some(true)).map(|o| o.uid.as_str())
+}
+
+/// The Kueue LocalQueue of a scan's Jobs, when the scan is queued.
+pub fn queue_name(scan: &ExrScan) -> Option<&str> {
+    scan.spec.worker.as_ref().and_then(|w| w.queue_name.as_deref())
+}
+
+/// Labels of a run's Job: its run labels, and Kueue's queue-name label when the scan is queued.
+fn job_labels(scan: &ExrScan, scan_ref: &ScanRef, run: &str, component: Component) -> BTreeMap<String, String> {
+    let mut labels = names::run_labels(&scan_ref.name, run, component);
+    if let Some(queue) = queue_name(scan) {
+        labels.insert(names::KUEUE_QUEUE_LABEL.to_string(), queue.to_string());
+    }
+    labels
+}
+
+/// What every Job of a run shares: a replacement pod only once its predecessor has fully
+/// terminated (one pod per index at a time); created suspended when `spec.suspend` says so
+/// or when Kueue is to admit it; `deadline` (seconds) as `activeDeadlineSeconds`. The TTL
+/// is not set here: the operator sets it once the run's outcome is in the status.
+fn run_job_spec(scan: &ExrScan, deadline: Option<i64>) -> JobSpec {
+    JobSpec {
+        pod_replacement_policy: Some(POD_REPLACEMENT_POLICY.into()),
+        pod_failure_policy: Some(plan::pod_failure_policy()),
+        suspend: Some(scan.spec.suspend || queue_name(scan).is_some()),
+        active_deadline_seconds: deadline,
+        ..Default::default()
+    }
+}
+
+/// `podReplacementPolicy` of every Job: `Failed` (the default with a pod failure policy, set
+/// explicitly so that it cannot silently change).
+pub const POD_REPLACEMENT_POLICY: &str = "Failed";
 
 #[cfg(test)]
 pub(crate) mod fixtures {
@@ -103,6 +148,7 @@ pub(crate) mod fixtures {
             rescan: None,
             backoff_limit_per_index: 3,
             ttl_seconds_after_finished: Some(600),
+            timeout_seconds: None,
         }
     }
 }

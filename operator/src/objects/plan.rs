@@ -34,8 +34,8 @@ pub fn plan_run(cm: &ConfigMap) -> Option<&str> {
     cm.metadata.annotations.as_ref().and_then(|a| a.get(names::PLAN_RUN_ANNOTATION)).map(String::as_str)
 }
 
-/// The planner Job of `run`.
-pub fn planner_job(scan: &ExrScan, scan_ref: &ScanRef, run: &str, default_image: &str) -> Job {
+/// The planner Job of `run`, ending at the latest `deadline` seconds after it starts.
+pub fn planner_job(scan: &ExrScan, scan_ref: &ScanRef, run: &str, default_image: &str, deadline: Option<i64>) -> Job {
     let args = vec![
         "plan".to_string(),
         worker_pod::source_uri(scan),
@@ -46,15 +46,13 @@ pub fn planner_job(scan: &ExrScan, scan_ref: &ScanRef, run: &str, default_image:
     ];
     let name = names::planner_job(&scan_ref.name, run);
     Job {
-        metadata: scan_ref.owned_meta(name, names::run_labels(&scan_ref.name, run, Component::Planner)),
+        metadata: scan_ref.owned_meta(name, super::job_labels(scan, scan_ref, run, Component::Planner)),
         spec: Some(JobSpec {
             completions: Some(1),
             parallelism: Some(1),
             backoff_limit: Some(PLANNER_BACKOFF_LIMIT),
-            pod_failure_policy: Some(pod_failure_policy()),
-            suspend: Some(scan.spec.suspend),
             template: worker_pod::template(scan, scan_ref, run, Component::Planner, default_image, args),
-            ..Default::default()
+            ..super::run_job_spec(scan, deadline)
         }),
         status: None,
     }
@@ -96,7 +94,7 @@ mod tests {
     fn planner_runs_the_contract_command() {
         let scan = fixtures::scan(fixtures::flight_spec());
         let r = ScanRef::of(&scan).expect("ref");
-        let job = planner_job(&scan, &r, "abcd1234", "exrscan:1");
+        let job = planner_job(&scan, &r, "abcd1234", "exrscan:1", Some(3600));
         assert_eq!(job.metadata.name.as_deref(), Some("renders-plan-abcd1234"));
         let spec = job.spec.expect("spec");
         let c = &spec.template.spec.as_ref().expect("pod").containers[0];
@@ -106,6 +104,9 @@ mod tests {
         );
         assert_eq!(c.image.as_deref(), Some("exrscan:1"));
         assert_eq!(spec.backoff_limit, Some(PLANNER_BACKOFF_LIMIT));
+        assert_eq!(spec.pod_replacement_policy.as_deref(), Some("Failed"));
+        assert_eq!(spec.active_deadline_seconds, Some(3600));
+        assert_eq!(spec.ttl_seconds_after_finished, None, "set once the outcome is recorded");
         let rules = &spec.pod_failure_policy.expect("policy").rules;
         assert_eq!(rules[0].action, "FailJob");
         assert_eq!(rules[0].on_exit_codes.as_ref().map(|e| e.values.clone()), Some(vec![2]));

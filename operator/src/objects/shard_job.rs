@@ -4,7 +4,7 @@
 use exrscan_crds::ExrScan;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 
-use super::{ScanRef, plan, worker_pod};
+use super::{ScanRef, worker_pod};
 use crate::names::{self, Component};
 
 /// The Indexed Job of `run`.
@@ -12,21 +12,21 @@ use crate::names::{self, Component};
 /// Failures follow the worker's exit codes: 2 (bad configuration) fails the whole Job; 3
 /// (infrastructure) and anything else retry that index, up to `spec.backoffLimitPerIndex`
 /// times, while the other shards go on.
-pub fn shard_job(scan: &ExrScan, scan_ref: &ScanRef, run: &str, default_image: &str) -> Job {
+///
+/// At most one pod per index runs at a time (`podReplacementPolicy: Failed`); the Job ends
+/// at the latest `deadline` seconds after it starts.
+pub fn shard_job(scan: &ExrScan, scan_ref: &ScanRef, run: &str, default_image: &str, deadline: Option<i64>) -> Job {
     let args = vec!["shard".to_string(), "--plan".to_string(), format!("{}/{}", names::PLAN_MOUNT, names::PLAN_KEY)];
     let name = names::shard_job(&scan_ref.name, run);
     Job {
-        metadata: scan_ref.owned_meta(name, names::run_labels(&scan_ref.name, run, Component::Shard)),
+        metadata: scan_ref.owned_meta(name, super::job_labels(scan, scan_ref, run, Component::Shard)),
         spec: Some(JobSpec {
             completion_mode: Some("Indexed".into()),
             completions: Some(scan.spec.shards),
             parallelism: Some(scan.spec.effective_parallelism()),
             backoff_limit_per_index: Some(scan.spec.backoff_limit_per_index),
-            pod_failure_policy: Some(plan::pod_failure_policy()),
-            ttl_seconds_after_finished: scan.spec.ttl_seconds_after_finished,
-            suspend: Some(scan.spec.suspend),
             template: worker_pod::template(scan, scan_ref, run, Component::Shard, default_image, args),
-            ..Default::default()
+            ..super::run_job_spec(scan, deadline)
         }),
         status: None,
     }
@@ -43,7 +43,7 @@ mod tests {
         spec.suspend = true;
         let scan = fixtures::scan(spec);
         let r = ScanRef::of(&scan).expect("ref");
-        let job = shard_job(&scan, &r, "abcd1234", "exrscan:1");
+        let job = shard_job(&scan, &r, "abcd1234", "exrscan:1", Some(7200));
         assert_eq!(job.metadata.name.as_deref(), Some("renders-abcd1234"));
         let labels = job.metadata.labels.clone().unwrap_or_default();
         assert_eq!(labels.get("exrscan.dev/run").map(String::as_str), Some("abcd1234"));
@@ -53,8 +53,11 @@ mod tests {
         assert_eq!(spec.parallelism, Some(2));
         assert_eq!(spec.backoff_limit_per_index, Some(3));
         assert_eq!(spec.backoff_limit, None, "per-index retries only");
-        assert_eq!(spec.ttl_seconds_after_finished, Some(600));
+        assert_eq!(spec.ttl_seconds_after_finished, None, "set once the outcome is recorded");
         assert_eq!(spec.suspend, Some(true));
+        assert_eq!(spec.pod_replacement_policy.as_deref(), Some("Failed"), "one pod per index at a time");
+        assert_eq!(spec.active_deadline_seconds, Some(7200));
+        assert!(!labels.contains_key("kueue.x-k8s.io/queue-name"));
         let pod = spec.template.spec.expect("pod");
         assert_eq!(
             pod.containers[0].args.clone().unwrap_or_default(),
@@ -72,6 +75,18 @@ mod tests {
         spec.parallelism = None;
         let scan = fixtures::scan(spec);
         let r = ScanRef::of(&scan).expect("ref");
-        assert_eq!(shard_job(&scan, &r, "x", "i").spec.and_then(|s| s.parallelism), Some(4));
+        assert_eq!(shard_job(&scan, &r, "x", "i", None).spec.and_then(|s| s.parallelism), Some(4));
+    }
+
+    #[test]
+    fn queued_scans_are_created_suspended_for_kueue() {
+        let mut spec = fixtures::flight_spec();
+        spec.worker = Some(exrscan_crds::WorkerSpec { queue_name: Some("render-farm".into()), ..Default::default() });
+        let scan = fixtures::scan(spec);
+        let r = ScanRef::of(&scan).expect("ref");
+        let job = shard_job(&scan, &r, "x", "i", None);
+        let labels = job.metadata.labels.clone().unwrap_or_default();
+        assert_eq!(labels.get("kueue.x-k8s.io/queue-name").map(String::as_str), Some("render-farm"));
+        assert_eq!(job.spec.and_then(|s| s.suspend), Some(true), "Kueue unsuspends it on admission");
     }
 }

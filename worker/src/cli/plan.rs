@@ -10,7 +10,7 @@ use exrscan::shard::Outcome;
 use exrscan::source::s3::S3Url;
 
 use super::log::{self, LogFormat};
-use super::s3_args::{FilterArgs, S3Args, user_agent};
+use super::s3_args::{FilterArgs, HeaderReadArgs, S3Args, user_agent};
 
 /// Cut an S3 prefix into balanced partitions for N shards.
 #[derive(Debug, clap::Args)]
@@ -20,7 +20,8 @@ are cut into N contiguous key ranges of (nearly) equal counts, shard i scanning 
 The plan is printed as JSON, or written into the `plan.json` key of a ConfigMap.
 
 Exit status: 0 when the plan was made; 2 for bad usage or configuration (bad URL or glob, \
-no such bucket, access denied); 3 when S3 or the Kubernetes API stayed unreachable.")]
+no such bucket); 3 when S3 or the Kubernetes API stayed unreachable; 4 when S3 refused the \
+credentials (denied, expired, clock skew): a new attempt reads them again.")]
 pub struct Args {
     /// The prefix to plan: s3://bucket/prefix.
     #[arg(value_name = "S3_URL")]
@@ -59,10 +60,11 @@ async fn plan(args: &Args) -> Outcome {
         Err(e) => return Outcome::Config(e.to_string()),
     };
     let (include, exclude) = args.filter.patterns();
-    let source = match args.s3.source(&url, Vec::new(), (&include, &exclude), 1, user_agent("plan")) {
-        Ok(source) => source,
-        Err(e) => return Outcome::Config(e.to_string()),
-    };
+    let source =
+        match args.s3.source(&url, Vec::new(), (&include, &exclude), &HeaderReadArgs::default(), user_agent("plan")) {
+            Ok(source) => source,
+            Err(e) => return Outcome::Config(e.to_string()),
+        };
     let plan = match source.plan(args.shards).await {
         Ok(plan) => plan,
         Err(e) => return Outcome::of_source(&e),

@@ -6,10 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use exrscan::plan::Partition;
+use exrscan::retry::RetryPolicy;
 use exrscan::source::filter::{GlobError, KeyFilter, split_patterns};
 use exrscan::source::s3::{
-    DEFAULT_HEADER_BYTES, Retrier, S3ConfigError, S3Credentials, S3Options, S3Retry, S3Source, S3Stats, S3Url,
+    DEFAULT_HEADER_BYTES, DEFAULT_RETRY, Retrier, S3ConfigError, S3Options, S3Source, S3Stats, S3Url,
 };
+use exrscan::source::{DEFAULT_HEADER_BUDGET, HeaderBudget};
 
 /// How to reach the bucket.
 #[derive(Debug, clap::Args)]
@@ -28,8 +30,9 @@ pub struct S3Args {
     #[arg(long = "s3-ca", env = "EXRSCAN_S3_CA", value_name = "PATH")]
     pub ca: Option<PathBuf>,
     /// Directory of a mounted Secret with files access_key_id, secret_access_key and
-    /// optionally session_token (else AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-    /// AWS_SESSION_TOKEN, web identity, container or instance credentials).
+    /// optionally session_token, read again when they change (else AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, web identity, container or instance
+    /// credentials).
     #[arg(long = "s3-credentials-dir", env = "EXRSCAN_S3_CREDENTIALS_DIR", value_name = "DIR")]
     pub credentials_dir: Option<PathBuf>,
     /// Give up on S3 after this many seconds of retrying one request (503 SlowDown, 5xx,
@@ -77,46 +80,58 @@ pub enum SetupError {
 
 impl S3Args {
     /// The client options; `user_agent` names the caller in the server's logs.
-    pub fn options(&self, user_agent: String) -> Result<S3Options, S3ConfigError> {
-        let credentials = self.credentials_dir.as_deref().map(S3Credentials::from_dir).transpose()?;
-        Ok(S3Options {
+    pub fn options(&self, user_agent: String) -> S3Options {
+        S3Options {
             endpoint: self.endpoint.clone().filter(|e| !e.is_empty()),
             region: self.region.clone().filter(|r| !r.is_empty()),
             force_path_style: self.force_path_style,
             ca_file: self.ca.clone(),
-            credentials,
+            credentials_dir: self.credentials_dir.clone(),
             user_agent: Some(user_agent),
             request_timeout: Some(Duration::from_secs(self.timeout_seconds.max(1))),
-        })
+        }
     }
 
     /// The retry policy.
-    pub fn retry(&self) -> S3Retry {
-        S3Retry { max_elapsed: Duration::from_secs(self.retry_seconds), ..S3Retry::default() }
+    pub fn retry(&self) -> RetryPolicy {
+        RetryPolicy { max_elapsed: Duration::from_secs(self.retry_seconds), ..DEFAULT_RETRY }
     }
 
-    /// A source over `partitions` of `url`, keeping keys that `include`/`exclude` select.
+    /// A source over `partitions` of `url`, keeping keys that `include`/`exclude` select,
+    /// reading headers as `reads` says.
     pub fn source(
         &self,
         url: &S3Url,
         partitions: Vec<Partition>,
         (include, exclude): (&[String], &[String]),
-        header_bytes: usize,
+        reads: &HeaderReadArgs,
         user_agent: String,
     ) -> Result<S3Source, SetupError> {
         let filter = KeyFilter::new(include, exclude)?;
-        let store = Arc::new(self.options(user_agent)?.build(&url.bucket)?);
+        let store = Arc::new(self.options(user_agent).build(&url.bucket)?);
         let retrier = Retrier::new(self.retry(), Arc::new(S3Stats::default()));
-        Ok(S3Source::new(store, url, partitions, filter, header_bytes, retrier))
+        let budget = HeaderBudget::new(reads.header_budget);
+        Ok(S3Source::new(store, url, partitions, filter, reads.header_bytes, retrier, budget))
     }
 }
 
-/// Bytes of the first ranged GET of each header.
+/// How headers are read from S3.
 #[derive(Debug, clap::Args)]
-pub struct HeaderBytesArg {
+pub struct HeaderReadArgs {
     /// Bytes asked for by the first ranged GET of an object (more only if its header is longer).
     #[arg(long, env = "EXRSCAN_HEADER_BYTES", default_value_t = DEFAULT_HEADER_BYTES, value_name = "BYTES")]
     pub header_bytes: usize,
+    /// S3 sources: header bytes held in memory at once over all concurrent reads (a header
+    /// longer than this is read alone).
+    #[arg(long, env = "EXRSCAN_HEADER_BUDGET", default_value_t = DEFAULT_HEADER_BUDGET, value_name = "BYTES")]
+    pub header_budget: usize,
+}
+
+impl Default for HeaderReadArgs {
+    /// The defaults (for the planner, which reads no header).
+    fn default() -> Self {
+        Self { header_bytes: DEFAULT_HEADER_BYTES, header_budget: DEFAULT_HEADER_BUDGET }
+    }
 }
 
 /// `exrscan/VERSION` plus what this process is.

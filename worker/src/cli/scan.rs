@@ -17,7 +17,7 @@ use exrscan::source::local::LocalSource;
 use exrscan::source::s3::S3Url;
 
 use super::log::{self, LogFormat};
-use super::s3_args::{FilterArgs, HeaderBytesArg, S3Args, user_agent};
+use super::s3_args::{FilterArgs, HeaderReadArgs, S3Args, user_agent};
 use super::sink_args::SinkArgs;
 
 /// Index the headers of every EXR file under SOURCE into a catalog.
@@ -41,7 +41,7 @@ pub struct Args {
     #[command(flatten)]
     filter: FilterArgs,
     #[command(flatten)]
-    header: HeaderBytesArg,
+    reads: HeaderReadArgs,
     /// Headers read at once.
     #[arg(long, env = "EXRSCAN_CONCURRENCY", default_value_t = 32)]
     concurrency: usize,
@@ -114,13 +114,7 @@ async fn scan(args: &Args, display: Display) -> anyhow::Result<Ended> {
         let url = S3Url::parse(&args.source)?;
         let (include, exclude) = args.filter.patterns();
         let whole = Plan::whole(&url.bucket, &url.prefix, &include, &exclude).partitions;
-        let source = Arc::new(args.s3.source(
-            &url,
-            whole,
-            (&include, &exclude),
-            args.header.header_bytes,
-            user_agent("scan"),
-        )?);
+        let source = Arc::new(args.s3.source(&url, whole, (&include, &exclude), &args.reads, user_agent("scan"))?);
         tracing::info!(source = %url, sink = %args.sink.uri()?, "scan started");
         let ended = scan_source(Arc::clone(&source), &mut writer, &options, display).await?;
         let s3 = source.stats();

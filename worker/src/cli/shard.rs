@@ -15,7 +15,7 @@ use exrscan::sink::{AnySink, Writer};
 use exrscan::source::s3::{S3Counts, S3Url};
 
 use super::log::{self, LogFormat};
-use super::s3_args::{HeaderBytesArg, S3Args, user_agent};
+use super::s3_args::{HeaderReadArgs, S3Args, user_agent};
 use super::sink_args::SinkArgs;
 
 /// Scan the partitions of one shard of a plan into the catalog.
@@ -29,9 +29,11 @@ annotation exrscan.dev/progress of the Pod named by POD_NAME/POD_NAMESPACE; the 
 printed on stdout.
 
 Exit status: 0 done (objects that could not be read are counted as failed); 2 bad \
-configuration (unreadable plan, bad sink URI, refused credentials, no such bucket): \
+configuration (unreadable plan, bad sink URI, refused sink credentials, no such bucket): \
 retrying cannot help; 3 S3 or the sink unavailable past the retries, or stopped by \
-SIGTERM/SIGINT after writing what it had read: retry the shard.")]
+SIGTERM/SIGINT after writing what it had read: retry the shard; 4 S3 refused the \
+credentials (denied, expired token, clock skew): retry the shard in a new pod, which reads \
+them again.")]
 pub struct Args {
     /// The plan made by `exrscan plan`.
     #[arg(long, env = "EXRSCAN_PLAN", value_name = "FILE")]
@@ -44,7 +46,7 @@ pub struct Args {
     #[command(flatten)]
     s3: S3Args,
     #[command(flatten)]
-    header: HeaderBytesArg,
+    reads: HeaderReadArgs,
     /// Headers read at once.
     #[arg(long, env = "EXRSCAN_CONCURRENCY", default_value_t = 64)]
     concurrency: usize,
@@ -123,8 +125,7 @@ async fn run_shard(args: &Args, tally: &Arc<Tally>, shards: &mut u32, s3: &mut S
     };
     let url = S3Url { bucket: plan.bucket.clone(), prefix: plan.prefix.clone() };
     let agent = user_agent(&format!("shard {}/{}", args.index, plan.shards));
-    let source = match args.s3.source(&url, partitions, (&plan.include, &plan.exclude), args.header.header_bytes, agent)
-    {
+    let source = match args.s3.source(&url, partitions, (&plan.include, &plan.exclude), &args.reads, agent) {
         Ok(source) => Arc::new(source),
         Err(e) => return Outcome::Config(e.to_string()),
     };

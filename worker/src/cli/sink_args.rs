@@ -12,8 +12,8 @@ pub struct SinkArgs {
     /// Catalog sink: duckdb:///path/catalog.duckdb, flight+grpc://host:port or
     /// flight+grpc+tls://host:port, with Flight SQL options as query parameters
     /// (schema, table_prefix, ca, domain, create, ingest, transactions, vectors, scalars,
-    /// timeout_s), or vast://host[:port]?bucket=NAME (schema, table_prefix, tls, ca,
-    /// timeout_s); see docs/sinks.md.
+    /// timeout_s, max_message_bytes), or vast://host[:port]?bucket=NAME (schema, table_prefix,
+    /// tls, ca, timeout_s); see docs/sinks.md.
     #[arg(long, env = "EXRSCAN_SINK", value_name = "URI")]
     pub sink: String,
     /// Flight SQL user name for the basic-auth handshake (password from

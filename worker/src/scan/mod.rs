@@ -176,6 +176,8 @@ pub async fn run<S: Source, K: Sink>(
                 Ok(read) => {
                     tally.processed(read.bytes_read);
                     builder.add(read.file.unwrap_or(file), &read.header, embeddings.as_ref());
+                    // The rows are built: the header's share of the read budget is free again.
+                    drop(read.held);
                     let full = builder.files() >= options.batch_files
                         || builder.rows() >= options.batch_rows
                         || builder.estimated_bytes() >= options.batch_bytes;
@@ -183,7 +185,14 @@ pub async fn run<S: Source, K: Sink>(
                         return Ok(());
                     }
                 }
-                Err(e @ SourceError::Unavailable { .. }) => return Err(e.into()),
+                // No later read can succeed (refused credentials are not bad files): write
+                // what was read, then stop.
+                Err(e @ (SourceError::Unavailable { .. } | SourceError::Credentials { .. })) => {
+                    if builder.files() > 0 {
+                        let _ = batch_tx.send(builder.finish()?).await;
+                    }
+                    return Err(e.into());
+                }
                 Err(e) => note_failure(tally, file.key, e.to_string()),
             }
         }
@@ -197,6 +206,9 @@ pub async fn run<S: Source, K: Sink>(
     let consume = async move {
         while let Some(batch) = batch_rx.recv().await {
             let outcome = writer.lock().await.put(&batch).await?;
+            for file in &outcome.rejected {
+                note_failure(tally, file.key.clone(), file.to_string());
+            }
             tally.written(&outcome);
         }
         Ok::<(), ScanError>(())
@@ -217,7 +229,8 @@ fn location(error: &SourceError) -> String {
     match error {
         SourceError::Unusable { location, .. }
         | SourceError::Entry { location, .. }
-        | SourceError::Unavailable { location, .. } => location.clone(),
+        | SourceError::Unavailable { location, .. }
+        | SourceError::Credentials { location, .. } => location.clone(),
         SourceError::File { .. } => String::new(),
     }
 }

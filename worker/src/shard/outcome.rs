@@ -13,27 +13,32 @@ pub enum Outcome {
     Config(String),
     /// S3 or the sink stayed unreachable (or throttling) past the retries: retry the index.
     Unavailable(String),
+    /// S3 refused the credentials (denied, expired, clock skew): retry the index in a new
+    /// pod, which reads the credentials again.
+    Credentials(String),
     /// Stopped by SIGTERM/SIGINT after writing what it had read: retry the index.
     Interrupted(String),
 }
 
 impl Outcome {
-    /// The process exit code: 0, 2 or 3.
+    /// The process exit code: 0, 2, 3 or 4.
     pub fn exit_code(&self) -> u8 {
         match self {
             Outcome::Done => 0,
             Outcome::Config(_) => 2,
             Outcome::Unavailable(_) | Outcome::Interrupted(_) => 3,
+            Outcome::Credentials(_) => 4,
         }
     }
 
-    /// `done`, `config`, `unavailable` or `interrupted`.
+    /// `done`, `config`, `unavailable`, `interrupted` or `credentials`.
     pub fn name(&self) -> &'static str {
         match self {
             Outcome::Done => "done",
             Outcome::Config(_) => "config",
             Outcome::Unavailable(_) => "unavailable",
             Outcome::Interrupted(_) => "interrupted",
+            Outcome::Credentials(_) => "credentials",
         }
     }
 
@@ -41,7 +46,7 @@ impl Outcome {
     pub fn error(&self) -> Option<&str> {
         match self {
             Outcome::Done => None,
-            Outcome::Config(e) | Outcome::Unavailable(e) | Outcome::Interrupted(e) => Some(e),
+            Outcome::Config(e) | Outcome::Unavailable(e) | Outcome::Interrupted(e) | Outcome::Credentials(e) => Some(e),
         }
     }
 
@@ -49,6 +54,7 @@ impl Outcome {
     pub fn of_source(error: &SourceError) -> Self {
         match error {
             SourceError::Unusable { .. } => Outcome::Config(error.to_string()),
+            SourceError::Credentials { .. } => Outcome::Credentials(error.to_string()),
             _ => Outcome::Unavailable(error.to_string()),
         }
     }
@@ -82,6 +88,9 @@ mod tests {
         let down = SourceError::Unavailable { location: "s3://b/".into(), reason: "503".into() };
         assert_eq!(Outcome::of_source(&unusable).exit_code(), 2);
         assert_eq!(Outcome::of_source(&down).exit_code(), 3);
+        let refused = SourceError::Credentials { location: "s3://b/k".into(), reason: "403 ExpiredToken".into() };
+        assert_eq!(Outcome::of_source(&refused).exit_code(), 4);
+        assert_eq!(Outcome::of_source(&refused).name(), "credentials");
         assert_eq!(Outcome::of_sink(&SinkError::Auth("no".into())).exit_code(), 2);
         assert_eq!(Outcome::of_sink(&SinkError::Transient("down".into())).exit_code(), 3);
         assert_eq!(Outcome::of_scan(&ScanError::Sink(SinkError::Schema("x".into()))).name(), "config");

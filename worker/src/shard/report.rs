@@ -68,7 +68,7 @@ pub struct Report {
     pub shard: u32,
     /// Shards in the plan.
     pub shards: u32,
-    /// `done`, `config` or `unavailable` (exit code 0, 2, 3).
+    /// `done`, `config`, `unavailable`, `interrupted` or `credentials` (exit code 0, 2, 3, 3, 4).
     pub outcome: &'static str,
     /// Headers read and parsed.
     pub headers_read: u64,

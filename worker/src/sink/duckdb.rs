@@ -251,7 +251,7 @@ impl Sink for DuckdbSink {
             .await?;
         let mut found = HashSet::new();
         for batch in &batches {
-            query.collect(batch, &mut found);
+            query.collect(batch, &mut found)?;
         }
         Ok(found)
     }

@@ -1,34 +1,77 @@
 //! The catalog lookups of a batch: which file_ids the catalog holds (the write's idempotence
 //! check), and the resume check — which listed objects it already holds with the same URI,
 //! size and ETag, so that a re-run skips them without reading their headers. Flight SQL
-//! sends them as SQL with literals; DuckDB binds the same values as one list parameter.
+//! binds the values as the parameters of a prepared statement (one row, a column per
+//! value: `IN (?, ?, …)`); DuckDB binds them as one list parameter. Results are read
+//! through [`text_column`], which takes any of Arrow's text types.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Int64Type};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema};
 
 use super::SinkError;
-use crate::catalog::{SourceFile, is_file_id};
+use crate::catalog::SourceFile;
 
-/// `'text'` as an SQL string literal (quotes doubled).
-fn literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
+/// Keys bound in one lookup statement (at most): larger lookups take several. Servers cap
+/// the parameters of a statement (SQLite: 32,766).
+pub(super) const MAX_KEYS: usize = 1000;
+
+/// `?, ?, …`: `n` placeholders.
+pub(super) fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
 }
 
-/// `'id1','id2',…` after checking every id is a `file_id`.
-pub(super) fn id_list(ids: &[String]) -> Result<String, SinkError> {
-    let mut out = String::with_capacity(ids.len() * 67);
-    for id in ids {
-        if !is_file_id(id) {
-            return Err(SinkError::Failed(format!("`{id}` is not a file_id")));
+/// `values` as the parameters of one execution: one row, a text column per value.
+pub(super) fn parameters<'v>(values: impl IntoIterator<Item = &'v str>) -> Result<RecordBatch, SinkError> {
+    let columns: Vec<ArrayRef> = values.into_iter().map(|v| Arc::new(StringArray::from(vec![v])) as ArrayRef).collect();
+    let fields: Vec<Field> = (0..columns.len()).map(|i| Field::new(format!("p{i}"), DataType::Utf8, false)).collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| SinkError::Failed(format!("building query parameters: {e}")))
+}
+
+/// Column `index` of a query's `result`, named `name` in errors, as UTF-8 text: `Utf8`,
+/// `LargeUtf8` and `Utf8View` are accepted (servers differ); anything else, or a result
+/// with fewer columns, is an error.
+pub(super) fn text_column(result: &RecordBatch, index: usize, name: &str) -> Result<StringArray, SinkError> {
+    let Some(column) = result.columns().get(index) else {
+        return Err(SinkError::Schema(format!(
+            "the server's answer has {} columns; expected {name} as column {}",
+            result.num_columns(),
+            index + 1
+        )));
+    };
+    match column.data_type() {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+            let text = arrow::compute::cast(column, &DataType::Utf8)
+                .map_err(|e| SinkError::Schema(format!("reading {name}: {e}")))?;
+            Ok(text.as_string::<i32>().clone())
         }
-        if !out.is_empty() {
-            out.push(',');
-        }
-        out.push_str(&literal(id));
+        other => Err(SinkError::Schema(format!("{name} comes back as {other}, not text"))),
     }
-    Ok(out)
+}
+
+/// Column `index` of a query's `result`, named `name` in errors, as 64-bit integers: any
+/// type that casts without loss (other integers, text holding integers); else an error.
+pub(super) fn int_column(result: &RecordBatch, index: usize, name: &str) -> Result<ArrayRef, SinkError> {
+    let Some(column) = result.columns().get(index) else {
+        return Err(SinkError::Schema(format!(
+            "the server's answer has {} columns; expected {name} as column {}",
+            result.num_columns(),
+            index + 1
+        )));
+    };
+    let strict = arrow::compute::CastOptions { safe: false, ..Default::default() };
+    arrow::compute::cast_with_options(column, &DataType::Int64, &strict)
+        .map_err(|_| SinkError::Schema(format!("{name} comes back as {}, not an integer", column.data_type())))
+}
+
+/// Adds to `found` the `file_id`s of an existence check's `result` (its first column).
+pub(super) fn collect_ids(result: &RecordBatch, found: &mut HashSet<String>) -> Result<(), SinkError> {
+    let ids = text_column(result, 0, "files.file_id")?;
+    found.extend(ids.iter().flatten().map(str::to_owned));
+    Ok(())
 }
 
 /// The objects of a resume check and how to read its answer.
@@ -58,30 +101,29 @@ impl<'a> IndexedQuery<'a> {
         &self.uris
     }
 
-    /// `SELECT source_uri, size_bytes, etag FROM <table> WHERE …` with the URIs as literals,
-    /// or `None` when there is nothing to check.
+    /// `SELECT source_uri, size_bytes, etag FROM <table> WHERE …` with a placeholder per
+    /// URI (bound by [`Self::parameters`]), or `None` when there is nothing to check.
     pub fn sql(&self, table: &str) -> Option<String> {
         (!self.uris.is_empty()).then(|| {
-            let list: Vec<String> = self.uris.iter().map(|uri| literal(uri)).collect();
             format!(
                 "SELECT source_uri, size_bytes, etag FROM {table} WHERE etag IS NOT NULL AND source_uri IN ({})",
-                list.join(",")
+                placeholders(self.uris.len())
             )
         })
     }
 
+    /// The parameters of [`Self::sql`].
+    pub fn parameters(&self) -> Result<RecordBatch, SinkError> {
+        parameters(self.uris.iter().copied())
+    }
+
     /// Adds to `found` the URIs of rows of `batch` (the query's result) that match the
-    /// listing; columns of unexpected types match nothing.
-    pub fn collect(&self, batch: &RecordBatch, found: &mut HashSet<String>) {
-        if batch.num_columns() < 3 {
-            return;
-        }
-        let (Some(uris), Some(etags)) =
-            (batch.column(0).as_string_opt::<i32>(), batch.column(2).as_string_opt::<i32>())
-        else {
-            return;
-        };
-        let Ok(sizes) = arrow::compute::cast(batch.column(1), &DataType::Int64) else { return };
+    /// listing. A result without the three columns, or with columns of other types than
+    /// text, integer, text, is an error.
+    pub fn collect(&self, batch: &RecordBatch, found: &mut HashSet<String>) -> Result<(), SinkError> {
+        let uris = text_column(batch, 0, "files.source_uri")?;
+        let sizes = int_column(batch, 1, "files.size_bytes")?;
+        let etags = text_column(batch, 2, "files.etag")?;
         let sizes = sizes.as_primitive::<Int64Type>();
         for row in 0..batch.num_rows() {
             if uris.is_null(row) || etags.is_null(row) || sizes.is_null(row) {
@@ -95,6 +137,7 @@ impl<'a> IndexedQuery<'a> {
                 found.insert(uri.to_string());
             }
         }
+        Ok(())
     }
 }
 
@@ -128,8 +171,10 @@ mod tests {
         let query = IndexedQuery::new(&files);
         assert_eq!(query.uris(), ["s3://b/a.exr", "s3://b/it's.exr"]);
         let sql = query.sql("files").unwrap_or_default();
-        assert!(sql.contains("'s3://b/it''s.exr'"), "quotes doubled: {sql}");
-        assert!(!sql.contains("c.exr"), "no ETag, nothing to prove: {sql}");
+        assert!(sql.ends_with("source_uri IN (?, ?)"), "one placeholder per URI: {sql}");
+        let params = query.parameters().map_err(|e| arrow::error::ArrowError::ComputeError(e.to_string()))?;
+        assert_eq!((params.num_rows(), params.num_columns()), (1, 2));
+        assert_eq!(params.column(1).as_string::<i32>().value(0), "s3://b/it's.exr", "bound as is, not quoted");
         let schema = Arc::new(Schema::new(vec![
             Field::new("source_uri", DataType::Utf8, false),
             Field::new("size_bytes", DataType::Int64, false),
@@ -144,9 +189,64 @@ mod tests {
             ],
         )?;
         let mut found = HashSet::new();
-        query.collect(&batch, &mut found);
+        assert!(query.collect(&batch, &mut found).is_ok());
         assert_eq!(found, HashSet::from(["s3://b/a.exr".to_string()]), "the size of it's.exr changed");
         assert!(IndexedQuery::new(&files[2..]).sql("files").is_none());
+        Ok(())
+    }
+
+    fn one_column(column: ArrayRef) -> RecordBatch {
+        let field = Field::new("c", column.data_type().clone(), true);
+        RecordBatch::try_new(Arc::new(Schema::new(vec![field])), vec![column]).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Servers answer text as `Utf8`, `LargeUtf8` or `Utf8View`: all are read.
+    #[test]
+    fn text_of_any_arrow_text_type() {
+        use arrow::array::{LargeStringArray, StringViewArray};
+        let id = "a".repeat(64);
+        let columns: [ArrayRef; 3] = [
+            Arc::new(StringArray::from(vec![id.as_str()])),
+            Arc::new(LargeStringArray::from(vec![id.as_str()])),
+            Arc::new(StringViewArray::from(vec![id.as_str()])),
+        ];
+        for column in columns {
+            let kind = column.data_type().clone();
+            let mut found = HashSet::new();
+            let read = collect_ids(&one_column(column), &mut found);
+            assert!(read.is_ok(), "{kind}: {read:?}");
+            assert_eq!(found, HashSet::from([id.clone()]), "{kind}");
+        }
+    }
+
+    /// Anything else, or a short answer, is a clear error, not a panic or an empty answer.
+    #[test]
+    fn other_types_and_short_answers_are_errors() -> Result<(), arrow::error::ArrowError> {
+        let numbers = one_column(Arc::new(Int64Array::from(vec![1])));
+        let error = collect_ids(&numbers, &mut HashSet::new()).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains("files.file_id comes back as Int64, not text"), "{error}");
+
+        let files = [file("s3://b/a.exr", 10, Some("\"e1\""))];
+        let query = IndexedQuery::new(&files);
+        let short = one_column(Arc::new(arrow::array::StringViewArray::from(vec!["s3://b/a.exr"])));
+        let error = query.collect(&short, &mut HashSet::new()).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains("has 1 columns; expected files.size_bytes as column 2"), "{error}");
+
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("source_uri", DataType::LargeUtf8, false),
+            Field::new("size_bytes", DataType::Utf8, false),
+            Field::new("etag", DataType::Utf8View, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(arrow::array::LargeStringArray::from(vec!["s3://b/a.exr"])),
+                Arc::new(StringArray::from(vec!["ten"])),
+                Arc::new(arrow::array::StringViewArray::from(vec!["\"e1\""])),
+            ],
+        )?;
+        let error = query.collect(&batch, &mut HashSet::new()).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains("files.size_bytes comes back as Utf8, not an integer"), "{error}");
         Ok(())
     }
 }

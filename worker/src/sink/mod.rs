@@ -29,7 +29,8 @@ pub use uri::SinkUri;
 
 pub use canonical::GcCounts;
 
-use crate::catalog::{CatalogBatch, CatalogError, SourceFile, WriteId};
+use crate::catalog::{CatalogBatch, CatalogError, Oversize, SourceFile, WriteId};
+use crate::retry::Backoff;
 
 /// Why a sink operation failed. Only [`SinkError::Transient`] is retried.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +75,12 @@ pub trait Sink: Send {
     /// with the same URI, size and ETag, in one round trip. Files without an ETag are never
     /// in the answer.
     fn indexed(&mut self, files: &[SourceFile]) -> impl Future<Output = Result<HashSet<String>, SinkError>> + Send;
+
+    /// The most bytes one row may take (as [`crate::catalog::row_sizes`] counts them), if the
+    /// sink has such a limit: a file with a larger row cannot be written and is not tried.
+    fn max_row_bytes(&self) -> Option<usize> {
+        None
+    }
 
     /// Repairs what a transient failure may have broken (e.g. a session or token lost in a
     /// server restart) before the next attempt.
@@ -178,6 +185,14 @@ impl Sink for AnySink {
         }
     }
 
+    fn max_row_bytes(&self) -> Option<usize> {
+        match self {
+            AnySink::Duckdb(s) => s.max_row_bytes(),
+            AnySink::Flight(s) => s.max_row_bytes(),
+            AnySink::Vast(s) => s.max_row_bytes(),
+        }
+    }
+
     async fn recover(&mut self) -> Result<(), SinkError> {
         match self {
             AnySink::Duckdb(s) => s.recover().await,
@@ -210,7 +225,7 @@ impl Sink for AnySink {
 }
 
 /// What [`Writer::put`] did with a batch.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PutOutcome {
     /// Files written by this call.
     pub inserted: u64,
@@ -220,6 +235,8 @@ pub struct PutOutcome {
     pub rows: u64,
     /// Attempts that failed transiently before the one that succeeded.
     pub retries: u32,
+    /// Files not written because a row of theirs is over the sink's [`Sink::max_row_bytes`].
+    pub rejected: Vec<Oversize>,
 }
 
 /// A sink with idempotent, retried batch writes.
@@ -248,78 +265,83 @@ impl<S: Sink> Writer<S> {
     /// stop on the server when it timed out here may still land after the retry: then both
     /// attempts' rows are complete, the views show those of the smaller write id, and
     /// [`Sink::collect_garbage`] removes the others.
+    ///
+    /// Files with a row over the sink's [`Sink::max_row_bytes`] are left out, and returned
+    /// as [`PutOutcome::rejected`].
     pub async fn put(&mut self, batch: &CatalogBatch) -> Result<PutOutcome, SinkError> {
+        let (fits, rejected) = match self.sink.max_row_bytes() {
+            Some(max) => batch.split_oversize(max)?,
+            None => (batch.clone(), Vec::new()),
+        };
+        let mut outcome = self.put_fitting(&fits).await?;
+        outcome.rejected = rejected;
+        Ok(outcome)
+    }
+
+    /// [`Self::put`] of a batch whose rows all fit the sink.
+    async fn put_fitting(&mut self, batch: &CatalogBatch) -> Result<PutOutcome, SinkError> {
+        if batch.is_empty() {
+            return Ok(PutOutcome::default());
+        }
+        // The files that failed attempts tried to write: one that the next attempt finds in
+        // the catalog landed after all, and counts as inserted by this call.
         let mut attempted: HashSet<String> = HashSet::new();
-        let mut backoff = self.retry.backoff();
+        let mut waits = self.retry.backoff();
         let mut retries = 0;
         loop {
-            match self.attempt(batch, &attempted).await {
-                Ok(mut outcome) => {
-                    outcome.retries = retries;
-                    return Ok(outcome);
-                }
-                Err((error, tried)) if error.is_transient() => {
-                    attempted.extend(tried);
-                    let Some(wait) = retry::next_wait(&mut backoff) else {
-                        return Err(error);
-                    };
-                    retries += 1;
-                    tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "sink write failed; retrying");
-                    tokio::time::sleep(wait).await;
-                    if let Err(e) = self.sink.recover().await
-                        && !e.is_transient()
-                    {
-                        return Err(e);
-                    }
-                }
-                Err((error, _)) => return Err(error),
+            match attempt(&mut self.sink, batch, &mut attempted).await {
+                Ok(outcome) => return Ok(PutOutcome { retries, ..outcome }),
+                Err(error) => self.recover_from(error, &mut waits, "sink write").await?,
             }
+            retries += 1;
         }
     }
 
     /// [`Sink::indexed`] under the retry policy.
     pub async fn indexed(&mut self, files: &[SourceFile]) -> Result<HashSet<String>, SinkError> {
-        let mut backoff = self.retry.backoff();
+        let mut waits = self.retry.backoff();
         loop {
             match self.sink.indexed(files).await {
                 Ok(found) => return Ok(found),
-                Err(error) if error.is_transient() => {
-                    let Some(wait) = retry::next_wait(&mut backoff) else {
-                        return Err(error);
-                    };
-                    tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "sink lookup failed; retrying");
-                    tokio::time::sleep(wait).await;
-                    if let Err(e) = self.sink.recover().await
-                        && !e.is_transient()
-                    {
-                        return Err(e);
-                    }
-                }
-                Err(error) => return Err(error),
+                Err(error) => self.recover_from(error, &mut waits, "sink lookup").await?,
             }
         }
     }
 
-    /// One existence check and write; on failure, also the ids it tried to write.
-    async fn attempt(
-        &mut self,
-        batch: &CatalogBatch,
-        attempted: &HashSet<String>,
-    ) -> Result<PutOutcome, (SinkError, Vec<String>)> {
-        if batch.is_empty() {
-            return Ok(PutOutcome::default());
+    /// After a failed attempt: `error` again if it is permanent or the retry policy has
+    /// given up; otherwise waits, lets the sink repair what the failure may have broken
+    /// ([`Sink::recover`]), and returns for the next attempt.
+    async fn recover_from(&mut self, error: SinkError, waits: &mut Backoff, what: &str) -> Result<(), SinkError> {
+        if !error.is_transient() {
+            return Err(error);
         }
-        let existing = self.sink.existing(batch.file_ids()).await.map_err(|e| (e, Vec::new()))?;
-        let fresh =
-            batch.without(&existing).and_then(|b| b.stamped(&WriteId::new())).map_err(|e| (e.into(), Vec::new()))?;
-        let landed_earlier = existing.iter().filter(|id| attempted.contains(*id)).count() as u64;
-        let total = batch.files() as u64;
-        if !fresh.is_empty()
-            && let Err(e) = self.sink.write(&fresh).await
-        {
-            return Err((e, fresh.file_ids().to_vec()));
+        let Some(wait) = waits.next() else { return Err(error) };
+        tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64, "{what} failed; retrying");
+        tokio::time::sleep(wait).await;
+        match self.sink.recover().await {
+            Err(e) if !e.is_transient() => Err(e),
+            _ => Ok(()),
         }
-        let inserted = fresh.files() as u64 + landed_earlier;
-        Ok(PutOutcome { inserted, unchanged: total - inserted, rows: fresh.rows() as u64, retries: 0 })
     }
+}
+
+/// One existence check and write of `batch` (not empty) under a new write id; on failure,
+/// adds the files it tried to write to `attempted`.
+async fn attempt<S: Sink>(
+    sink: &mut S,
+    batch: &CatalogBatch,
+    attempted: &mut HashSet<String>,
+) -> Result<PutOutcome, SinkError> {
+    let existing = sink.existing(batch.file_ids()).await?;
+    let fresh = batch.without(&existing)?.stamped(&WriteId::new())?;
+    let landed_earlier = existing.iter().filter(|id| attempted.contains(*id)).count() as u64;
+    let total = batch.files() as u64;
+    if !fresh.is_empty()
+        && let Err(e) = sink.write(&fresh).await
+    {
+        attempted.extend(fresh.file_ids().iter().cloned());
+        return Err(e);
+    }
+    let inserted = fresh.files() as u64 + landed_earlier;
+    Ok(PutOutcome { inserted, unchanged: total - inserted, rows: fresh.rows() as u64, ..PutOutcome::default() })
 }

@@ -2,12 +2,14 @@
 //! are listed in a deterministic order (sorted per directory); symbolic links to files are
 //! followed, links to directories are not (no cycles).
 
+use std::ffi::OsStr;
 use std::fs::{self, File};
+use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc;
 
-use super::{ReadHeader, Source, SourceError};
+use super::{Held, ReadHeader, Source, SourceError};
 use crate::catalog::SourceFile;
 use crate::header::{self, ReadError};
 
@@ -20,8 +22,10 @@ pub struct LocalSource {
     single: Option<String>,
 }
 
-fn is_exr(name: &str) -> bool {
-    name.rsplit_once('.').is_some_and(|(_, ext)| ext.eq_ignore_ascii_case("exr"))
+/// Whether a file name ends in `.exr` (any case), UTF-8 or not.
+fn is_exr(name: &OsStr) -> bool {
+    let name = name.as_bytes();
+    name.len() > 4 && name[name.len() - 4..].eq_ignore_ascii_case(b".exr")
 }
 
 impl LocalSource {
@@ -95,17 +99,17 @@ impl LocalSource {
                     subdirs.push(path);
                     continue;
                 }
-                let name = entry.file_name();
-                if !name.to_str().is_some_and(is_exr) {
+                if !is_exr(&entry.file_name()) {
                     continue;
                 }
                 // Follows a link to a file; a link to a directory is skipped.
                 let item = match fs::metadata(&path) {
                     Ok(meta) if meta.is_file() => match self.entry(&path, &meta) {
                         Some(file) => Ok(file),
+                        // Catalog keys and URIs are UTF-8: such a file is counted as failed.
                         None => Err(SourceError::Entry {
-                            location: path.display().to_string(),
-                            reason: "path is not UTF-8".into(),
+                            location: path.to_string_lossy().into_owned(),
+                            reason: "path is not UTF-8: cannot be cataloged".into(),
                         }),
                     },
                     Ok(_) => continue,
@@ -153,7 +157,9 @@ impl Source for LocalSource {
         tokio::task::spawn_blocking(move || {
             let mut f = File::open(&path).map_err(|e| SourceError::File { reason: format!("open failed: {e}") })?;
             match header::read_header(&mut f) {
-                Ok((header, read)) => Ok(ReadHeader { header, bytes_read: read as u64, file: None }),
+                Ok((header, read)) => {
+                    Ok(ReadHeader { header, bytes_read: read as u64, file: None, held: Held::default() })
+                }
                 Err(e @ ReadError::Io(_)) => Err(SourceError::File { reason: e.to_string() }),
                 Err(ReadError::Header(e)) => Err(SourceError::File { reason: e.to_string() }),
             }
@@ -187,6 +193,27 @@ mod tests {
         assert!(keys[1].1.ends_with("/with%20space.exr"), "{}", keys[1].1);
         assert!(keys.iter().all(|(_, uri, size)| uri.starts_with("file:///") && *size == 1));
         assert!(LocalSource::new(&dir.path().join("missing")).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn files_with_names_that_are_not_utf8_are_reported_not_skipped() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        fs::write(dir.path().join("ok.exr"), b"x")?;
+        fs::write(dir.path().join(OsStr::from_bytes(b"bad\xff.EXR")), b"x")?;
+        fs::write(dir.path().join(OsStr::from_bytes(b"notes\xff.txt")), b"x")?;
+        let source = LocalSource::new(dir.path())?;
+        let (mut files, mut errors) = (Vec::new(), Vec::new());
+        source.walk(&mut |item| {
+            match item {
+                Ok(file) => files.push(file.key),
+                Err(e) => errors.push(e.to_string()),
+            }
+            true
+        })?;
+        assert_eq!(files, ["ok.exr"]);
+        assert_eq!(errors.len(), 1, "only the EXR is reported: {errors:?}");
+        assert!(errors[0].contains("bad\u{FFFD}.EXR") && errors[0].contains("not UTF-8"), "{}", errors[0]);
         Ok(())
     }
 }

@@ -2,6 +2,7 @@
 //! [`local::LocalSource`] walks a directory; [`s3::S3Source`] lists partitions of a bucket
 //! prefix and reads headers with ranged GETs.
 
+mod budget;
 pub mod filter;
 pub mod local;
 pub mod s3;
@@ -9,6 +10,8 @@ pub mod s3;
 use std::future::Future;
 
 use tokio::sync::mpsc;
+
+pub use budget::{DEFAULT_HEADER_BUDGET, HeaderBudget, Held};
 
 use crate::catalog::SourceFile;
 use crate::header::Header;
@@ -28,10 +31,15 @@ pub enum SourceError {
     /// The source stopped answering (retries exhausted): the scan stops, a re-run resumes.
     #[error("{location}: {reason}")]
     Unavailable { location: String, reason: String },
+    /// The source refused the credentials (denied, expired, clock skew): no file can be
+    /// read with them, so the scan stops; a new process reads the credentials again.
+    /// `reason` names the refusal, never a credential.
+    #[error("{location}: {reason}")]
+    Credentials { location: String, reason: String },
 }
 
 /// A header read from a source.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ReadHeader {
     /// The parsed header.
     pub header: Header,
@@ -40,6 +48,9 @@ pub struct ReadHeader {
     /// The file as the read saw it, when that differs from the listing (e.g. an object
     /// replaced in between: its size, time and ETag from the read's response).
     pub file: Option<SourceFile>,
+    /// The share of the [`HeaderBudget`] the read took; drop it once the header's rows are
+    /// built (empty for sources without a budget).
+    pub held: Held,
 }
 
 /// A place holding EXR files.

@@ -10,6 +10,9 @@
 //	-tls-cert/-tls-key         TLS (PEM files)
 //	-ingest                    Flight SQL bulk ingest (CommandStatementIngest)
 //	-no-transactions           advertise no transaction support in SqlInfo
+//	-transaction-idle-timeout  roll back a transaction no request used for this long
+//
+// The log says how many prepared statements are open whenever that changes.
 package main
 
 import (
@@ -40,6 +43,7 @@ func main() {
 	tlsKey := flag.String("tls-key", "", "PEM private key for -tls-cert")
 	ingest := flag.Bool("ingest", false, "support Flight SQL bulk ingest")
 	noTransactions := flag.Bool("no-transactions", false, "advertise no transaction support")
+	idle := flag.Duration("transaction-idle-timeout", 0, "roll back a transaction unused for this long (0: never)")
 	flag.Parse()
 
 	// WAL and a busy timeout let the server's pooled connections share one file.
@@ -61,6 +65,7 @@ func main() {
 		must(sqlite.RegisterSqlInfo(flightsql.SqlInfoFlightSqlServerIngestTransactionsSupported, !*noTransactions))
 		srv = &ingestServer{SQLiteFlightSQLServer: sqlite}
 	}
+	srv = newHandleServer(srv, *idle)
 
 	var middleware []flight.ServerMiddleware
 	if *authUser != "" || *authToken != "" {

@@ -7,11 +7,18 @@
 //! them; list or blob vectors, native or integer booleans and timestamps. Then it creates
 //! the schema and tables when missing and checks their columns.
 //!
+//! Rows travel in Flight messages of at most `max_message_bytes` ([`messages`]); a file
+//! with a row that cannot fit is left out of the batch by the [`super::Writer`]. Lookups
+//! bind their keys as parameters of prepared statements. What a request opens on the
+//! server (a prepared statement, a transaction) is closed or rolled back even when the
+//! request is abandoned at the sink's deadline ([`prepared::Leftover`]).
+//!
 //! A batch is written child tables first and `files` last, in one transaction when the
 //! server has them; readers query the `indexed_*` views the sink creates (or their SQL, on
 //! a server without views), which hide what a failed or concurrent attempt left
 //! ([`canonical`](super::canonical)).
 
+mod messages;
 mod options;
 mod prepared;
 mod status;
@@ -26,13 +33,14 @@ use arrow::datatypes::{DataType, SchemaRef};
 use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::sql::{
-    CommandStatementIngest, EndTransaction, SqlInfo, SqlSupportedTransaction, TableDefinitionOptions,
+    CommandStatementIngest, EndTransaction, ProstMessageExt, SqlInfo, SqlSupportedTransaction, TableDefinitionOptions,
     TableExistsOption, TableNotExistOption,
 };
-use arrow_flight::{FlightInfo, HandshakeRequest};
+use arrow_flight::{FlightDescriptor, FlightInfo, HandshakeRequest};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use futures::{StreamExt, stream};
+use prost::Message as _;
 use tonic::codegen::Bytes;
 use tonic::metadata::MetadataMap;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
@@ -41,7 +49,7 @@ pub use options::{Choice, Credentials, FlightOptions, IngestPath, ScalarEncoding
 pub use wire::{Dialect, Plan};
 
 use super::canonical::{self, GcCounts, ViewDdl};
-use super::lookup::{IndexedQuery, id_list};
+use super::lookup::{self, IndexedQuery};
 use super::similar::TopK;
 use super::{Neighbour, SimilarBy, Sink, SinkError};
 use crate::catalog::schema::WRITE_ID;
@@ -67,10 +75,6 @@ pub struct FlightSink {
     credentials: Credentials,
     client: FlightSqlServiceClient<Channel>,
     plan: Plan,
-    /// The transaction of a write that did not end (its future was dropped at the
-    /// deadline): rolled back by [`Sink::recover`], so that it does not hold the server's
-    /// locks until the server expires it.
-    unended: Option<Bytes>,
 }
 
 impl FlightSink {
@@ -92,7 +96,7 @@ impl FlightSink {
             scalars: ScalarEncoding::Integer,
             dialect: Dialect::Standard,
         };
-        let mut sink = Self { options, credentials, client, plan, unended: None };
+        let mut sink = Self { options, credentials, client, plan };
         sink.authenticate().await?;
         let info = sink.server_info().await?;
         sink.plan = decide(&sink.options, &info)?;
@@ -189,8 +193,8 @@ impl FlightSink {
         let mut values: HashMap<u32, InfoValue> = HashMap::new();
         self.fetch(flight_info, "SqlInfo", |batch| {
             let names = batch.column(0).as_primitive_opt::<arrow::datatypes::UInt32Type>();
-            let Some(names) = names else { return };
-            let Some(union) = batch.column(1).as_union_opt() else { return };
+            let Some(names) = names else { return Ok(()) };
+            let Some(union) = batch.column(1).as_union_opt() else { return Ok(()) };
             for row in 0..batch.num_rows() {
                 let child = union.child(union.type_id(row));
                 let offset = union.value_offset(row);
@@ -198,6 +202,7 @@ impl FlightSink {
                     values.insert(names.value(row), value);
                 }
             }
+            Ok(())
         })
         .await?;
         let get = |info: SqlInfo| values.get(&(info as u32));
@@ -214,20 +219,20 @@ impl FlightSink {
         })
     }
 
-    /// Runs every endpoint of `info` on this server, calling `each` per record batch; returns
-    /// the result schema.
+    /// Runs every endpoint of `info` on this server, calling `each` per record batch (an
+    /// error of `each` ends the fetch); returns the result schema.
     async fn fetch(
         &mut self,
         info: FlightInfo,
         what: &str,
-        mut each: impl FnMut(&RecordBatch),
+        mut each: impl FnMut(&RecordBatch) -> Result<(), SinkError>,
     ) -> Result<Option<SchemaRef>, SinkError> {
         let mut schema = None;
         for endpoint in info.endpoint {
             let Some(ticket) = endpoint.ticket else { continue };
             let mut batches = self.client.do_get(ticket).await.map_err(|e| self.error(e, what))?;
             while let Some(batch) = batches.next().await {
-                each(&batch.map_err(|e| self.error(e, what))?);
+                each(&batch.map_err(|e| self.error(e, what))?)?;
             }
             schema = schema.or_else(|| batches.schema().cloned());
         }
@@ -235,15 +240,40 @@ impl FlightSink {
     }
 
     /// Runs a query, calling `each` per record batch; returns the result schema.
-    async fn query(&mut self, sql: String, each: impl FnMut(&RecordBatch)) -> Result<Option<SchemaRef>, SinkError> {
+    async fn query(
+        &mut self,
+        sql: String,
+        each: impl FnMut(&RecordBatch) -> Result<(), SinkError>,
+    ) -> Result<Option<SchemaRef>, SinkError> {
         let info = self.client.execute(sql, None).await.map_err(|e| self.error(e, "query"))?;
         self.fetch(info, "query", each).await
+    }
+
+    /// Runs the query `sql` with its placeholders bound to `params` (a prepared statement,
+    /// closed after), calling `each` per record batch of the result.
+    async fn query_bound(
+        &mut self,
+        sql: String,
+        params: RecordBatch,
+        each: impl FnMut(&RecordBatch) -> Result<(), SinkError>,
+    ) -> Result<(), SinkError> {
+        let budget = self.message_budget();
+        let (info, open) =
+            prepared::bind_query(&mut self.client, sql, params, budget).await.map_err(|e| self.error(e, "query"))?;
+        let fetched = self.fetch(info, "query", each).await;
+        prepared::close(open).await;
+        fetched.map(|_| ())
+    }
+
+    /// Bytes of rows per Flight message.
+    fn message_budget(&self) -> usize {
+        self.options.max_message_bytes - messages::HEADROOM
     }
 
     /// Creates `table` if missing (when allowed) and checks that it has the catalog's columns.
     async fn ensure_table(&mut self, table: Table) -> Result<(), SinkError> {
         let probe = format!("SELECT * FROM {} WHERE 1 = 0", self.options.table_name(table));
-        let columns = match self.query(probe.clone(), |_| {}).await {
+        let columns = match self.query(probe.clone(), |_| Ok(())).await {
             Ok(schema) => schema,
             Err(e) if e.is_transient() || matches!(e, SinkError::Auth(_)) => return Err(e),
             Err(missing) => {
@@ -254,7 +284,7 @@ impl FlightSink {
                     )));
                 }
                 self.create_table(table).await?;
-                self.query(probe, |_| {}).await?
+                self.query(probe, |_| Ok(())).await?
             }
         };
         let mut found: HashSet<String> =
@@ -329,8 +359,9 @@ impl FlightSink {
             transaction_id: transaction,
             options: HashMap::new(),
         };
-        self.client
-            .execute_ingest(command, stream::iter([Ok(rows)]))
+        let descriptor = FlightDescriptor::new_cmd(command.as_any().encode_to_vec());
+        let budget = self.message_budget();
+        messages::put(&mut self.client, descriptor, rows.schema(), &rows, budget)
             .await
             .map_err(|e| self.error(e, &format!("ingesting into {}", table.name())))?;
         Ok(())
@@ -347,7 +378,8 @@ impl FlightSink {
             marks.join(", ")
         );
         let what = format!("inserting into {}", table.name());
-        match prepared::execute_update(&mut self.client, sql, transaction, rows).await {
+        let budget = self.message_budget();
+        match prepared::execute_update(&mut self.client, sql, transaction, rows, budget).await {
             Ok(_) => Ok(()),
             Err(e) => Err(self.error(e, &what)),
         }
@@ -514,22 +546,17 @@ impl FlightSink {
         if ids.is_empty() {
             return Ok(HashSet::new());
         }
-        let sql = format!(
-            "SELECT file_id FROM {} WHERE file_id IN ({})",
-            self.options.table_name(Table::Files),
-            id_list(ids)?
-        );
         let mut found = HashSet::new();
-        let mut bad_type = None;
-        self.query(sql, |batch| match batch.column(0).as_string_opt::<i32>() {
-            Some(ids) => found.extend(ids.iter().flatten().map(str::to_owned)),
-            None => bad_type = Some(batch.column(0).data_type().clone()),
-        })
-        .await?;
-        match bad_type {
-            Some(t) => Err(SinkError::Schema(format!("files.file_id comes back as {t}, not text"))),
-            None => Ok(found),
+        for ids in ids.chunks(lookup::MAX_KEYS) {
+            let sql = format!(
+                "SELECT file_id FROM {} WHERE file_id IN ({})",
+                self.options.table_name(Table::Files),
+                lookup::placeholders(ids.len())
+            );
+            let params = lookup::parameters(ids.iter().map(String::as_str))?;
+            self.query_bound(sql, params, |batch| lookup::collect_ids(batch, &mut found)).await?;
         }
+        Ok(found)
     }
 
     async fn write_within(&mut self, batch: &CatalogBatch) -> Result<(), SinkError> {
@@ -537,29 +564,31 @@ impl FlightSink {
             return self.write_tables(batch, None).await;
         }
         let transaction = self.client.begin_transaction().await.map_err(|e| self.error(e, "begin transaction"))?;
-        self.unended = Some(transaction.clone());
-        let written = match self.write_tables(batch, Some(transaction.clone())).await {
-            Ok(()) => self
-                .client
-                .end_transaction(transaction, EndTransaction::Commit)
-                .await
-                .map_err(|e| self.error(e, "commit")),
+        // Rolled back if this future is dropped (past the deadline) before the commit
+        // returns: an abandoned transaction would hold the server's locks.
+        let open = prepared::Leftover::transaction(&self.client, transaction.clone());
+        match self.write_tables(batch, Some(transaction.clone())).await {
+            Ok(()) => {
+                let committed = self.client.end_transaction(transaction, EndTransaction::Commit).await;
+                open.forget();
+                committed.map_err(|e| self.error(e, "commit"))
+            }
             Err(error) => {
-                if let Err(e) = self.client.end_transaction(transaction, EndTransaction::Rollback).await {
+                if let Err(e) = open.close().await {
                     tracing::debug!(error = %e, "rolling back after a failed write");
                 }
                 Err(error)
             }
-        };
-        self.unended = None;
-        written
+        }
     }
 
     async fn indexed_within(&mut self, files: &[SourceFile]) -> Result<HashSet<String>, SinkError> {
-        let query = IndexedQuery::new(files);
-        let Some(sql) = query.sql(&self.options.table_name(Table::Files)) else { return Ok(HashSet::new()) };
         let mut found = HashSet::new();
-        self.query(sql, |batch| query.collect(batch, &mut found)).await?;
+        for files in files.chunks(lookup::MAX_KEYS) {
+            let query = IndexedQuery::new(files);
+            let Some(sql) = query.sql(&self.options.table_name(Table::Files)) else { continue };
+            self.query_bound(sql, query.parameters()?, |batch| query.collect(batch, &mut found)).await?;
+        }
         Ok(found)
     }
 }
@@ -606,27 +635,16 @@ impl Sink for FlightSink {
         within(self.options.timeout, self.indexed_within(files)).await
     }
 
+    fn max_row_bytes(&self) -> Option<usize> {
+        Some(messages::max_row_bytes(self.options.max_message_bytes))
+    }
+
     async fn recover(&mut self) -> Result<(), SinkError> {
         // A new connection (the old one may be dead without knowing it), and a new token (a
         // restarted server may have forgotten the one it issued).
         within(self.options.timeout, async {
             self.client = client(&self.options).await?;
-            self.authenticate().await?;
-            if let Some(transaction) = self.unended.clone() {
-                match self
-                    .client
-                    .end_transaction(transaction, EndTransaction::Rollback)
-                    .await
-                    .map_err(|e| self.error(e, "rollback"))
-                {
-                    // Ended now, or already by the server (restarted, or expired it).
-                    Ok(()) => self.unended = None,
-                    Err(e) if !e.is_transient() => self.unended = None,
-                    // Still unreachable: tried again at the next recovery.
-                    Err(e) => tracing::debug!(error = %e, "rolling back the transaction of a write past its deadline"),
-                }
-            }
-            Ok(())
+            self.authenticate().await
         })
         .await
     }
@@ -650,20 +668,21 @@ impl Sink for FlightSink {
         );
         let mut top = TopK::default();
         self.query(sql, |batch| {
-            let (Some(ids), Some(uris)) =
-                (batch.column(0).as_string_opt::<i32>(), batch.column(1).as_string_opt::<i32>())
-            else {
-                return;
-            };
-            let Ok(times) = arrow::compute::cast(batch.column(2), &DataType::Int64) else { return };
+            let ids = lookup::text_column(batch, 0, "files.file_id")?;
+            let uris = lookup::text_column(batch, 1, "files.source_uri")?;
+            let times = lookup::int_column(batch, 2, "files.inspected_at")?;
             let times = times.as_primitive::<arrow::datatypes::Int64Type>();
+            let Some(vectors) = batch.columns().get(3) else {
+                return Err(SinkError::Schema(format!("files.{column} is missing from the server's answer")));
+            };
             for row in 0..batch.num_rows() {
-                if let Some(stored) = wire::decode_vector(batch.column(3).as_ref(), row)
+                if let Some(stored) = wire::decode_vector(vectors.as_ref(), row)
                     && stored.len() == vector.len()
                 {
                     top.offer(vector, ids.value(row), uris.value(row), times.value(row), &stored);
                 }
             }
+            Ok(())
         })
         .await?;
         Ok(top.finish(k, exclude_uri))

@@ -75,7 +75,19 @@ pub struct FlightOptions {
     /// batch write. Past it the operation counts as failed transiently and is retried on a
     /// new connection.
     pub timeout: Duration,
+    /// Largest Flight message the sink sends (`max_message_bytes=`): the rows of a table are
+    /// sent as record batches of at most this many bytes each, and a file with a row that
+    /// cannot fit is not written (it is reported as failed). Below the server's receive
+    /// limit (gRPC's default is 4 MiB).
+    pub max_message_bytes: usize,
 }
+
+/// Default of [`FlightOptions::max_message_bytes`]: 3 MiB, a margin below gRPC's default
+/// receive limit of 4 MiB.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 3 * 1024 * 1024;
+
+/// Smallest accepted [`FlightOptions::max_message_bytes`].
+const MIN_MESSAGE_BYTES: usize = 256 * 1024;
 
 fn choice<T>(key: &str, value: &str, options: &[(&str, T)]) -> Result<Choice<T>, SinkError>
 where
@@ -114,6 +126,7 @@ impl FlightOptions {
             vectors: Choice::Auto,
             scalars: Choice::Auto,
             timeout: Duration::from_secs(30),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         };
         for (key, value) in query {
             o.set(key, value)?;
@@ -159,9 +172,21 @@ impl FlightOptions {
                         SinkError::Config(format!("timeout_s={value}: expected a positive number of seconds"))
                     })?;
             }
+            "max_message_bytes" => {
+                o.max_message_bytes = value
+                    .parse()
+                    .ok()
+                    .filter(|b| (MIN_MESSAGE_BYTES..=super::MAX_MESSAGE_BYTES).contains(b))
+                    .ok_or_else(|| {
+                        SinkError::Config(format!(
+                            "max_message_bytes={value}: expected bytes from {MIN_MESSAGE_BYTES} to {}",
+                            super::MAX_MESSAGE_BYTES
+                        ))
+                    })?;
+            }
             other => {
                 return Err(SinkError::Config(format!(
-                    "unknown Flight SQL option `{other}` (known: ca, domain, schema, table_prefix, create, ingest, transactions, vectors, scalars, timeout_s)"
+                    "unknown Flight SQL option `{other}` (known: ca, domain, schema, table_prefix, create, ingest, transactions, vectors, scalars, timeout_s, max_message_bytes)"
                 )));
             }
         }

@@ -45,6 +45,8 @@ const NARROW_LIMIT_ROWS: u32 = 128 * 1024;
 const VECTOR_LIMIT_ROWS: u32 = 4096;
 /// Insert bodies are split by rows below this size.
 const INSERT_BYTES: usize = MAX_REQUEST_BYTES * 9 / 10;
+/// The largest row the sink writes: one row and its stream's schema fit an insert body.
+const MAX_ROW_BYTES: usize = 4 << 20;
 
 /// A connected `vast://` sink.
 pub struct VastSink {
@@ -240,7 +242,17 @@ impl VastSink {
         for chunk in query.uris().chunks(VALUES_PER_QUERY) {
             let columns = ["source_uri", "size_bytes", "etag"];
             let select = self.select(Table::Files, &columns, Filter::In("source_uri", chunk), NARROW_LIMIT_ROWS);
-            select.run(&self.client, txid, |batch| query.collect(batch, &mut found)).await?;
+            let mut bad = None;
+            select
+                .run(&self.client, txid, |batch| {
+                    if let Err(e) = query.collect(batch, &mut found) {
+                        bad = Some(e);
+                    }
+                })
+                .await?;
+            if let Some(e) = bad {
+                return Err(e);
+            }
         }
         Ok(found)
     }
@@ -319,6 +331,10 @@ impl Sink for VastSink {
             self.end(txid, result).await
         })
         .await
+    }
+
+    fn max_row_bytes(&self) -> Option<usize> {
+        Some(MAX_ROW_BYTES)
     }
 
     async fn recover(&mut self) -> Result<(), SinkError> {

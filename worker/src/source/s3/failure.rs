@@ -6,6 +6,8 @@
 
 use object_store::client::HttpError;
 
+use crate::retry::Transient;
+
 /// A classified S3 failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum S3Failure {
@@ -13,8 +15,10 @@ pub enum S3Failure {
     /// attempt may succeed.
     #[error("S3 unavailable: {0}")]
     Transient(String),
-    /// The credentials were refused (401/403).
-    #[error("S3 access denied: {0}")]
+    /// The credentials were refused or could not sign (401, 403, an S3 error code such as
+    /// `ExpiredToken` or `RequestTimeTooSkewed`):
+    /// no object can be read with them, so the scan stops rather than failing each object.
+    #[error("S3 refused the credentials: {0}")]
     Denied(String),
     /// The bucket or object does not exist (404).
     #[error("not found: {0}")]
@@ -27,11 +31,30 @@ pub enum S3Failure {
     Refused(String),
 }
 
-impl S3Failure {
-    /// Whether a retry may succeed.
-    pub fn is_transient(&self) -> bool {
+impl Transient for S3Failure {
+    fn is_transient(&self) -> bool {
         matches!(self, S3Failure::Transient(_))
     }
+}
+
+/// S3 error codes that mean the request's credentials or signature are at fault, whatever
+/// the status (AWS answers `ExpiredToken` with 400, `RequestTimeTooSkewed` with 403).
+const CREDENTIAL_CODES: &[&str] = &[
+    "AccessDenied",
+    "AuthorizationHeaderMalformed",
+    "ExpiredToken",
+    "InvalidAccessKeyId",
+    "InvalidClientTokenId",
+    "InvalidToken",
+    "RequestExpired",
+    "RequestTimeTooSkewed",
+    "SignatureDoesNotMatch",
+    "TokenRefreshRequired",
+];
+
+/// The `<Code>` of an S3 error document in `text`.
+fn error_code(text: &str) -> Option<&str> {
+    text.split_once("<Code>").and_then(|(_, rest)| rest.split_once("</Code>")).map(|(code, _)| code)
 }
 
 /// The HTTP status named in `message` (`… status code: 503 Service Unavailable …`).
@@ -43,8 +66,7 @@ fn status_in(message: &str) -> Option<u16> {
 /// `416 InvalidRange`: the status and the S3 error code of an error document, when the
 /// message carries them.
 fn concise(status: u16, text: &str) -> String {
-    let code = text.split_once("<Code>").and_then(|(_, rest)| rest.split_once("</Code>")).map(|(code, _)| code);
-    match (status, code) {
+    match (status, error_code(text)) {
         (416, _) => "416 InvalidRange: the object is empty".to_string(),
         (_, Some(code)) => format!("{status} {code}"),
         (_, None) => format!("HTTP {status}"),
@@ -88,8 +110,10 @@ pub fn classify(error: &object_store::Error) -> S3Failure {
         status = status.or_else(|| status_in(&e.to_string()));
         source = e.source();
     }
+    let credential_code = error_code(&text).is_some_and(|code| CREDENTIAL_CODES.contains(&code));
     match (status, transport) {
         (Some(code @ (401 | 403)), _) => S3Failure::Denied(concise(code, &text)),
+        (Some(code), _) if credential_code => S3Failure::Denied(concise(code, &text)),
         (Some(code @ 404), _) => S3Failure::NotFound(concise(code, &text)),
         (Some(code @ 412), _) => S3Failure::Changed(concise(code, &text)),
         (Some(code @ (408 | 429 | 500..=599)), _) => S3Failure::Transient(concise(code, &text)),
@@ -129,9 +153,32 @@ mod tests {
         assert!(matches!(classify(&generic("404 Not Found")), S3Failure::NotFound(_)));
         assert!(matches!(classify(&generic("416 Range Not Satisfiable")), S3Failure::Refused(_)));
         assert!(matches!(classify(&generic("412 Precondition Failed")), S3Failure::Changed(_)));
-        assert_eq!(classify(&generic("403 Forbidden")).to_string(), "S3 access denied: 403 X");
+        assert_eq!(classify(&generic("403 Forbidden")).to_string(), "S3 refused the credentials: 403 X");
         let empty = classify(&generic("416 Range Not Satisfiable")).to_string();
         assert_eq!(empty, "S3 request refused: 416 InvalidRange: the object is empty");
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("Server returned non-2xx status code: {0}: <Error><Code>{1}</Code><Message>m</Message></Error>")]
+    struct Coded(&'static str, &'static str);
+
+    #[test]
+    fn credential_codes_are_denials_whatever_the_status() {
+        for (status, code) in [
+            ("400 Bad Request", "ExpiredToken"),
+            ("400 Bad Request", "InvalidToken"),
+            ("403 Forbidden", "RequestTimeTooSkewed"),
+            ("403 Forbidden", "SignatureDoesNotMatch"),
+            ("403 Forbidden", "InvalidAccessKeyId"),
+        ] {
+            let error = object_store::Error::Generic { store: "S3", source: Box::new(Coded(status, code)) };
+            let failure = classify(&error);
+            assert!(matches!(failure, S3Failure::Denied(_)), "{status} {code}: {failure:?}");
+            assert!(failure.to_string().ends_with(code), "{failure}");
+        }
+        let other =
+            object_store::Error::Generic { store: "S3", source: Box::new(Coded("400 Bad Request", "InvalidArgument")) };
+        assert!(matches!(classify(&other), S3Failure::Refused(_)));
     }
 
     #[test]

@@ -2,11 +2,14 @@
 //! credentials (environment or mounted files), a custom CA, and the `object_store` client
 //! built from them.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::{Certificate, ClientConfigKey, ClientOptions, RetryConfig};
+
+use super::credentials::{CredentialsError, SecretDirCredentials};
 
 /// Why an S3 source cannot be set up. Retrying cannot help.
 #[derive(Debug, thiserror::Error)]
@@ -14,12 +17,15 @@ pub enum S3ConfigError {
     /// The URL is not `s3://bucket[/prefix]`.
     #[error("`{0}` is not an s3://bucket/prefix URL")]
     Url(String),
+    /// The prefix starts with `/`: its keys cannot be requested as they are.
+    #[error("`{0}`: the prefix starts with `/`; the S3 client cannot request keys starting with `/`")]
+    SlashPrefix(String),
     /// A file named by an option could not be read.
     #[error("reading {path}: {reason}")]
     File { path: String, reason: String },
-    /// Only part of a key pair was given.
-    #[error("incomplete S3 credentials: {0}")]
-    Credentials(String),
+    /// The mounted credentials are unreadable or incomplete.
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
     /// `object_store` refused the settings.
     #[error("S3 client: {0}")]
     Client(String),
@@ -36,7 +42,8 @@ pub struct S3Url {
 }
 
 impl S3Url {
-    /// Parses `s3://bucket[/prefix]`.
+    /// Parses `s3://bucket[/prefix]`. A prefix starting with `/` (`s3://bucket//x`) is
+    /// refused: the S3 client cannot request keys starting with `/`.
     pub fn parse(url: &str) -> Result<Self, S3ConfigError> {
         let rest = url.strip_prefix("s3://").ok_or_else(|| S3ConfigError::Url(url.to_string()))?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
@@ -45,6 +52,9 @@ impl S3Url {
         if !valid_bucket {
             return Err(S3ConfigError::Url(url.to_string()));
         }
+        if prefix.starts_with('/') {
+            return Err(S3ConfigError::SlashPrefix(url.to_string()));
+        }
         Ok(Self { bucket: bucket.to_string(), prefix: prefix.to_string() })
     }
 }
@@ -52,59 +62,6 @@ impl S3Url {
 impl std::fmt::Display for S3Url {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "s3://{}/{}", self.bucket, self.prefix)
-    }
-}
-
-/// A static key pair.
-#[derive(Clone, PartialEq, Eq)]
-pub struct S3Credentials {
-    /// Access key id.
-    pub access_key_id: String,
-    /// Secret access key.
-    pub secret_access_key: String,
-    /// Session token of temporary credentials.
-    pub session_token: Option<String>,
-}
-
-impl std::fmt::Debug for S3Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Credentials").field("access_key_id", &self.access_key_id).finish_non_exhaustive()
-    }
-}
-
-fn read_trimmed(path: &Path) -> Result<Option<String>, S3ConfigError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some(text.trim().to_string()).filter(|t| !t.is_empty())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(S3ConfigError::File { path: path.display().to_string(), reason: e.to_string() }),
-    }
-}
-
-impl S3Credentials {
-    /// Reads a mounted Secret: files `access_key_id` (or `AWS_ACCESS_KEY_ID`),
-    /// `secret_access_key` (or `AWS_SECRET_ACCESS_KEY`) and optionally `session_token`
-    /// (or `AWS_SESSION_TOKEN`) in `dir`.
-    pub fn from_dir(dir: &Path) -> Result<Self, S3ConfigError> {
-        let read = |names: [&str; 2]| -> Result<Option<String>, S3ConfigError> {
-            for name in names {
-                if let Some(value) = read_trimmed(&dir.join(name))? {
-                    return Ok(Some(value));
-                }
-            }
-            Ok(None)
-        };
-        let id = read(["access_key_id", "AWS_ACCESS_KEY_ID"])?;
-        let secret = read(["secret_access_key", "AWS_SECRET_ACCESS_KEY"])?;
-        let session_token = read(["session_token", "AWS_SESSION_TOKEN"])?;
-        match (id, secret) {
-            (Some(access_key_id), Some(secret_access_key)) => {
-                Ok(Self { access_key_id, secret_access_key, session_token })
-            }
-            _ => Err(S3ConfigError::Credentials(format!(
-                "{} needs files access_key_id and secret_access_key",
-                dir.display()
-            ))),
-        }
     }
 }
 
@@ -119,9 +76,10 @@ pub struct S3Options {
     pub force_path_style: bool,
     /// PEM bundle of extra trusted CAs (a private endpoint's certificate).
     pub ca_file: Option<PathBuf>,
-    /// Explicit credentials; otherwise `AWS_*` variables, web identity (IRSA), container
-    /// or instance credentials, as `object_store` finds them.
-    pub credentials: Option<S3Credentials>,
+    /// A mounted Secret directory of credentials, re-read when its files change
+    /// ([`SecretDirCredentials`]); otherwise `AWS_*` variables, web identity (IRSA),
+    /// container or instance credentials, as `object_store` finds them.
+    pub credentials_dir: Option<PathBuf>,
     /// `User-Agent` of every request (shows the shard in server logs).
     pub user_agent: Option<String>,
     /// Timeout of one request.
@@ -184,13 +142,8 @@ impl S3Options {
             .filter(|r| !r.is_empty())
             .unwrap_or_else(|| "us-east-1".to_string());
         builder = builder.with_region(region);
-        if let Some(credentials) = &self.credentials {
-            builder = builder
-                .with_access_key_id(&credentials.access_key_id)
-                .with_secret_access_key(&credentials.secret_access_key);
-            if let Some(token) = &credentials.session_token {
-                builder = builder.with_token(token);
-            }
+        if let Some(dir) = &self.credentials_dir {
+            builder = builder.with_credentials(Arc::new(SecretDirCredentials::open(dir)?));
         }
         builder.with_client_options(client).build().map_err(|e| S3ConfigError::Client(e.to_string()))
     }
@@ -206,23 +159,9 @@ mod tests {
         assert_eq!((url.bucket.as_str(), url.prefix.as_str()), ("renders", "show/seq/"));
         assert_eq!(S3Url::parse("s3://b").expect("valid").prefix, "");
         assert_eq!(url.to_string(), "s3://renders/show/seq/");
-        for bad in ["renders/x", "s3:///x", "s3://Bad_Bucket/x", "file:///x"] {
+        for bad in ["renders/x", "s3:///x", "s3://Bad_Bucket/x", "file:///x", "s3://b//keys-with-a-leading-slash"] {
             assert!(S3Url::parse(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn reads_credentials_from_a_mounted_secret() -> Result<(), Box<dyn std::error::Error>> {
-        let dir = tempfile::tempdir()?;
-        std::fs::write(dir.path().join("AWS_ACCESS_KEY_ID"), "id\n")?;
-        assert!(S3Credentials::from_dir(dir.path()).is_err(), "secret missing");
-        std::fs::write(dir.path().join("secret_access_key"), "secret")?;
-        let credentials = S3Credentials::from_dir(dir.path())?;
-        assert_eq!(credentials.access_key_id, "id");
-        assert_eq!(credentials.secret_access_key, "secret");
-        assert_eq!(credentials.session_token, None);
-        assert!(!format!("{credentials:?}").contains("secret\""), "never printed");
-        Ok(())
     }
 
     #[test]

@@ -1,35 +1,20 @@
-//! Bounded, jittered exponential retry of S3 requests (the `backoff` crate), and the
-//! request counters a shard reports.
+//! S3 requests under the shared [`RetryPolicy`] (transient: 503 SlowDown, 5xx, connection
+//! errors; see [`classify`]), and the request counters a shard reports.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use backoff::backoff::Backoff;
-
 use super::failure::{S3Failure, classify};
+use crate::retry::RetryPolicy;
 
-/// How long transient S3 failures (503 SlowDown, 5xx, connection errors) are retried.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct S3Retry {
-    /// Wait before the first retry (then doubling, ±50 % jitter).
-    pub initial: Duration,
-    /// Longest wait between two attempts.
-    pub max_interval: Duration,
-    /// Give up on a request once this much time has passed since its first failure.
-    pub max_elapsed: Duration,
-}
-
-impl Default for S3Retry {
-    fn default() -> Self {
-        Self {
-            initial: Duration::from_millis(50),
-            max_interval: Duration::from_secs(5),
-            max_elapsed: Duration::from_secs(120),
-        }
-    }
-}
+/// The S3 requests' policy: 50 ms doubling to 5 s, for two minutes per request.
+pub const DEFAULT_RETRY: RetryPolicy = RetryPolicy {
+    initial: Duration::from_millis(50),
+    max_interval: Duration::from_secs(5),
+    max_elapsed: Duration::from_secs(120),
+};
 
 /// Requests made by a source, for the summary and the benchmark.
 #[derive(Debug, Default)]
@@ -94,16 +79,16 @@ impl S3Stats {
     }
 }
 
-/// Runs requests under an [`S3Retry`] policy, counting into shared [`S3Stats`].
+/// Runs requests under a [`RetryPolicy`], counting into shared [`S3Stats`].
 #[derive(Debug, Clone)]
 pub struct Retrier {
-    policy: S3Retry,
+    policy: RetryPolicy,
     stats: Arc<S3Stats>,
 }
 
 impl Retrier {
     /// A retrier counting into `stats`.
-    pub fn new(policy: S3Retry, stats: Arc<S3Stats>) -> Self {
+    pub fn new(policy: RetryPolicy, stats: Arc<S3Stats>) -> Self {
         Self { policy, stats }
     }
 
@@ -118,27 +103,14 @@ impl Retrier {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, object_store::Error>>,
     {
-        let mut backoff = backoff::ExponentialBackoffBuilder::new()
-            .with_initial_interval(self.policy.initial)
-            .with_randomization_factor(0.5)
-            .with_multiplier(2.0)
-            .with_max_interval(self.policy.max_interval)
-            .with_max_elapsed_time(Some(self.policy.max_elapsed))
-            .build();
-        loop {
-            let failure = match op().await {
-                Ok(value) => return Ok(value),
-                Err(error) => classify(&error),
-            };
-            if !failure.is_transient() {
-                return Err(failure);
-            }
-            let Some(wait) = backoff.next_backoff() else {
-                return Err(failure);
-            };
+        let attempt = || {
+            let request = op();
+            async move { request.await.map_err(|error| classify(&error)) }
+        };
+        let notify = |failure: &S3Failure, wait: Duration| {
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(request = what, %failure, retry_in_ms = wait.as_millis() as u64, "S3 request failed; retrying");
-            tokio::time::sleep(wait).await;
-        }
+        };
+        self.policy.run_notify(attempt, notify).await
     }
 }

@@ -1,0 +1,390 @@
+//! ExrScans under what a production cluster does to them, on a real control plane with the
+//! operator binary and the fake worker (see `harness`): pods retried and runs replaced while
+//! old pods still stop (one writer per index at a time), a scan re-created while its old
+//! Jobs wait for garbage collection, a zero TTL, Kueue suspending and resizing Jobs, a
+//! missing credentials Secret, a run deadline, and quotas refusing Jobs or pods.
+
+mod harness;
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use exrscan_crds::{ExrScan, Phase};
+use harness::{Harness, kubectl_ok, scan_yaml};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams};
+
+const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+fn phase(s: &ExrScan) -> Option<Phase> {
+    s.status.as_ref().and_then(|s| s.phase)
+}
+
+/// (status, reason, message) of condition `t`.
+fn condition(s: &ExrScan, t: &str) -> (String, String, String) {
+    s.status
+        .as_ref()
+        .and_then(|st| st.conditions.iter().find(|c| c.type_ == t))
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+        .unwrap_or_default()
+}
+
+fn run_of(s: &ExrScan) -> String {
+    s.status.as_ref().and_then(|st| st.run.clone()).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scans_hold_up_under_production_conditions() {
+    let h = Harness::start(true).await;
+    let _op = h.operator("op-1", &["--stuck-pod-seconds", "4"]);
+    for ns in ["fence", "again", "ttl", "queue", "stuck", "deadline", "quota", "podquota"] {
+        h.namespace(ns).await;
+    }
+    tokio::join!(
+        one_writer_per_index_and_run(&h),
+        a_recreated_scan_starts_afresh(&h),
+        zero_ttl_keeps_the_outcome(&h),
+        kueue_owns_suspend_and_parallelism(&h),
+        a_missing_secret_fails_the_scan(&h),
+        a_run_past_its_deadline_fails(&h),
+        a_quota_refusal_shows_as_stalled(&h),
+        pods_refused_by_a_quota_fail_the_scan(&h),
+    );
+}
+
+/// A behaviour whose pods log when they start and when they have stopped (nanoseconds), and
+/// take 3 s to stop after SIGTERM, like a worker finishing its batch.
+fn logged(h: &Harness, scan: &str, body: &str) -> String {
+    let log = h.behaviours.join(format!("{scan}.log"));
+    let log = log.display();
+    format!(
+        r#"echo "$(date +%s%N) start $POD_NAME" >> '{log}'
+trap 'sleep 3; echo "$(date +%s%N) end $POD_NAME" >> '"'{log}'"'; exit 143' TERM
+{body}
+echo "$(date +%s%N) end $POD_NAME" >> '{log}'"#
+    )
+}
+
+/// The log lines of `logged` pods: (nanoseconds, "start"/"end", pod).
+fn log_lines(h: &Harness, scan: &str) -> Vec<(u128, String, String)> {
+    std::fs::read_to_string(h.behaviours.join(format!("{scan}.log")))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace();
+            Some((parts.next()?.parse().ok()?, parts.next()?.to_string(), parts.next()?.to_string()))
+        })
+        .collect()
+}
+
+async fn shard_pods(h: &Harness, ns: &str, job: &str) -> Vec<Pod> {
+    Api::<Pod>::namespaced(h.client.clone(), ns)
+        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={job}")))
+        .await
+        .expect("pods listed")
+        .items
+}
+
+async fn job(h: &Harness, ns: &str, name: &str) -> Option<Job> {
+    Api::<Job>::namespaced(h.client.clone(), ns).get_opt(name).await.expect("job read")
+}
+
+async fn wait_job(h: &Harness, ns: &str, name: &str, what: &str, done: impl Fn(&Job) -> bool) -> Job {
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    loop {
+        if let Some(j) = job(h, ns, name).await.filter(|j| done(j)) {
+            return j;
+        }
+        assert!(Instant::now() < deadline, "{ns}/{name}: timed out waiting for {what}\n{}", h.diagnostics());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn one_writer_per_index_and_run(h: &Harness) {
+    let (ns, name) = ("fence", "fence");
+    h.behave(name, &logged(h, name, "progress 1 1; sleep 60 & wait $!; summary 10 10 0 0"));
+    let (ok, err) = h.apply(&scan_yaml(ns, name, 2, ""));
+    assert!(ok, "{err}");
+    let running = h
+        .wait_scan(ns, name, RUN_TIMEOUT, "both shards running", |s| {
+            s.status.as_ref().and_then(|st| st.shards.as_ref()).is_some_and(|sh| sh.active == 2)
+                && log_lines(h, name).len() == 2
+        })
+        .await;
+    let old_run = run_of(&running);
+    let old_job_name = format!("{name}-{old_run}");
+    let old_job = job(h, ns, &old_job_name).await.expect("shard Job");
+    assert_eq!(
+        old_job.spec.as_ref().and_then(|s| s.pod_replacement_policy.as_deref()),
+        Some("Failed"),
+        "the Job carries the policy"
+    );
+
+    // A pod of index 0 is deleted: its replacement starts only once it has stopped.
+    let pods = shard_pods(h, ns, &old_job_name).await;
+    let first = pods
+        .iter()
+        .find(|p| {
+            p.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("batch.kubernetes.io/job-completion-index"))
+                .map(String::as_str)
+                == Some("0")
+        })
+        .and_then(|p| p.metadata.name.clone())
+        .expect("pod of index 0");
+    kubectl_ok(&h.cluster, &["delete", "pod", &first, "-n", ns, "--wait=false"]);
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    while log_lines(h, name).iter().filter(|l| l.1 == "start").count() < 3 {
+        assert!(Instant::now() < deadline, "no replacement pod: {:?}\n{}", log_lines(h, name), h.diagnostics());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let lines = log_lines(h, name);
+    let ended = lines.iter().find(|l| l.1 == "end" && l.2 == first).map(|l| l.0).expect("the deleted pod stopped");
+    let replacement = lines.iter().filter(|l| l.1 == "start").nth(2).expect("replacement");
+    assert!(replacement.0 > ended, "replacement {} started before {first} stopped: {lines:?}", replacement.2);
+    eprintln!("retry of index 0 started {} ms after its deleted pod stopped", (replacement.0 - ended) / 1_000_000);
+
+    // A rescan while the old run's pods still run: its Job comes only once they have stopped.
+    h.behave(name, &logged(h, name, "summary 10 0 10 0"));
+    let rescan = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos();
+    let (ok, err) = h.apply(&scan_yaml(ns, name, 2, "  rescan: \"2\"\n"));
+    assert!(ok, "{err}");
+    let reasons = Mutex::new(Vec::<String>::new());
+    let done = h
+        .wait_scan(ns, name, RUN_TIMEOUT, "the rescan to succeed", |s| {
+            let reason = condition(s, "Progressing").1;
+            let mut seen = reasons.lock().expect("lock");
+            if seen.last() != Some(&reason) {
+                seen.push(reason);
+            }
+            run_of(s) != old_run && phase(s) == Some(Phase::Succeeded)
+        })
+        .await;
+    let reasons = reasons.into_inner().expect("lock");
+    assert!(reasons.iter().any(|r| r == "PreviousRunStopping"), "the rescan waited for the old pods: {reasons:?}");
+    let new_job_name = format!("{name}-{}", run_of(&done));
+    let new_job = job(h, ns, &new_job_name).await.expect("new shard Job");
+    assert_eq!(new_job.spec.as_ref().and_then(|s| s.pod_replacement_policy.as_deref()), Some("Failed"));
+    let lines = log_lines(h, name);
+    let old_prefix = format!("{old_job_name}-");
+    let new_prefix = format!("{new_job_name}-");
+    let old: Vec<_> = lines.iter().filter(|l| l.2.starts_with(&old_prefix)).collect();
+    let last_old_end = old.iter().filter(|l| l.1 == "end").map(|l| l.0).max().expect("old pods stopped");
+    assert_eq!(old.iter().filter(|l| l.1 == "end").count(), 3, "every old pod stopped: {lines:?}");
+    let first_new_start =
+        lines.iter().filter(|l| l.2.starts_with(&new_prefix) && l.1 == "start").map(|l| l.0).min().expect("new pods");
+    assert!(first_new_start > last_old_end, "a new pod started before the old run's pods stopped: {lines:?}");
+    eprintln!(
+        "rescan: old pods stopped {} ms after the apply, the new run's first pod started {} ms after that",
+        (last_old_end - rescan) / 1_000_000,
+        (first_new_start - last_old_end) / 1_000_000
+    );
+    let created = new_job.metadata.creation_timestamp.expect("created").0.as_nanosecond();
+    assert!(created + 1_000_000_000 > last_old_end as i128, "the new Job was created after the old pods stopped");
+    let counts = done.status.and_then(|s| s.counts).expect("counts");
+    assert_eq!((counts.inserted, counts.unchanged), (0, 20));
+}
+
+async fn a_recreated_scan_starts_afresh(h: &Harness) {
+    let (ns, name) = ("again", "again");
+    h.behave(name, "summary 10 10 0 0");
+    let manifest = scan_yaml(ns, name, 1, "");
+    let (ok, err) = h.apply(&manifest);
+    assert!(ok, "{err}");
+    let first = h.wait_scan(ns, name, RUN_TIMEOUT, "Succeeded", |s| phase(s) == Some(Phase::Succeeded)).await;
+    let job_name = format!("{name}-{}", run_of(&first));
+    // Its Job outlives the scan for a while, as when garbage collection is slow.
+    kubectl_ok(
+        &h.cluster,
+        &[
+            "patch",
+            "job",
+            &job_name,
+            "-n",
+            ns,
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":["test.exrscan.dev/hold"]}}"#,
+        ],
+    );
+    kubectl_ok(&h.cluster, &["delete", "exs", name, "-n", ns, "--wait=true"]);
+    wait_job(h, ns, &job_name, "garbage collection to start", |j| j.metadata.deletion_timestamp.is_some()).await;
+
+    h.behave(name, "summary 10 0 10 0");
+    let (ok, err) = h.apply(&manifest);
+    assert!(ok, "{err}");
+    let uid = h.scan(ns, name).await.metadata.uid;
+    assert_ne!(uid, first.metadata.uid);
+    let held = format!("Job {job_name} of an earlier ExrScan of this name");
+    h.wait_scan(ns, name, RUN_TIMEOUT, "waiting for the old Job", |s| {
+        let (_, reason, message) = condition(s, "Progressing");
+        reason == "PreviousRunStopping" && message.contains(&held)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let still = h.scan(ns, name).await;
+    assert_eq!(phase(&still), Some(Phase::Pending), "the old Job is not adopted: {:?}", still.status);
+
+    kubectl_ok(
+        &h.cluster,
+        &[
+            "patch",
+            "job",
+            &job_name,
+            "-n",
+            ns,
+            "--type=json",
+            "-p",
+            r#"[{"op":"remove","path":"/metadata/finalizers"}]"#,
+        ],
+    );
+    let done = h.wait_scan(ns, name, RUN_TIMEOUT, "a fresh run", |s| phase(s) == Some(Phase::Succeeded)).await;
+    let counts = done.status.and_then(|s| s.counts).expect("counts");
+    assert_eq!((counts.inserted, counts.unchanged), (0, 10), "the new run's counts, not the old Job's");
+    let new_job = job(h, ns, &job_name).await.expect("the new run's Job");
+    assert_eq!(
+        new_job.metadata.owner_references.and_then(|o| o.first().map(|o| o.uid.clone())),
+        uid,
+        "owned by the new scan"
+    );
+}
+
+async fn zero_ttl_keeps_the_outcome(h: &Harness) {
+    let (ns, name) = ("ttl", "quick");
+    h.behave(name, "summary 10 10 0 0");
+    let (ok, err) = h.apply(&scan_yaml(ns, name, 1, "  ttlSecondsAfterFinished: 0\n"));
+    assert!(ok, "{err}");
+    h.wait_scan(ns, name, RUN_TIMEOUT, "Succeeded", |s| phase(s) == Some(Phase::Succeeded)).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !h.jobs(ns, name).await.is_empty() {
+        assert!(Instant::now() < deadline, "the TTL did not delete the Jobs\n{}", h.diagnostics());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Several reconciles later the outcome is still the recorded one.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after = h.scan(ns, name).await;
+    assert_eq!(phase(&after), Some(Phase::Succeeded), "{:?}", after.status);
+    assert_eq!(after.status.and_then(|s| s.counts).map(|c| c.inserted), Some(10));
+}
+
+async fn kueue_owns_suspend_and_parallelism(h: &Harness) {
+    let (ns, name) = ("queue", "queued");
+    h.behave(name, "progress 1 1; sleep 4; summary 10 10 0 0");
+    let (ok, err) = h.apply(&scan_yaml(ns, name, 2, "  worker:\n    queueName: farm\n"));
+    assert!(ok, "{err}");
+    let queued = h.wait_scan(ns, name, RUN_TIMEOUT, "Queued", |s| condition(s, "Progressing").1 == "Queued").await;
+    assert_eq!(phase(&queued), Some(Phase::Pending));
+    let planner_name = format!("{name}-plan-{}", run_of(&queued));
+    let planner = job(h, ns, &planner_name).await.expect("planner Job");
+    let labels = planner.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(labels.get("kueue.x-k8s.io/queue-name").map(String::as_str), Some("farm"));
+    assert_eq!(planner.spec.and_then(|s| s.suspend), Some(true), "created suspended for Kueue");
+
+    // Kueue admits the planner, then the shard Job with one pod at a time.
+    let patch =
+        |job: &str, body: &str| kubectl_ok(&h.cluster, &["patch", "job", job, "-n", ns, "--type=merge", "-p", body]);
+    patch(&planner_name, r#"{"spec":{"suspend":false}}"#);
+    let shard_name = format!("{name}-{}", run_of(&queued));
+    let shard = wait_job(h, ns, &shard_name, "the shard Job", |_| true).await;
+    assert_eq!(shard.spec.as_ref().and_then(|s| s.suspend), Some(true));
+    patch(&shard_name, r#"{"spec":{"suspend":false,"parallelism":1}}"#);
+    h.wait_scan(ns, name, RUN_TIMEOUT, "Running", |s| phase(s) == Some(Phase::Running)).await;
+
+    // Kueue preempts it: the operator leaves the Job suspended and resized.
+    patch(&shard_name, r#"{"spec":{"suspend":true}}"#);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let held = job(h, ns, &shard_name).await.expect("shard Job");
+    let spec = held.spec.expect("spec");
+    assert_eq!((spec.suspend, spec.parallelism), (Some(true), Some(1)), "external suspend and parallelism kept");
+    let scan = h.scan(ns, name).await;
+    assert_eq!((phase(&scan), condition(&scan, "Progressing").1.as_str()), (Some(Phase::Pending), "Queued"));
+
+    patch(&shard_name, r#"{"spec":{"suspend":false}}"#);
+    let done = h.wait_scan(ns, name, RUN_TIMEOUT, "Succeeded", |s| phase(s) == Some(Phase::Succeeded)).await;
+    assert_eq!(done.status.and_then(|s| s.counts).map(|c| c.inserted), Some(20));
+}
+
+async fn a_missing_secret_fails_the_scan(h: &Harness) {
+    let (ns, name) = ("stuck", "typo");
+    let yaml = scan_yaml(ns, name, 1, "").replace("    prefix:", "    credentialsSecret: missing-creds\n    prefix:");
+    let (ok, err) = h.apply(&yaml);
+    assert!(ok, "{err}");
+    let failed = h.wait_scan(ns, name, RUN_TIMEOUT, "Failed", |s| phase(s) == Some(Phase::Failed)).await;
+    let (status, reason, message) = condition(&failed, "Failed");
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "CreateContainerConfigError"), "{message}");
+    assert!(message.contains("missing-creds"), "{message}");
+    assert_eq!(condition(&failed, "Stalled").0, "True");
+    // Its planner is ended, not left waiting.
+    let planner = format!("{name}-plan-{}", run_of(&failed));
+    wait_job(h, ns, &planner, "the planner Job to be ended", |j| {
+        j.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Failed"))
+    })
+    .await;
+    h.wait_event(ns, name, "CreateContainerConfigError").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(condition(&h.scan(ns, name).await, "Failed").1, "CreateContainerConfigError", "the reason stays");
+}
+
+async fn a_run_past_its_deadline_fails(h: &Harness) {
+    let (ns, name) = ("deadline", "slow");
+    h.behave(name, "progress 1 1; sleep 120 & wait $!; summary 10 10 0 0");
+    let (ok, err) = h.apply(&scan_yaml(ns, name, 1, "  timeoutSeconds: 15\n"));
+    assert!(ok, "{err}");
+    let started = Instant::now();
+    let failed = h.wait_scan(ns, name, RUN_TIMEOUT, "Failed", |s| phase(s) == Some(Phase::Failed)).await;
+    let (_, reason, message) = condition(&failed, "Failed");
+    assert_eq!(reason, "DeadlineExceeded", "{message}");
+    assert!(message.contains("spec.timeoutSeconds=15"), "{message}");
+    assert!(started.elapsed() < Duration::from_secs(40), "ended near its deadline: {:?}", started.elapsed());
+    let job = job(h, ns, &format!("{name}-{}", run_of(&failed))).await.expect("shard Job");
+    let deadline = job.spec.and_then(|s| s.active_deadline_seconds).expect("activeDeadlineSeconds");
+    assert!((1..=15).contains(&deadline), "what was left of the run's 15 s: {deadline}");
+}
+
+async fn a_quota_refusal_shows_as_stalled(h: &Harness) {
+    let (ns, name) = ("quota", "capped");
+    h.behave(name, "summary 10 10 0 0");
+    zero_quota(h, ns, "no-jobs", "count/jobs.batch");
+    let (ok, err) = h.apply(&scan_yaml(ns, name, 1, ""));
+    assert!(ok, "{err}");
+    let stalled = h.wait_scan(ns, name, RUN_TIMEOUT, "Stalled", |s| condition(s, "Stalled").0 == "True").await;
+    let (_, reason, message) = condition(&stalled, "Stalled");
+    assert_eq!(reason, "QuotaExceeded", "{message}");
+    assert!(message.contains("exceeded quota"), "{message}");
+    assert_eq!(condition(&stalled, "Reconciling").0, "False", "kstatus reads it as failed");
+    assert_eq!(condition(&stalled, "Ready").0, "False");
+    let (kind, _, note) = h.wait_event(ns, name, "QuotaExceeded").await;
+    assert_eq!(kind, "Warning", "{note}");
+
+    kubectl_ok(&h.cluster, &["delete", "resourcequota", "no-jobs", "-n", ns]);
+    let done = h.wait_scan(ns, name, RUN_TIMEOUT, "Succeeded", |s| phase(s) == Some(Phase::Succeeded)).await;
+    assert_eq!(condition(&done, "Stalled").0, "False");
+}
+
+/// A ResourceQuota `name` allowing none of `resource` in `ns`. No quota controller runs here:
+/// the test writes the quota's status itself.
+fn zero_quota(h: &Harness, ns: &str, name: &str, resource: &str) {
+    let (ok, err) = h.apply(&format!(
+        "apiVersion: v1\nkind: ResourceQuota\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  hard:\n    {resource}: \"0\"\n"
+    ));
+    assert!(ok, "{err}");
+    let status = format!(r#"{{"status":{{"hard":{{"{resource}":"0"}},"used":{{"{resource}":"0"}}}}}}"#);
+    kubectl_ok(
+        &h.cluster,
+        &["patch", "resourcequota", name, "-n", ns, "--subresource=status", "--type=merge", "-p", &status],
+    );
+}
+
+async fn pods_refused_by_a_quota_fail_the_scan(h: &Harness) {
+    let (ns, name) = ("podquota", "nopods");
+    zero_quota(h, ns, "no-pods", "pods");
+    let (ok, err) = h.apply(&scan_yaml(ns, name, 1, ""));
+    assert!(ok, "{err}");
+    let failed = h.wait_scan(ns, name, RUN_TIMEOUT, "Failed", |s| phase(s) == Some(Phase::Failed)).await;
+    let (_, reason, message) = condition(&failed, "Failed");
+    assert_eq!(reason, "QuotaExceeded", "{message}");
+    assert!(message.contains("could not create any pod") && message.contains("exceeded quota"), "{message}");
+}

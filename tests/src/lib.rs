@@ -7,6 +7,7 @@
 
 pub use flightsql::FlightSqlServer;
 pub use s3::{S3Options, S3Server};
+pub use vasttwin::{VastTwin, VastTwinOptions};
 
 pub mod audit;
 pub mod flightsql;
@@ -16,6 +17,7 @@ pub mod paths;
 pub mod process;
 pub mod python;
 pub mod s3;
+pub mod vasttwin;
 
 /// Why a part of the test environment is not available.
 #[derive(Debug, thiserror::Error)]

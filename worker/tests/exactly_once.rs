@@ -1,12 +1,13 @@
 //! The catalog's promise under faults, end to end with the real parts: several
 //! `exrscan scan` processes over the same keys of one MinIO bucket write one catalog at once
-//! — one SIGKILLed mid-run, one whose batches outlast its sink deadline, the Flight SQL
-//! server killed and restarted once — then a clean rescan and `exrscan gc`. For each
-//! server setup (Apache Arrow's reference Flight SQL server with and without transactions,
-//! over prepared statements and bulk ingest; DuckDB, one writer at a time), the catalog is
-//! read back independently (ADBC, DuckDB's Python client) and compared file by file with a
-//! reference written by one undisturbed scan: through the `indexed_*` views before `gc`,
-//! and the tables themselves after it, every file once with exactly its own rows.
+//! — one SIGKILLed mid-run, one whose batches outlast its sink deadline, the catalog server
+//! killed and restarted once — then a clean rescan and `exrscan gc`. For each server setup
+//! (Apache Arrow's reference Flight SQL server with and without transactions, over prepared
+//! statements and bulk ingest; the VAST protocol twin; DuckDB, one writer at a time), the
+//! catalog is read back independently (ADBC, VAST's SDK, DuckDB's Python client) and
+//! compared file by file with a reference written by one undisturbed scan: through the
+//! `indexed_*` views before `gc`, and the tables themselves after it, every file once with
+//! exactly its own rows.
 
 mod bucket;
 mod fixtures;
@@ -17,10 +18,11 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use bucket::{BUCKET, PREFIX, TestResult, Uploaded, exrscan_s3, last_json, run, upload};
-use fixtures::{adbc_rows, duckdb_rows};
+use fixtures::{adbc_rows, duckdb_rows, vast_rows};
 use serde_json::{Value, json};
 use testenv::flightsql::FlightSqlOptions;
-use testenv::{FlightSqlServer, S3Server};
+use testenv::vasttwin::{ACCESS_KEY_ID, SECRET_ACCESS_KEY};
+use testenv::{FlightSqlServer, S3Server, VastTwin};
 
 /// Copies of the corpus under the prefix.
 const COPIES: usize = 6;
@@ -64,9 +66,16 @@ const REPEATS: [&str; 4] = [
      AS n FROM indexed_attributes",
 ];
 
+/// `exrscan` against the bucket, with the VAST twin's keys too.
+fn exrscan(s3: &S3Server) -> Command {
+    let mut cmd = exrscan_s3(s3);
+    cmd.env("EXRSCAN_VAST_ACCESS_KEY_ID", ACCESS_KEY_ID).env("EXRSCAN_VAST_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY);
+    cmd
+}
+
 /// `exrscan scan s3://renders/show/ --sink URI` with small batches, as a child process.
 fn scan(s3: &S3Server, sink: &str, batch_files: usize, retry_seconds: u64) -> Command {
-    let mut cmd = exrscan_s3(s3);
+    let mut cmd = exrscan(s3);
     cmd.args(["scan", &format!("s3://{BUCKET}/{PREFIX}"), "--sink", sink, "--json", "--concurrency", "8"]).args([
         "--batch-files",
         &batch_files.to_string(),
@@ -91,6 +100,32 @@ fn finish(mut child: Child, limit: Duration) -> (ExitStatus, String, String) {
     (out.status, String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
+/// A catalog server the test kills (SIGKILL) and starts again on the same address and data.
+trait Restart {
+    fn kill(&mut self);
+    fn start_again(&mut self) -> Result<(), testenv::Error>;
+}
+
+impl Restart for FlightSqlServer {
+    fn kill(&mut self) {
+        self.stop();
+    }
+
+    fn start_again(&mut self) -> Result<(), testenv::Error> {
+        self.restart()
+    }
+}
+
+impl Restart for VastTwin {
+    fn kill(&mut self) {
+        self.stop();
+    }
+
+    fn start_again(&mut self) -> Result<(), testenv::Error> {
+        self.restart()
+    }
+}
+
 /// One catalog under test.
 struct Setup<'a> {
     name: &'a str,
@@ -102,8 +137,8 @@ struct Setup<'a> {
     /// The catalog's write-ahead log, which grows with the first commit: the moment to
     /// kill a writer mid-run.
     log: PathBuf,
-    /// The Flight SQL server, restarted once mid-run.
-    server: Option<&'a mut FlightSqlServer>,
+    /// The catalog server, restarted once mid-run.
+    server: Option<&'a mut dyn Restart>,
 }
 
 fn faults(s3: &S3Server, uploaded: &Uploaded, reference: &Census, setup: Setup) -> TestResult {
@@ -128,9 +163,9 @@ fn faults(s3: &S3Server, uploaded: &Uploaded, reference: &Census, setup: Setup) 
     killed.kill()?;
     if let Some(server) = setup.server {
         std::thread::sleep(Duration::from_millis(500));
-        server.stop();
+        server.kill();
         std::thread::sleep(Duration::from_millis(1000));
-        server.restart()?;
+        server.start_again()?;
     }
     for (role, child) in writers {
         let (status, _, stderr) = finish(child, Duration::from_secs(240));
@@ -158,7 +193,7 @@ fn faults(s3: &S3Server, uploaded: &Uploaded, reference: &Census, setup: Setup) 
     }
 
     // gc removes everything the views hide: then the tables are exactly the views.
-    let gc = run(exrscan_s3(s3).args(["gc", "--sink", &setup.sink, "--orphan-grace-seconds", "0"]));
+    let gc = run(exrscan(s3).args(["gc", "--sink", &setup.sink, "--orphan-grace-seconds", "0"]));
     let removed: Value = serde_json::from_slice(&gc.stdout)?;
     assert_eq!(&census(&(setup.read)(&census_sql(false))), reference, "{name}: the tables after gc ({removed})");
     for table in ["files", "parts", "channels", "attributes"] {
@@ -206,6 +241,17 @@ fn every_file_once_under_concurrent_writers_kills_timeouts_and_restarts() -> Tes
         let setup = Setup { name, sink, read: &read, concurrent: true, log, server: Some(&mut server) };
         faults(&s3, &uploaded, &reference, setup)?;
     }
+
+    let mut twin = VastTwin::start()?;
+    let schema = "exrscan/faults";
+    let endpoint = twin.endpoint();
+    let read = |sql: &str| vast_rows(&endpoint, schema, sql);
+    // As for Flight SQL, a deadline a busy machine does not reach by itself.
+    let sink = format!("{}&timeout_s=20", twin.uri(schema));
+    // DuckDB's log under the twin (the writers' schema and tables are its first commits).
+    let log = PathBuf::from(format!("{}.wal", twin.database_path().display()));
+    let setup = Setup { name: "VAST twin", sink, read: &read, concurrent: true, log, server: Some(&mut twin) };
+    faults(&s3, &uploaded, &reference, setup)?;
 
     let path = dir.path().join("catalog.duckdb");
     let read = |sql: &str| duckdb_rows(&path, sql);

@@ -272,7 +272,7 @@ fn a_stopped_scan_writes_what_it_read_and_the_next_run_resumes() -> TestResult {
     let db = dir.path().join("catalog.duckdb");
     let uri = format!("duckdb://{}", db.display()).parse()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let open = || runtime.block_on(AnySink::open(&uri, Default::default(), &fixtures::retry()));
+    let open = || runtime.block_on(AnySink::open(&uri, &Default::default(), &fixtures::retry()));
 
     let stop = CancellationToken::new();
     let source =
@@ -290,7 +290,7 @@ fn a_stopped_scan_writes_what_it_read_and_the_next_run_resumes() -> TestResult {
     let n = |sql: &str| scalar(&duckdb_rows(&db, sql)) as u64;
     assert_eq!(n("SELECT count(*) FROM files"), first.inserted);
 
-    let second = fixtures::scan(&tree, &uri.to_string(), Default::default(), 64)?.counts;
+    let second = fixtures::scan(&tree, &uri.to_string(), exrscan::sink::Credentials::default(), 64)?.counts;
     assert_eq!(second.inserted, files - first.inserted, "{second:?}");
     assert_eq!(n("SELECT count(*) FROM files"), files);
     assert_eq!(n("SELECT count(DISTINCT source_uri) FROM files"), files);

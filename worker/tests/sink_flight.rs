@@ -158,7 +158,7 @@ fn basic_auth_handshake_token_expiry_and_refusal() -> TestResult {
 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let uri: SinkUri = server.uri().parse()?;
-    let sink = runtime.block_on(AnySink::open(&uri, creds.clone(), &fixtures::retry()))?;
+    let sink = runtime.block_on(AnySink::open(&uri, &creds.clone().into(), &fixtures::retry()))?;
 
     // Restarted server: the token it issued is gone; the sink authenticates again.
     server.restart()?;
@@ -182,10 +182,10 @@ fn basic_auth_handshake_token_expiry_and_refusal() -> TestResult {
     // Wrong password: an authentication error at once, not retried for a minute.
     let started = std::time::Instant::now();
     let wrong = Credentials { password: Some("nope".into()), ..creds.clone() };
-    let refused = runtime.block_on(AnySink::open(&uri, wrong, &fixtures::retry()));
+    let refused = runtime.block_on(AnySink::open(&uri, &wrong.into(), &fixtures::retry()));
     assert!(matches!(refused, Err(SinkError::Auth(_))), "{:?}", refused.err());
     assert!(started.elapsed() < Duration::from_secs(10));
-    let anonymous = runtime.block_on(AnySink::open(&uri, Credentials::default(), &fixtures::retry()));
+    let anonymous = runtime.block_on(AnySink::open(&uri, &Credentials::default().into(), &fixtures::retry()));
     assert!(matches!(anonymous, Err(SinkError::Auth(_))), "{:?}", anonymous.err());
     Ok(())
 }
@@ -193,37 +193,14 @@ fn basic_auth_handshake_token_expiry_and_refusal() -> TestResult {
 fn flight_options(uri: &SinkUri) -> exrscan::sink::flight::FlightOptions {
     match uri {
         SinkUri::Flight(options) => options.clone(),
-        SinkUri::Duckdb(_) => panic!("not a Flight URI"),
+        other => panic!("{other} is not a Flight URI"),
     }
-}
-
-/// Writes a CA and a server certificate (for 127.0.0.1 and localhost) signed by it.
-fn certificates(
-    dir: &Path,
-) -> Result<(std::path::PathBuf, std::path::PathBuf, std::path::PathBuf), Box<dyn std::error::Error>> {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "exrscan test CA");
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
-    let ca_key = KeyPair::generate()?;
-    let ca = ca_params.self_signed(&ca_key)?;
-    let issuer = Issuer::new(ca_params, ca_key);
-    let mut params = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])?;
-    params.distinguished_name.push(DnType::CommonName, "localhost");
-    let key = KeyPair::generate()?;
-    let cert = params.signed_by(&key, &issuer)?;
-    let paths = (dir.join("ca.pem"), dir.join("server.pem"), dir.join("server.key"));
-    std::fs::write(&paths.0, ca.pem())?;
-    std::fs::write(&paths.1, cert.pem())?;
-    std::fs::write(&paths.2, key.serialize_pem())?;
-    Ok(paths)
 }
 
 #[test]
 fn tls_with_a_custom_ca() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let (ca, cert, key) = certificates(dir.path())?;
+    let (ca, cert, key) = fixtures::certificates(dir.path())?;
     let server =
         FlightSqlServer::start_with(FlightSqlOptions { tls: Some((cert, key)), ..FlightSqlOptions::default() })?;
     let tree = dir.path().join("tree");
@@ -239,7 +216,8 @@ fn tls_with_a_custom_ca() -> TestResult {
     // Without the CA the certificate is not trusted: a configuration error, not retried.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let started = std::time::Instant::now();
-    let untrusted = runtime.block_on(AnySink::open(&server.uri().parse()?, Credentials::default(), &fixtures::retry()));
+    let untrusted =
+        runtime.block_on(AnySink::open(&server.uri().parse()?, &Credentials::default().into(), &fixtures::retry()));
     assert!(matches!(untrusted, Err(SinkError::Config(_))), "{:?}", untrusted.err());
     assert!(started.elapsed() < Duration::from_secs(10));
     Ok(())
@@ -284,7 +262,7 @@ fn bulk_ingest_with_native_lists_when_the_server_supports_it() -> TestResult {
     let query_uri = exrscan::source::local::file_uri(&std::fs::canonicalize(&query)?).unwrap_or_default();
     let embeddings = exrscan::embed::embed(&exrscan::header::parse_complete(&std::fs::read(&query)?)?);
     let neighbours = runtime.block_on(async {
-        let mut sink = AnySink::open(&uri, Credentials::default(), &fixtures::retry()).await?;
+        let mut sink = AnySink::open(&uri, &Credentials::default().into(), &fixtures::retry()).await?;
         sink.similar(SimilarBy::Channels, &embeddings.channels, 4, Some(&query_uri)).await
     })?;
     assert_eq!(neighbours.len(), 4);
@@ -467,7 +445,11 @@ fn lookups_bind_their_keys_as_parameters() -> TestResult {
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
         let (batch, listed) = sample_batch("it's a \"quoted\" key/")?;
         let mut writer = Writer::new(
-            runtime.block_on(AnySink::open(&server.uri().parse()?, Credentials::default(), &fixtures::retry()))?,
+            runtime.block_on(AnySink::open(
+                &server.uri().parse()?,
+                &Credentials::default().into(),
+                &fixtures::retry(),
+            ))?,
             fixtures::retry(),
         );
         let put = runtime.block_on(writer.put(&batch))?;
@@ -524,7 +506,7 @@ fn an_abandoned_write_leaves_no_prepared_statement_or_transaction_open() -> Test
     let server = FlightSqlServer::start()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let uri: SinkUri = format!("{}?timeout_s=1", server.uri()).parse()?;
-    let mut sink = runtime.block_on(AnySink::open(&uri, Credentials::default(), &fixtures::retry()))?;
+    let mut sink = runtime.block_on(AnySink::open(&uri, &Credentials::default().into(), &fixtures::retry()))?;
     let (batch, listed) = sample_batch("abandoned/")?;
 
     let holder = hold_write_lock(&server.database_path(), 3.0);
@@ -570,7 +552,11 @@ fn an_abandoned_transaction_blocks_others_only_until_the_server_expires_it() -> 
         transaction_idle_timeout: Some(idle),
         ..FlightSqlOptions::default()
     })?;
-    drop(runtime.block_on(AnySink::open(&server.uri().parse()?, Credentials::default(), &fixtures::retry()))?);
+    drop(runtime.block_on(AnySink::open(
+        &server.uri().parse()?,
+        &Credentials::default().into(),
+        &fixtures::retry(),
+    ))?);
     abandon_a_transaction(&runtime, &server)?;
     let started = Instant::now();
     let summary = scan(&tree, &server.uri(), Credentials::default(), 100)?;
@@ -583,7 +569,7 @@ fn an_abandoned_transaction_blocks_others_only_until_the_server_expires_it() -> 
     // 10 s busy timeout).
     let server = FlightSqlServer::start()?;
     let uri: SinkUri = format!("{}?timeout_s=20", server.uri()).parse()?;
-    let mut sink = runtime.block_on(AnySink::open(&uri, Credentials::default(), &fixtures::retry()))?;
+    let mut sink = runtime.block_on(AnySink::open(&uri, &Credentials::default().into(), &fixtures::retry()))?;
     abandon_a_transaction(&runtime, &server)?;
     let (batch, _) = sample_batch("held/")?;
     let blocked = runtime.block_on(sink.write(&batch));

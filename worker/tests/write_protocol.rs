@@ -1,10 +1,11 @@
 //! The write protocol (`docs/sinks.md`, "Exactly once") step by step against the real
 //! servers — Apache Arrow's reference Flight SQL server with and without transactions, over
-//! prepared statements and bulk ingest, and DuckDB — with the states faults leave written
-//! on purpose: child rows of attempts killed before their `files` rows (old and young), a
-//! file committed by two writers, and a timed-out attempt that lands after its retry. Read
-//! back independently (ADBC, DuckDB's Python client), the `indexed_*` views show every file
-//! once with exactly its rows; `gc` removes what they hide and nothing else.
+//! prepared statements and bulk ingest, DuckDB, and the VAST protocol twin — with the states
+//! faults leave written on purpose: child rows of attempts killed before their `files` rows
+//! (old and young), a file committed by two writers, and a timed-out attempt that lands after
+//! its retry. Read back independently (ADBC, DuckDB's Python client, VAST's SDK), the
+//! `indexed_*` views (on VAST, their SQL over the tables) show every file once with exactly
+//! its rows; `gc` removes what they hide and nothing else.
 
 mod fixtures;
 
@@ -12,12 +13,12 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use exrscan::catalog::{CatalogBatch, CatalogBuilder, ScanInfo, SourceFile, Table, WriteId};
-use exrscan::sink::flight::Credentials;
+use exrscan::sink::Credentials;
 use exrscan::sink::{AnySink, GcCounts, RetryPolicy, Sink, SinkUri, Writer};
-use fixtures::{TestResult, adbc_rows, duckdb_rows, sample_names, samples_dir};
+use fixtures::{TestResult, adbc_rows, duckdb_rows, sample_names, samples_dir, vast_credentials, vast_rows};
 use serde_json::{Value, json};
-use testenv::FlightSqlServer;
 use testenv::flightsql::FlightSqlOptions;
+use testenv::{FlightSqlServer, VastTwin};
 
 /// The sample files as one batch (the rows a writer would build).
 fn sample_batch() -> Result<CatalogBatch, Box<dyn std::error::Error>> {
@@ -64,6 +65,8 @@ struct Catalog<'a> {
     read: &'a dyn Fn(&str) -> Vec<Value>,
     /// Whether two attempts can both commit a file (no unique key on `files.file_id`).
     duplicates_possible: bool,
+    /// The sink's secrets.
+    credentials: Credentials,
 }
 
 impl Catalog<'_> {
@@ -72,7 +75,7 @@ impl Catalog<'_> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let uri: SinkUri = self.uri.parse()?;
         Ok(runtime.block_on(async {
-            let sink = AnySink::open(&uri, Credentials::default(), &retry()).await?;
+            let sink = AnySink::open(&uri, &self.credentials, &retry()).await?;
             Ok::<_, exrscan::sink::SinkError>(f(sink).await)
         })?)
     }
@@ -161,7 +164,12 @@ fn flight(options: FlightSqlOptions) -> TestResult {
     let server = FlightSqlServer::start_with(options)?;
     let adbc = server.adbc_uri();
     let read = |sql: &str| adbc_rows(&adbc, sql, &json!({}));
-    protocol(&Catalog { uri: server.uri(), read: &read, duplicates_possible: true })
+    protocol(&Catalog {
+        uri: server.uri(),
+        read: &read,
+        duplicates_possible: true,
+        credentials: Credentials::default(),
+    })
 }
 
 #[test]
@@ -189,7 +197,23 @@ fn duckdb() -> TestResult {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("catalog.duckdb");
     let read = |sql: &str| duckdb_rows(&path, sql);
-    protocol(&Catalog { uri: format!("duckdb://{}", path.display()), read: &read, duplicates_possible: false })
+    let uri = format!("duckdb://{}", path.display());
+    protocol(&Catalog { uri, read: &read, duplicates_possible: false, credentials: Credentials::default() })
+}
+
+/// VAST has transactions but no unique keys: two attempts can both commit a file.
+#[test]
+fn vast() -> TestResult {
+    let twin = VastTwin::start()?;
+    let schema = "exrscan/protocol";
+    let endpoint = twin.endpoint();
+    let read = |sql: &str| vast_rows(&endpoint, schema, sql);
+    protocol(&Catalog {
+        uri: twin.uri(schema),
+        read: &read,
+        duplicates_possible: true,
+        credentials: vast_credentials(),
+    })
 }
 
 /// A catalog written before write ids existed gets the column (empty ids, which sort first)
@@ -201,7 +225,8 @@ fn duckdb_catalog_from_before_write_ids_is_upgraded() -> TestResult {
     let uri = format!("duckdb://{}", path.display());
     let batch = sample_batch()?;
     let read = |sql: &str| duckdb_rows(&path, sql);
-    let catalog = Catalog { uri: uri.clone(), read: &read, duplicates_possible: false };
+    let catalog =
+        Catalog { uri: uri.clone(), read: &read, duplicates_possible: false, credentials: Credentials::default() };
     let stamped = batch.stamped(&WriteId::new())?;
     catalog.with_sink(async |mut sink| sink.write(&stamped).await)??;
     downgrade(&path)?;

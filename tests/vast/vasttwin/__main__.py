@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import signal
+import ssl
 import sys
 import threading
 
@@ -43,6 +44,8 @@ def main() -> None:
         default="5.4.0.0",
         help="announced in the Server header (5.5+ makes the SDK expect per-column metadata)",
     )
+    ap.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate chain (needs --tls-key)")
+    ap.add_argument("--tls-key", help="the PEM key of --tls-cert")
     ap.add_argument("--log-level", default="WARNING")
     args = ap.parse_args()
     logging.basicConfig(level=args.log_level, format="vasttwin %(levelname)s %(name)s: %(message)s")
@@ -55,6 +58,10 @@ def main() -> None:
     recorder = Recorder(args.record) if args.record else None
     twin = Twin(catalog, transactions, keys, args.vast_version, args.host, recorder)
     server = serve(twin, args.host, args.port)
+    if args.tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
 
     def stop(*_):
         threading.Thread(target=server.shutdown, daemon=True).start()

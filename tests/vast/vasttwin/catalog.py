@@ -19,6 +19,7 @@ import pyarrow as pa
 from .errors import ApiError
 
 ROW_ID = "$row_id"
+ROW_ID_FIELD = pa.field(ROW_ID, pa.uint64())
 INVALID_ROW_ID = (1 << 48) - 1
 
 
@@ -286,14 +287,29 @@ class Catalog:
         ask for, INVALID_ROW_ID when the sub-split is exhausted.
         """
         rid = quote_ident(ROW_ID)
-        cols = ", ".join([rid] + [quote_ident(c) for c in columns])
+        # The paging key under a name no column has: `$row_id` may also be projected.
+        cols = ", ".join([f"{rid} AS twin_page_key"] + [quote_ident(c) for c in columns])
         sql = f"SELECT {cols} FROM {table.data} WHERE ({where}) AND {rid} % ? = ? AND {rid} >= ? ORDER BY {rid} LIMIT ?"
         result = cur.sql(sql, params=[*params, split[1], split[0], start_row_id, limit + 1]).to_arrow_table()
         next_row_id = INVALID_ROW_ID
         if result.num_rows > limit:
             next_row_id = result.column(0)[limit].as_py()
             result = result.slice(0, limit)
-        result = result.drop_columns([ROW_ID])
+        result = result.drop_columns(["twin_page_key"])
         if columns:  # (casting to an empty schema would also drop the row count)
-            result = result.rename_columns(columns).cast(pa.schema([table.arrow_schema.field(c) for c in columns]))
+            fields = [ROW_ID_FIELD if c == ROW_ID else table.arrow_schema.field(c) for c in columns]
+            result = result.rename_columns(columns).cast(pa.schema(fields))
         return result, next_row_id
+
+    def delete(self, cur, table: TableInfo, batch: pa.RecordBatch) -> int:
+        """Delete the rows named by the batch's only column, `$row_id`; returns how many existed."""
+        if batch.num_columns != 1 or batch.schema[0].name != ROW_ID:
+            raise ApiError(400, "InvalidArgument", "a delete's only column must be $row_id")
+        rows = pa.table({ROW_ID: batch.column(0).cast(pa.uint64())})
+        cur.register("twin_deletes", rows)
+        try:
+            rid = quote_ident(ROW_ID)
+            found = run(cur, f"DELETE FROM {table.data} WHERE {rid} IN (SELECT {rid} FROM twin_deletes) RETURNING 1")
+        finally:
+            cur.unregister("twin_deletes")
+        return len(found)

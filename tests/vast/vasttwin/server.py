@@ -156,6 +156,9 @@ class Twin:
             case ("PUT", "rows"):
                 cat.update(cur, cat.table(cur, bucket, schema, name), _read_batch(body))
                 return Response()
+            case ("DELETE", "rows"):
+                deleted = cat.delete(cur, cat.table(cur, bucket, schema, name), _read_batch(body))
+                return Response(note={"rows_deleted": deleted})
             case ("GET", "data"):
                 return self._query(cur, cat.table(cur, bucket, schema, name), headers, body)
         raise ApiError(501, "NotImplemented", f"{method} ?{command} is not served by the twin")
@@ -183,7 +186,7 @@ class Twin:
         request = query.decode_request(body)
         plan = query.plan(request)
         for c in plan.columns + [f["name"] for f in request["schema"]]:
-            if info.arrow_schema.get_field_index(c) < 0:
+            if c != ROW_ID and info.arrow_schema.get_field_index(c) < 0:
                 raise ApiError(400, "TabularColumnNotFound", f"no column {c} in {info.name}")
         split_id, num_splits, _row_groups = (int(x) for x in headers.get("tabular-split", "0,1,1").split(","))
         num_sub = int(headers.get("tabular-num-of-subsplits", "1"))

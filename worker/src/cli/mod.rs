@@ -10,6 +10,7 @@ mod shard;
 mod signals;
 mod similar;
 mod sink_args;
+mod sink_check;
 
 use std::process::ExitCode;
 
@@ -31,6 +32,7 @@ enum Command {
     Plan(plan::Args),
     Shard(shard::Args),
     Gc(gc::Args),
+    SinkCheck(sink_check::Args),
 }
 
 /// Parses the command line and runs the subcommand; returns the process exit code.
@@ -42,5 +44,6 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Plan(args) => plan::run(&args),
         Command::Shard(args) => shard::run(&args),
         Command::Gc(args) => gc::run(&args),
+        Command::SinkCheck(args) => sink_check::run(&args),
     }
 }

@@ -137,7 +137,7 @@ async fn run_shard(args: &Args, tally: &Arc<Tally>, shards: &mut u32, s3: &mut S
         Ok(credentials) => credentials,
         Err(e) => return Outcome::Config(format!("{e:#}")),
     };
-    let sink = match AnySink::open(&uri, credentials, &args.sink.retry()).await {
+    let sink = match AnySink::open(&uri, &credentials, &args.sink.retry()).await {
         Ok(sink) => sink,
         Err(e) => return Outcome::of_sink(&e),
     };

@@ -4,8 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use exrscan::sink::flight::Credentials;
-use exrscan::sink::{AnySink, RetryPolicy, SinkUri};
+use exrscan::sink::{AnySink, Credentials, RetryPolicy, SinkUri, flight, vast};
 
 /// Where the catalog is and how to reach it.
 #[derive(Debug, clap::Args)]
@@ -13,7 +12,8 @@ pub struct SinkArgs {
     /// Catalog sink: duckdb:///path/catalog.duckdb, flight+grpc://host:port or
     /// flight+grpc+tls://host:port, with Flight SQL options as query parameters
     /// (schema, table_prefix, ca, domain, create, ingest, transactions, vectors, scalars,
-    /// timeout_s, max_message_bytes; see docs/sinks.md).
+    /// timeout_s, max_message_bytes), or vast://host[:port]?bucket=NAME (schema, table_prefix,
+    /// tls, ca, timeout_s); see docs/sinks.md.
     #[arg(long, env = "EXRSCAN_SINK", value_name = "URI")]
     pub sink: String,
     /// Flight SQL user name for the basic-auth handshake (password from
@@ -35,6 +35,12 @@ pub struct SinkArgs {
     /// Flight SQL: prefix of the table names (overrides `table_prefix=`).
     #[arg(long, env = "EXRSCAN_FLIGHT_TABLE_PREFIX", value_name = "PREFIX")]
     pub flight_table_prefix: Option<String>,
+    /// VAST: file holding the access key id (or set EXRSCAN_VAST_ACCESS_KEY_ID).
+    #[arg(long, env = "EXRSCAN_VAST_ACCESS_KEY_ID_FILE", value_name = "PATH")]
+    pub vast_access_key_id_file: Option<PathBuf>,
+    /// VAST: file holding the secret access key (or set EXRSCAN_VAST_SECRET_ACCESS_KEY).
+    #[arg(long, env = "EXRSCAN_VAST_SECRET_ACCESS_KEY_FILE", value_name = "PATH")]
+    pub vast_secret_access_key_file: Option<PathBuf>,
     /// Give up on an unavailable sink after this many seconds of retries.
     #[arg(long, env = "EXRSCAN_SINK_RETRY_SECONDS", default_value_t = 120, value_name = "SECONDS")]
     pub sink_retry_seconds: u64,
@@ -72,19 +78,27 @@ impl SinkArgs {
         RetryPolicy { max_elapsed: Duration::from_secs(self.sink_retry_seconds), ..RetryPolicy::default() }
     }
 
-    /// Flight SQL credentials from the flags, files and environment.
+    /// Sink credentials from the flags, files and environment.
     pub fn credentials(&self) -> anyhow::Result<Credentials> {
         Ok(Credentials {
-            username: self.flight_username.clone(),
-            password: secret(self.flight_password_file.as_ref(), "EXRSCAN_FLIGHT_PASSWORD")?,
-            token: secret(self.flight_token_file.as_ref(), "EXRSCAN_FLIGHT_TOKEN")?,
+            flight: flight::Credentials {
+                username: self.flight_username.clone(),
+                password: secret(self.flight_password_file.as_ref(), "EXRSCAN_FLIGHT_PASSWORD")?,
+                token: secret(self.flight_token_file.as_ref(), "EXRSCAN_FLIGHT_TOKEN")?,
+            },
+            vast: vast::Credentials {
+                access_key_id: secret(self.vast_access_key_id_file.as_ref(), "EXRSCAN_VAST_ACCESS_KEY_ID")?
+                    .unwrap_or_default(),
+                secret_access_key: secret(self.vast_secret_access_key_file.as_ref(), "EXRSCAN_VAST_SECRET_ACCESS_KEY")?
+                    .unwrap_or_default(),
+            },
         })
     }
 
     /// Opens the sink.
     pub async fn open(&self) -> anyhow::Result<AnySink> {
         let uri = self.uri()?;
-        let sink = AnySink::open(&uri, self.credentials()?, &self.retry())
+        let sink = AnySink::open(&uri, &self.credentials()?, &self.retry())
             .await
             .with_context(|| format!("opening the sink {uri}"))?;
         Ok(sink)

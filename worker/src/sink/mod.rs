@@ -1,5 +1,5 @@
-//! Where catalog rows go: the [`Sink`] interface, its two implementations (embedded DuckDB,
-//! Arrow Flight SQL) chosen by URI, and the idempotent, retried [`Writer`] on top.
+//! Where catalog rows go: the [`Sink`] interface, its implementations (embedded DuckDB,
+//! Arrow Flight SQL, VAST DataBase's native tabular API) chosen by URI, and the idempotent, retried [`Writer`] on top.
 //!
 //! A sink does two things per batch: one existence check of the batch's `file_id`s (one
 //! round trip), then a write of the new files' rows to the four tables, child tables first
@@ -18,6 +18,7 @@ mod lookup;
 mod retry;
 mod similar;
 mod uri;
+pub mod vast;
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -109,12 +110,35 @@ pub enum AnySink {
     Duckdb(duckdb::DuckdbSink),
     /// `flight+grpc://…`, `flight+grpc+tls://…`
     Flight(Box<flight::FlightSink>),
+    /// `vast://…`
+    Vast(Box<vast::VastSink>),
+}
+
+/// The secrets of the sinks that take them (never in a URI).
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    /// Flight SQL's user name and password, or token.
+    pub flight: flight::Credentials,
+    /// VAST's key pair.
+    pub vast: vast::Credentials,
+}
+
+impl From<flight::Credentials> for Credentials {
+    fn from(flight: flight::Credentials) -> Self {
+        Self { flight, ..Self::default() }
+    }
+}
+
+impl From<vast::Credentials> for Credentials {
+    fn from(vast: vast::Credentials) -> Self {
+        Self { vast, ..Self::default() }
+    }
 }
 
 impl AnySink {
-    /// Opens the sink `uri` names, creating its tables if missing. Flight SQL credentials
-    /// come from `credentials`, never from the URI.
-    pub async fn open(uri: &SinkUri, credentials: flight::Credentials, retry: &RetryPolicy) -> Result<Self, SinkError> {
+    /// Opens the sink `uri` names, creating its tables if missing. Credentials come from
+    /// `credentials`, never from the URI.
+    pub async fn open(uri: &SinkUri, credentials: &Credentials, retry: &RetryPolicy) -> Result<Self, SinkError> {
         match uri {
             SinkUri::Duckdb(path) => {
                 let path = path.clone();
@@ -124,8 +148,13 @@ impl AnySink {
                 Ok(AnySink::Duckdb(sink))
             }
             SinkUri::Flight(options) => {
-                let sink = retry.run(|| flight::FlightSink::connect(options.clone(), credentials.clone())).await?;
+                let sink =
+                    retry.run(|| flight::FlightSink::connect(options.clone(), credentials.flight.clone())).await?;
                 Ok(AnySink::Flight(Box::new(sink)))
+            }
+            SinkUri::Vast(options) => {
+                let sink = retry.run(|| vast::VastSink::connect(options.clone(), credentials.vast.clone())).await?;
+                Ok(AnySink::Vast(Box::new(sink)))
             }
         }
     }
@@ -136,6 +165,7 @@ impl Sink for AnySink {
         match self {
             AnySink::Duckdb(s) => s.existing(ids).await,
             AnySink::Flight(s) => s.existing(ids).await,
+            AnySink::Vast(s) => s.existing(ids).await,
         }
     }
 
@@ -143,6 +173,7 @@ impl Sink for AnySink {
         match self {
             AnySink::Duckdb(s) => s.write(batch).await,
             AnySink::Flight(s) => s.write(batch).await,
+            AnySink::Vast(s) => s.write(batch).await,
         }
     }
 
@@ -150,6 +181,7 @@ impl Sink for AnySink {
         match self {
             AnySink::Duckdb(s) => s.indexed(files).await,
             AnySink::Flight(s) => s.indexed(files).await,
+            AnySink::Vast(s) => s.indexed(files).await,
         }
     }
 
@@ -157,6 +189,7 @@ impl Sink for AnySink {
         match self {
             AnySink::Duckdb(s) => s.max_row_bytes(),
             AnySink::Flight(s) => s.max_row_bytes(),
+            AnySink::Vast(s) => s.max_row_bytes(),
         }
     }
 
@@ -164,6 +197,7 @@ impl Sink for AnySink {
         match self {
             AnySink::Duckdb(s) => s.recover().await,
             AnySink::Flight(s) => s.recover().await,
+            AnySink::Vast(s) => s.recover().await,
         }
     }
 
@@ -171,6 +205,7 @@ impl Sink for AnySink {
         match self {
             AnySink::Duckdb(s) => s.collect_garbage(orphans_before).await,
             AnySink::Flight(s) => s.collect_garbage(orphans_before).await,
+            AnySink::Vast(s) => s.collect_garbage(orphans_before).await,
         }
     }
 
@@ -184,6 +219,7 @@ impl Sink for AnySink {
         match self {
             AnySink::Duckdb(s) => s.similar(by, vector, k, exclude_uri).await,
             AnySink::Flight(s) => s.similar(by, vector, k, exclude_uri).await,
+            AnySink::Vast(s) => s.similar(by, vector, k, exclude_uri).await,
         }
     }
 }

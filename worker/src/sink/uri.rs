@@ -1,5 +1,5 @@
 //! Sink URIs: `duckdb:///path/catalog.duckdb`, `flight+grpc://host:port?…`,
-//! `flight+grpc+tls://host:port?…`.
+//! `flight+grpc+tls://host:port?…`, `vast://host[:port]?bucket=…`.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -7,6 +7,7 @@ use std::str::FromStr;
 
 use super::SinkError;
 use super::flight::FlightOptions;
+use super::vast::VastOptions;
 
 /// A parsed sink URI.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,6 +16,8 @@ pub enum SinkUri {
     Duckdb(PathBuf),
     /// An Arrow Flight SQL server.
     Flight(FlightOptions),
+    /// VAST DataBase's tabular API.
+    Vast(VastOptions),
 }
 
 impl FromStr for SinkUri {
@@ -46,14 +49,8 @@ impl FromStr for SinkUri {
                 if authority.is_empty() || authority.contains('/') {
                     return Err(SinkError::Config(format!("`{shown}`: expected {scheme}://host:port[?options]")));
                 }
-                let options = || {
-                    let mut pairs = Vec::new();
-                    for pair in query.split('&').filter(|p| !p.is_empty()) {
-                        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-                        pairs.push((percent_decode(key)?, percent_decode(value)?));
-                    }
-                    FlightOptions::from_uri_parts(scheme == "flight+grpc+tls", authority, &pairs)
-                };
+                let options =
+                    || FlightOptions::from_uri_parts(scheme == "flight+grpc+tls", authority, &query_pairs(query)?);
                 match options() {
                     Ok(options) => Ok(SinkUri::Flight(options)),
                     // The error would quote the options, where the `@` may end a password
@@ -65,8 +62,25 @@ impl FromStr for SinkUri {
                     Err(e) => Err(e),
                 }
             }
+            "vast" => {
+                if has_userinfo(rest) {
+                    return Err(SinkError::Config(format!(
+                        "`{shown}`: credentials do not belong in the sink URI; {WHERE_VAST_CREDENTIALS_GO}"
+                    )));
+                }
+                let (authority, query) = rest.split_once('?').unwrap_or((rest, ""));
+                match VastOptions::from_uri_parts(authority.trim_end_matches('/'), &query_pairs(query)?) {
+                    Ok(options) => Ok(SinkUri::Vast(options)),
+                    Err(_) if query.contains('@') => Err(SinkError::Config(format!(
+                        "`{shown}`: bad options; if the `@` ends user information, remove it: \
+                         {WHERE_VAST_CREDENTIALS_GO}"
+                    ))),
+                    Err(e) => Err(e),
+                }
+            }
             other => Err(SinkError::Config(format!(
-                "unknown sink scheme `{other}` in `{shown}`: use duckdb:///path, flight+grpc://host:port or flight+grpc+tls://host:port"
+                "unknown sink scheme `{other}` in `{shown}`: use duckdb:///path, flight+grpc://host:port, \
+                 flight+grpc+tls://host:port or vast://host:port?bucket=NAME"
             ))),
         }
     }
@@ -76,6 +90,21 @@ impl FromStr for SinkUri {
 const WHERE_CREDENTIALS_GO: &str = "give them with --flight-username and --flight-password-file, or \
      --flight-token-file (or the EXRSCAN_FLIGHT_USERNAME, EXRSCAN_FLIGHT_PASSWORD(_FILE) and \
      EXRSCAN_FLIGHT_TOKEN(_FILE) variables; in a cluster, the ExrScan's sink.flight.credentialsSecret)";
+
+/// Where VAST credentials go instead of the URI.
+const WHERE_VAST_CREDENTIALS_GO: &str = "give them with --vast-access-key-id-file and \
+     --vast-secret-access-key-file (or the EXRSCAN_VAST_ACCESS_KEY_ID(_FILE) and \
+     EXRSCAN_VAST_SECRET_ACCESS_KEY(_FILE) variables)";
+
+/// The decoded `key=value` pairs of a URI's query.
+fn query_pairs(query: &str) -> Result<Vec<(String, String)>, SinkError> {
+    let mut pairs = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        pairs.push((percent_decode(key)?, percent_decode(value)?));
+    }
+    Ok(pairs)
+}
 
 /// Whether the part of a URI after `scheme://` starts with user information (`user@`,
 /// `user:password@`): an `@` before the query. (A password with a raw `/` would end the
@@ -105,6 +134,9 @@ impl fmt::Display for SinkUri {
             SinkUri::Duckdb(path) => write!(f, "duckdb://{}", path.display()),
             SinkUri::Flight(options) => {
                 write!(f, "flight+grpc{}://{}", if options.tls { "+tls" } else { "" }, options.authority)
+            }
+            SinkUri::Vast(options) => {
+                write!(f, "vast://{}?bucket={}&schema={}", options.authority, options.bucket, options.schema)
             }
         }
     }
@@ -163,6 +195,8 @@ mod tests {
             "postgres://user:hunter2@host/db",
             "user:hunter2@host:1",
             "flight+grpc://user:hunter2@",
+            "vast://AKID:hunter2@vip:443?bucket=db",
+            "vast://vip:443?bucket=db&AKID:hunter2@",
         ] {
             let message = match uri.parse::<SinkUri>() {
                 Err(e @ SinkError::Config(_)) => e.to_string(),
@@ -179,6 +213,19 @@ mod tests {
         assert!("flight+grpc+tls://h:1?ca=/etc/ca@2.pem".parse::<SinkUri>().is_ok());
         assert_eq!(redacted("flight+grpc://h:1?ca=/a@b.pem"), "flight+grpc://***@b.pem", "errs on hiding");
         assert_eq!(redacted("flight+grpc://h:1"), "flight+grpc://h:1");
+    }
+
+    #[test]
+    fn vast_options() {
+        let Ok(SinkUri::Vast(o)) =
+            "vast://127.0.0.1:9000/?bucket=db&schema=exrscan%2Fprod&tls=false".parse::<SinkUri>()
+        else {
+            panic!("vast URI did not parse");
+        };
+        assert_eq!(o.endpoint(), "http://127.0.0.1:9000");
+        assert_eq!(o.schema, "exrscan/prod");
+        assert!(matches!("vast://h:1".parse::<SinkUri>(), Err(SinkError::Config(_))), "no bucket");
+        assert!(matches!("vast://ak:sk@h:1?bucket=b".parse::<SinkUri>(), Err(SinkError::Config(_))));
     }
 
     #[test]

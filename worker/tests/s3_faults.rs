@@ -3,6 +3,7 @@
 //! a tiny header budget. Nothing lost, nothing twice.
 
 mod bucket;
+mod fixtures;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -354,25 +355,14 @@ fn a_key_put_with_a_leading_slash_is_read_as_itself_and_a_slash_prefix_is_refuse
     Ok(())
 }
 
-/// A CA and a certificate for 127.0.0.1 signed by it, as MinIO's `public.crt`/`private.key`.
+/// The test CA and a certificate for 127.0.0.1 signed by it ([`fixtures::certificates`]),
+/// laid out as MinIO's `certs/public.crt` and `certs/private.key`; returns the CA's PEM file.
 fn certificates(dir: &Path) -> Result<std::path::PathBuf, Box<dyn std::error::Error>> {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "exrscan S3 test CA");
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
-    let ca_key = KeyPair::generate()?;
-    let ca = ca_params.self_signed(&ca_key)?;
-    let issuer = Issuer::new(ca_params, ca_key);
-    let mut params = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])?;
-    params.distinguished_name.push(DnType::CommonName, "127.0.0.1");
-    let key = KeyPair::generate()?;
-    let cert = params.signed_by(&key, &issuer)?;
+    let (ca, cert, key) = fixtures::certificates(dir)?;
     std::fs::create_dir_all(dir.join("certs"))?;
-    std::fs::write(dir.join("certs/public.crt"), cert.pem())?;
-    std::fs::write(dir.join("certs/private.key"), key.serialize_pem())?;
-    std::fs::write(dir.join("ca.pem"), ca.pem())?;
-    Ok(dir.join("ca.pem"))
+    std::fs::copy(cert, dir.join("certs/public.crt"))?;
+    std::fs::copy(key, dir.join("certs/private.key"))?;
+    Ok(ca)
 }
 
 #[test]

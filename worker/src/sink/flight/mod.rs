@@ -599,24 +599,23 @@ impl FlightSink {
             true => Some(self.client.begin_transaction().await.map_err(|e| self.error(e, "begin transaction"))?),
             false => None,
         };
+        // Rolled back if a statement fails or this future is dropped before the commit.
+        let open = transaction.clone().map(|t| prepared::Leftover::transaction(&self.client, t));
         let mut counts = GcCounts::default();
         for (table, sql) in canonical::gc_statements(&self.options.names(), orphans_before) {
-            match self.client.execute_update(sql, transaction.clone()).await {
-                Ok(deleted) => counts.add(table, u64::try_from(deleted).unwrap_or_default()),
-                Err(e) => {
-                    let error = self.error(e, &format!("garbage collection of {}", table.name()));
-                    if let Some(transaction) = transaction {
-                        let _ = self.client.end_transaction(transaction, EndTransaction::Rollback).await;
-                    }
-                    return Err(error);
-                }
-            }
+            let deleted = self
+                .client
+                .execute_update(sql, transaction.clone())
+                .await
+                .map_err(|e| self.error(e, &format!("garbage collection of {}", table.name())))?;
+            counts.add(table, u64::try_from(deleted).unwrap_or_default());
         }
         if let Some(transaction) = transaction {
-            self.client
-                .end_transaction(transaction, EndTransaction::Commit)
-                .await
-                .map_err(|e| self.error(e, "commit"))?;
+            let committed = self.client.end_transaction(transaction, EndTransaction::Commit).await;
+            if let Some(open) = open {
+                open.forget();
+            }
+            committed.map_err(|e| self.error(e, "commit"))?;
         }
         Ok(counts)
     }

@@ -33,7 +33,10 @@ mod tests {
     fn spec() -> ExrScanSpec {
         ExrScanSpec {
             source: Source { bucket: "renders".into(), prefix: "show/".into(), ..Default::default() },
-            sink: Sink { flight: Some(FlightSink { endpoint: "db:443".into(), ..Default::default() }), duckdb: None },
+            sink: Sink {
+                flight: Some(FlightSink { endpoint: "db:443".into(), ..Default::default() }),
+                ..Default::default()
+            },
             shards: 4,
             parallelism: None,
             worker: None,

@@ -1,8 +1,9 @@
 //! End to end with every real part: the control plane, the node agent running the real
 //! `exrscan` worker binary as the planner and shard pods, MinIO holding a few thousand
-//! generated EXRs, and Apache Arrow's Flight SQL server (basic auth, credentials from a
-//! Secret) as the sink. The scan's final counts must equal the rows in the sink; a rescan
-//! inserts nothing and counts everything unchanged.
+//! generated EXRs, and as the sink either Apache Arrow's Flight SQL server (basic auth,
+//! credentials from a Secret) or the VAST protocol twin (SigV4 keys from a Secret, read back
+//! with VAST's official SDK). The scan's final counts must equal the rows in the sink; a
+//! rescan inserts nothing and counts everything unchanged.
 
 mod harness;
 
@@ -20,6 +21,7 @@ use kube::api::{Api, PostParams};
 use object_store::{ObjectStoreExt, PutPayload};
 use testenv::flightsql::FlightSqlOptions;
 use testenv::kube::NodeAgentConfig;
+use testenv::vasttwin::{self, VastTwin};
 use testenv::{FlightSqlServer, S3Server};
 
 const COPIES: usize = 25;
@@ -106,24 +108,89 @@ async fn shard_jobs(h: &Harness) -> Vec<String> {
         .collect()
 }
 
-/// Rows of `files`, read back through the Flight SQL server with ADBC (basic auth).
-fn sink_rows(flight: &FlightSqlServer) -> i64 {
-    let code = "import sys\n\
-        import adbc_driver_flightsql.dbapi as fs\n\
-        with fs.connect(sys.argv[1], db_kwargs={'username': 'exrscan', 'password': 's3cret'}) as c:\n\
-        \x20   cur = c.cursor()\n\
-        \x20   cur.execute('SELECT count(*) FROM files')\n\
-        \x20   print(cur.fetchone()[0])\n";
-    let out = testenv::python::run(code, &[&flight.adbc_uri()]).unwrap_or_else(|e| panic!("ADBC read-back: {e}"));
-    out.trim().parse().unwrap_or_else(|e| panic!("row count {out:?}: {e}"))
+/// The catalog a scan writes to, read back with that catalog's own client.
+enum Catalog {
+    /// Apache Arrow's Flight SQL server with basic auth.
+    Flight(FlightSqlServer),
+    /// The VAST protocol twin.
+    Vast(VastTwin),
 }
 
-/// Everything but the operator: MinIO holding `copies` copies of the corpus, the Flight SQL
-/// server, the control plane with a node agent running the real worker, and the Secrets.
+impl Catalog {
+    fn start_flight() -> Catalog {
+        let flight = FlightSqlServer::start_with(FlightSqlOptions {
+            basic_auth: Some(("exrscan".into(), "s3cret".into())),
+            // Bulk ingest: arrow-rs 60's prepared-statement update sends its parameters in a
+            // separate DoPut, which arrow-go's server does not take (EOF reading the parameters).
+            bulk_ingest: true,
+            ..Default::default()
+        });
+        Catalog::Flight(flight.unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    fn start_vast() -> Catalog {
+        Catalog::Vast(VastTwin::start().unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    /// The Secret the scan's `sink` names.
+    fn secret(&self) -> (&'static str, Vec<(&'static str, &'static str)>) {
+        match self {
+            Catalog::Flight(_) => ("sink-creds", vec![("username", "exrscan"), ("password", "s3cret")]),
+            Catalog::Vast(_) => (
+                "sink-creds",
+                vec![
+                    ("AWS_ACCESS_KEY_ID", vasttwin::ACCESS_KEY_ID),
+                    ("AWS_SECRET_ACCESS_KEY", vasttwin::SECRET_ACCESS_KEY),
+                ],
+            ),
+        }
+    }
+
+    /// The manifest's `spec.sink`.
+    fn sink_yaml(&self) -> String {
+        match self {
+            Catalog::Flight(f) => {
+                format!("  sink:\n    flight:\n      endpoint: {}\n      credentialsSecret: sink-creds\n", f.addr())
+            }
+            Catalog::Vast(v) => format!(
+                "  sink:\n    vast:\n      endpoint: {}\n      bucket: {}\n      schema: exrscan/e2e\n      credentialsSecret: sink-creds\n",
+                v.endpoint(),
+                vasttwin::BUCKET
+            ),
+        }
+    }
+
+    /// Rows of `files`: through the Flight SQL server with ADBC (basic auth), or through the
+    /// VAST twin with VAST's SDK.
+    fn rows(&self) -> i64 {
+        let out = match self {
+            Catalog::Flight(flight) => {
+                let code = "import sys\n\
+                    import adbc_driver_flightsql.dbapi as fs\n\
+                    with fs.connect(sys.argv[1], db_kwargs={'username': 'exrscan', 'password': 's3cret'}) as c:\n\
+                    \x20   cur = c.cursor()\n\
+                    \x20   cur.execute('SELECT count(*) FROM files')\n\
+                    \x20   print(cur.fetchone()[0])\n";
+                testenv::python::run(code, &[&flight.adbc_uri()]).unwrap_or_else(|e| panic!("ADBC read-back: {e}"))
+            }
+            Catalog::Vast(twin) => {
+                let args = ["--endpoint", &twin.endpoint(), "--bucket", vasttwin::BUCKET, "--schema", "exrscan/e2e"];
+                let json = vasttwin::run_sdk("sdk_sql.py", &[&args[..], &["SELECT count(*) AS n FROM files"]].concat())
+                    .unwrap_or_else(|e| panic!("SDK read-back: {e}"));
+                let rows: serde_json::Value = serde_json::from_str(&json).expect("JSON rows");
+                rows[0]["n"].to_string()
+            }
+        };
+        out.trim().parse().unwrap_or_else(|e| panic!("row count {out:?}: {e}"))
+    }
+}
+
+/// Everything but the operator: MinIO holding `copies` copies of the corpus, the catalog,
+/// the control plane with a node agent running the real worker, and the Secrets.
 struct Env {
     _work: tempfile::TempDir,
     s3: S3Server,
-    flight: FlightSqlServer,
+    catalog: Catalog,
     h: Harness,
     _agent: testenv::kube::NodeAgent,
     /// EXR objects uploaded.
@@ -133,19 +200,11 @@ struct Env {
 }
 
 impl Env {
-    async fn start(copies: usize) -> Env {
+    async fn start(copies: usize, catalog: Catalog) -> Env {
         let work = testenv::work_dir("operator-e2e").expect("work dir");
         let corpus = corpus(&work.path().join("corpus"));
         let s3 = S3Server::start().unwrap_or_else(|e| panic!("{e}"));
         let (exr, readable) = upload(&s3, &corpus, copies).await;
-        let flight = FlightSqlServer::start_with(FlightSqlOptions {
-            basic_auth: Some(("exrscan".into(), "s3cret".into())),
-            // Bulk ingest: arrow-rs 60's prepared-statement update sends its parameters in a
-            // separate DoPut, which arrow-go's server does not take (EOF reading the parameters).
-            bulk_ingest: true,
-            ..Default::default()
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
         let h = Harness::start(false).await;
         let exrscan = testenv::paths::workspace_bin("exrscan").unwrap_or_else(|e| panic!("{e}"));
         let agent = h
@@ -155,7 +214,7 @@ impl Env {
         let secrets: Api<Secret> = Api::namespaced(h.client.clone(), "default");
         for (name, data) in [
             ("s3-creds", vec![("AWS_ACCESS_KEY_ID", s3.access_key()), ("AWS_SECRET_ACCESS_KEY", s3.secret_key())]),
-            ("flight-creds", vec![("username", "exrscan"), ("password", "s3cret")]),
+            catalog.secret(),
         ] {
             let secret = Secret {
                 metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
@@ -164,24 +223,34 @@ impl Env {
             };
             secrets.create(&PostParams::default(), &secret).await.expect("secret created");
         }
-        Env { _work: work, s3, flight, h, _agent: agent, exr, readable }
+        Env { _work: work, s3, catalog, h, _agent: agent, exr, readable }
     }
 
     /// The ExrScan `default/show` over every copy, with this `spec.rescan`.
     fn manifest(&self, rescan: &str) -> String {
         format!(
-            "apiVersion: exrscan.dev/v1alpha1\nkind: ExrScan\nmetadata:\n  name: show\n  namespace: default\nspec:\n  source:\n    bucket: renders\n    prefix: show/\n    endpoint: {endpoint}\n    region: {region}\n    forcePathStyle: true\n    credentialsSecret: s3-creds\n  sink:\n    flight:\n      endpoint: {flight}\n      credentialsSecret: flight-creds\n  shards: {SHARDS}\n  rescan: \"{rescan}\"\n",
+            "apiVersion: exrscan.dev/v1alpha1\nkind: ExrScan\nmetadata:\n  name: show\n  namespace: default\nspec:\n  source:\n    bucket: renders\n    prefix: show/\n    endpoint: {endpoint}\n    region: {region}\n    forcePathStyle: true\n    credentialsSecret: s3-creds\n{sink}  shards: {SHARDS}\n  rescan: \"{rescan}\"\n",
             endpoint = self.s3.endpoint(),
             region = testenv::s3::REGION,
-            flight = self.flight.addr(),
+            sink = self.catalog.sink_yaml(),
         )
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_worker_indexes_s3_into_flight_sql() {
-    let env = Env::start(COPIES).await;
-    let (h, flight, exr, readable) = (&env.h, &env.flight, env.exr, env.readable);
+    index_and_rescan(Env::start(COPIES, Catalog::start_flight()).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_worker_indexes_s3_into_vast() {
+    index_and_rescan(Env::start(COPIES, Catalog::start_vast()).await).await;
+}
+
+/// A sharded scan to Succeeded with counts equal to the rows in the catalog, then a rescan
+/// that writes nothing.
+async fn index_and_rescan(env: Env) {
+    let (h, catalog, exr, readable) = (&env.h, &env.catalog, env.exr, env.readable);
     assert!(exr > 2000, "a few thousand objects: {exr}");
     let _op = h.operator("op-1", &[]);
     let manifest = |rescan: &str| env.manifest(rescan);
@@ -214,7 +283,7 @@ async fn real_worker_indexes_s3_into_flight_sql() {
     assert_eq!(counts.inserted as usize, readable);
     assert_eq!(counts.failed as usize, exr - readable, "damaged files are counted, not fatal");
     assert!(counts.bytes_read > 0);
-    assert_eq!(sink_rows(flight), counts.inserted, "status counts equal the rows in the sink");
+    assert_eq!(catalog.rows(), counts.inserted, "status counts equal the rows in the sink");
     assert!(live_processed < counts.processed, "counts grew after {live_processed} were seen live");
     assert_eq!(st.shards.map(|s| (s.total, s.succeeded)), Some((SHARDS, SHARDS)));
     // kstatus: Ready and Complete true, nothing reconciling or stalled, generation observed.
@@ -259,7 +328,7 @@ async fn real_worker_indexes_s3_into_flight_sql() {
     let counts2 = st.counts.expect("counts");
     eprintln!("rescan: {counts2:?}");
     assert_eq!((counts2.inserted, counts2.unchanged as usize, counts2.failed), (0, readable, counts.failed));
-    assert_eq!(sink_rows(flight), counts.inserted, "the rescan wrote nothing");
+    assert_eq!(catalog.rows(), counts.inserted, "the rescan wrote nothing");
     assert_eq!(st.last_run.and_then(|r| r.counts).map(|c| c.inserted), Some(counts.inserted));
 }
 
@@ -268,7 +337,7 @@ async fn real_worker_indexes_s3_into_flight_sql() {
 /// in the sink.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_killed_mid_run_completes_with_one_job() {
-    let env = Env::start(RESTART_COPIES).await;
+    let env = Env::start(RESTART_COPIES, Catalog::start_flight()).await;
     let h = &env.h;
     let op = h.operator("op-1", &[]);
     let (ok, err) = h.apply(&env.manifest("1"));
@@ -300,5 +369,5 @@ async fn operator_killed_mid_run_completes_with_one_job() {
     let counts = st.counts.expect("counts");
     eprintln!("after the restart: {counts:?}");
     assert_eq!((counts.processed as usize, counts.inserted as usize), (env.exr, env.readable));
-    assert_eq!(sink_rows(&env.flight), counts.inserted, "status counts equal the rows in the sink");
+    assert_eq!(env.catalog.rows(), counts.inserted, "status counts equal the rows in the sink");
 }

@@ -138,7 +138,7 @@ pub(crate) mod fixtures {
                     schema: Some("vfx".into()),
                     table_prefix: Some("exr_".into()),
                 }),
-                duckdb: None,
+                ..Default::default()
             },
             shards: 4,
             parallelism: Some(2),

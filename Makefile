@@ -44,16 +44,16 @@ test: fmt-check
 	exit $$built
 	cargo test --workspace --no-fail-fast
 	$${EXRSCAN_VAST_PYTHON:-$(EXRSCAN_CACHE)/venv-vast/bin/python} -m pytest -q tests/vast
-	worker/fuzz/run.sh $(FUZZ_SECONDS)
+	core/fuzz/run.sh $(FUZZ_SECONDS)
 
 fuzz:
-	worker/fuzz/run.sh $(FUZZ_SECONDS)
+	core/fuzz/run.sh $(FUZZ_SECONDS)
 
 # Formatting (rustfmt.toml) is checked first by `make test`; `make fmt` applies it.
 fmt:
 	cargo fmt --all
-	cd worker/fuzz && cargo fmt
+	cd core/fuzz && cargo fmt
 
 fmt-check:
 	cargo fmt --all --check
-	cd worker/fuzz && cargo fmt --check
+	cd core/fuzz && cargo fmt --check

@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn seed(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/header").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/fuzz/corpus/header").join(name)
 }
 
 fn inspect(args: &[&str], files: &[&Path]) -> Output {

@@ -112,6 +112,10 @@ fn text_list<'a>(values: impl IntoIterator<Item = &'a str>) -> Value {
     Value::List(values.into_iter().map(|v| Value::Text(v.to_owned())).collect())
 }
 
+/// The index that makes the resume check a lookup of each listed URI: without it DuckDB
+/// scans `files.source_uri` for every check, a cost that grows with the catalog.
+const SOURCE_URI_INDEX: &str = "CREATE INDEX IF NOT EXISTS files_source_uri ON files (source_uri)";
+
 impl DuckdbSink {
     /// Opens (creating if missing) the database at `path` and its four tables, and hands the
     /// connection to a new thread that keeps it.
@@ -170,6 +174,7 @@ fn connect(path: &Path) -> Result<Connection, SinkError> {
         add_write_id(&conn, table)?;
         check_columns(&conn, table)?;
     }
+    conn.execute_batch(SOURCE_URI_INDEX).map_err(failed("indexing files.source_uri"))?;
     for view in canonical::create_views(&SqlNames::default(), ViewDdl::OrReplace) {
         conn.execute_batch(&view).map_err(failed("creating views"))?;
     }
@@ -234,19 +239,17 @@ impl Sink for DuckdbSink {
 
     async fn indexed(&mut self, files: &[SourceFile]) -> Result<HashSet<String>, SinkError> {
         let query = IndexedQuery::new(files);
-        if query.uris().is_empty() {
+        let Some(sql) = query.sql("files") else {
             return Ok(HashSet::new());
-        }
-        let uris = text_list(query.uris().iter().copied());
+        };
+        // A placeholder per URI, so that DuckDB looks each one up in `files_source_uri`; a
+        // list parameter would be joined against the whole column.
+        let uris: Vec<String> = query.uris().iter().map(|u| u.to_string()).collect();
         let batches = self
             .with_conn(move |conn| {
-                let mut stmt = conn
-                    .prepare_cached(
-                        "SELECT source_uri, size_bytes, etag FROM files \
-                         WHERE etag IS NOT NULL AND source_uri IN (SELECT unnest(?::VARCHAR[]))",
-                    )
-                    .map_err(failed("resume check"))?;
-                Ok(stmt.query_arrow([uris]).map_err(failed("resume check"))?.collect::<Vec<_>>())
+                let mut stmt = conn.prepare_cached(&sql).map_err(failed("resume check"))?;
+                let rows = stmt.query_arrow(duckdb::params_from_iter(&uris)).map_err(failed("resume check"))?;
+                Ok(rows.collect::<Vec<_>>())
             })
             .await?;
         let mut found = HashSet::new();

@@ -49,7 +49,18 @@ fn spec_bounds_and_rules() {
         spec_rules.iter().any(|r| r.contains("self.sink.duckdb") && r.contains("self.shards == 1")),
         "{spec_rules:?}"
     );
-    assert!(rules(&spec["properties"]["sink"]).iter().any(|r| r.contains("has(self.flight) != has(self.duckdb)")));
+    let sink_rules = rules(&spec["properties"]["sink"]);
+    assert!(
+        sink_rules
+            .iter()
+            .any(|r| r.contains("[has(self.vast), has(self.flight), has(self.duckdb)].filter(x, x).size() == 1")),
+        "{sink_rules:?}"
+    );
+    let vast = &spec["properties"]["sink"]["properties"]["vast"];
+    let vast_required: Vec<&str> =
+        vast["required"].as_array().expect("required").iter().filter_map(Value::as_str).collect();
+    assert_eq!(vast_required, ["bucket", "credentialsSecret", "endpoint"]);
+    assert_eq!(vast["properties"]["schema"]["default"], "exrscan");
     assert!(rules(&s).iter().any(|r| r.contains("self.metadata.name.size() <= 48")));
 }
 

@@ -9,7 +9,8 @@ pub mod spec;
 pub mod status;
 
 pub use spec::{
-    DuckDbSink, EmbeddingsSpec, ExrScan, ExrScanSpec, FlightSink, FlightTls, Sink, Source, VastSink, WorkerSpec,
+    ConcurrencyPolicy, DuckDbSink, EmbeddingsSpec, ExrScan, ExrScanSpec, FlightSink, FlightTls, Sink, Source, VastSink,
+    WorkerSpec,
 };
 pub use status::{Counts, ExrScanStatus, Failure, Phase, RunSummary, ShardCounts};
 

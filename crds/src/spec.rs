@@ -6,6 +6,7 @@
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::status::ExrScanStatus;
@@ -48,7 +49,9 @@ pub const HEADER_BYTES_RANGE: (i64, i64) = (1_024, 16 * 1024 * 1024);
         .field_path(".parallelism"),
     validation = Rule::new("!has(self.sink.duckdb) || self.shards == 1")
         .message("a duckdb sink has a single writer and needs spec.shards: 1; use a flight sink for sharded scans")
-        .field_path(".shards")
+        .field_path(".shards"),
+    validation = Rule::new("has(self.schedule) || !(has(self.timeZone) || has(self.concurrencyPolicy) || has(self.startingDeadlineSeconds))")
+        .message("spec.timeZone, spec.concurrencyPolicy and spec.startingDeadlineSeconds apply to a spec.schedule")
 )]
 pub struct ExrScanSpec {
     /// The S3 bucket and prefix to scan.
@@ -91,6 +94,39 @@ pub struct ExrScanSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 31536000))]
     pub timeout_seconds: Option<i64>,
+    /// Runs the scan on a cron schedule (five fields, as CronJob's `schedule`, aliases such as
+    /// `@hourly` included): each tick starts a run that lists the prefix and indexes only new
+    /// and changed objects (unchanged ones cost their LIST entry alone). The first run is at
+    /// the first tick after the scan is created; a spec change alone starts no run (it applies
+    /// from the next tick). Without it, a scan runs once per change of its spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub schedule: Option<String>,
+    /// IANA time zone of `schedule` (e.g. `America/Los_Angeles`); UTC when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub time_zone: Option<String>,
+    /// What a tick does while the previous run still runs: `Forbid` (the default) starts the
+    /// tick's run once the previous one has finished, if still within
+    /// `startingDeadlineSeconds`; `Replace` stops the previous run and starts the new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_policy: Option<ConcurrencyPolicy>,
+    /// A tick whose run cannot start within this many seconds is skipped (a `MissedSchedule`
+    /// Event); ticks missed while the operator was down are never run one by one, only the
+    /// latest. Unbounded when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 31536000))]
+    pub starting_deadline_seconds: Option<i64>,
+}
+
+/// What a scheduled tick does while the previous run still runs.
+#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConcurrencyPolicy {
+    /// Wait for the previous run to finish.
+    #[default]
+    Forbid,
+    /// Stop the previous run and start the new one.
+    Replace,
 }
 
 fn default_shards() -> i32 {

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 /// Most entries kept in `status.failures`.
 pub const MAX_FAILURES: usize = 20;
 
+/// Most runs kept in `status.history`.
+pub const MAX_HISTORY: usize = 10;
+
 /// Observed state of an ExrScan.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -46,6 +49,19 @@ pub struct ExrScanStatus {
     /// The summary of the previous run, kept when a new run starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run: Option<RunSummary>,
+    /// Earlier runs, newest first (at most 10): outcome, counts and times of each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub history: Vec<RunSummary>,
+    /// Scheduled scans: the latest tick handled (its run started, or skipped as missed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_schedule_time: Option<Time>,
+    /// Scheduled scans: when the latest run that succeeded finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_time: Option<Time>,
+    /// Scheduled scans: the next tick.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_schedule_time: Option<Time>,
 }
 
 /// Where a scan is.
@@ -63,12 +79,21 @@ pub enum Phase {
     Failed,
     /// `spec.suspend` is true.
     Suspended,
+    /// A scheduled scan before its first tick: nothing to run yet.
+    Scheduled,
 }
 
 impl Phase {
     /// Every phase, for metrics.
-    pub const ALL: [Phase; 6] =
-        [Phase::Pending, Phase::Planning, Phase::Running, Phase::Succeeded, Phase::Failed, Phase::Suspended];
+    pub const ALL: [Phase; 7] = [
+        Phase::Pending,
+        Phase::Planning,
+        Phase::Running,
+        Phase::Succeeded,
+        Phase::Failed,
+        Phase::Suspended,
+        Phase::Scheduled,
+    ];
 
     /// The phase's name as it appears in the status.
     pub fn as_str(self) -> &'static str {
@@ -79,6 +104,7 @@ impl Phase {
             Phase::Succeeded => "Succeeded",
             Phase::Failed => "Failed",
             Phase::Suspended => "Suspended",
+            Phase::Scheduled => "Scheduled",
         }
     }
 

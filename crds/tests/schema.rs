@@ -68,7 +68,7 @@ fn spec_bounds_and_rules() {
 fn status_is_structural() {
     let s = schema();
     let status = &s["properties"]["status"]["properties"];
-    assert_eq!(status["phase"]["enum"].as_array().map(Vec::len), Some(6));
+    assert_eq!(status["phase"]["enum"].as_array().map(Vec::len), Some(7));
     assert_eq!(status["conditions"]["x-kubernetes-list-type"], "map");
     for counter in ["discovered", "processed", "inserted", "unchanged", "failed", "bytesRead"] {
         assert_eq!(status["counts"]["properties"][counter]["type"], "integer", "{counter}");

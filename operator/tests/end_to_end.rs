@@ -28,6 +28,8 @@ const COPIES: usize = 25;
 const SHARDS: i32 = 4;
 /// Copies for the restart test: enough that the run outlives a kill and a Lease handover.
 const RESTART_COPIES: usize = 10;
+/// Copies for the scheduled test, before and between its two runs.
+const SCHEDULE_COPIES: usize = 4;
 
 /// Generates the corpus and asks `exrscan inspect` which files it reads: relative path → ok.
 fn corpus(dir: &Path) -> BTreeMap<String, (PathBuf, bool)> {
@@ -59,14 +61,17 @@ fn corpus(dir: &Path) -> BTreeMap<String, (PathBuf, bool)> {
     corpus
 }
 
-/// Uploads `COPIES` copies of the corpus under `show/shotNNN/` plus a non-EXR per shot;
+/// Uploads copies `copies` of the corpus under `show/shotNNN/` plus a non-EXR per shot;
 /// returns (EXR objects, readable EXR objects).
-async fn upload(s3: &S3Server, corpus: &BTreeMap<String, (PathBuf, bool)>, copies: usize) -> (usize, usize) {
-    s3.create_bucket("renders").unwrap_or_else(|e| panic!("{e}"));
+async fn upload(
+    s3: &S3Server,
+    corpus: &BTreeMap<String, (PathBuf, bool)>,
+    copies: std::ops::Range<usize>,
+) -> (usize, usize) {
     let store = s3.store("renders").unwrap_or_else(|e| panic!("{e}"));
     let mut objects = Vec::new();
     let (mut exr, mut readable) = (0, 0);
-    for copy in 0..copies {
+    for copy in copies {
         for (rel, (path, ok)) in corpus {
             if rel.ends_with(".exr") {
                 exr += 1;
@@ -189,6 +194,7 @@ impl Catalog {
 /// the control plane with a node agent running the real worker, and the Secrets.
 struct Env {
     _work: tempfile::TempDir,
+    corpus: BTreeMap<String, (PathBuf, bool)>,
     s3: S3Server,
     catalog: Catalog,
     h: Harness,
@@ -204,7 +210,8 @@ impl Env {
         let work = testenv::work_dir("operator-e2e").expect("work dir");
         let corpus = corpus(&work.path().join("corpus"));
         let s3 = S3Server::start().unwrap_or_else(|e| panic!("{e}"));
-        let (exr, readable) = upload(&s3, &corpus, copies).await;
+        s3.create_bucket("renders").unwrap_or_else(|e| panic!("{e}"));
+        let (exr, readable) = upload(&s3, &corpus, 0..copies).await;
         let h = Harness::start(false).await;
         let exrscan = testenv::paths::workspace_bin("exrscan").unwrap_or_else(|e| panic!("{e}"));
         let agent = h
@@ -223,13 +230,18 @@ impl Env {
             };
             secrets.create(&PostParams::default(), &secret).await.expect("secret created");
         }
-        Env { _work: work, s3, catalog, h, _agent: agent, exr, readable }
+        Env { _work: work, corpus, s3, catalog, h, _agent: agent, exr, readable }
     }
 
     /// The ExrScan `default/show` over every copy, with this `spec.rescan`.
     fn manifest(&self, rescan: &str) -> String {
+        self.manifest_with(rescan, "")
+    }
+
+    /// [`Self::manifest`] with more `spec` lines.
+    fn manifest_with(&self, rescan: &str, spec: &str) -> String {
         format!(
-            "apiVersion: exrscan.dev/v1alpha1\nkind: ExrScan\nmetadata:\n  name: show\n  namespace: default\nspec:\n  source:\n    bucket: renders\n    prefix: show/\n    endpoint: {endpoint}\n    region: {region}\n    forcePathStyle: true\n    credentialsSecret: s3-creds\n{sink}  shards: {SHARDS}\n  rescan: \"{rescan}\"\n",
+            "apiVersion: exrscan.dev/v1alpha1\nkind: ExrScan\nmetadata:\n  name: show\n  namespace: default\nspec:\n  source:\n    bucket: renders\n    prefix: show/\n    endpoint: {endpoint}\n    region: {region}\n    forcePathStyle: true\n    credentialsSecret: s3-creds\n{sink}  shards: {SHARDS}\n  rescan: \"{rescan}\"\n{spec}",
             endpoint = self.s3.endpoint(),
             region = testenv::s3::REGION,
             sink = self.catalog.sink_yaml(),
@@ -370,4 +382,69 @@ async fn operator_killed_mid_run_completes_with_one_job() {
     eprintln!("after the restart: {counts:?}");
     assert_eq!((counts.processed as usize, counts.inserted as usize), (env.exr, env.readable));
     assert_eq!(env.catalog.rows(), counts.inserted, "status counts equal the rows in the sink");
+}
+
+/// A scheduled scan (`* * * * *`): nothing runs before its first tick (phase Scheduled, Ready
+/// for kstatus); each tick's run indexes only what is new, the rest costing its LIST entry
+/// and no GET; a spec change alone starts no run; `status.history` keeps the earlier run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_runs_index_what_landed_since_the_last_tick() {
+    let env = Env::start(SCHEDULE_COPIES, Catalog::start_flight()).await;
+    let h = &env.h;
+    let _op = h.operator("op-1", &[]);
+    let schedule = "  schedule: \"* * * * *\"\n  startingDeadlineSeconds: 50\n";
+    let (ok, err) = h.apply(&env.manifest_with("1", schedule));
+    assert!(ok, "{err}");
+    let waiting = h
+        .wait_scan("default", "show", Duration::from_secs(30), "phase Scheduled", |s| {
+            s.status.as_ref().and_then(|s| s.phase) == Some(Phase::Scheduled)
+                || s.status.as_ref().is_some_and(|s| s.run.is_some())
+        })
+        .await;
+    let st = waiting.status.expect("status");
+    if st.run.is_none() {
+        assert!(st.next_schedule_time.is_some(), "{st:?}");
+        let ready = st.conditions.iter().find(|c| c.type_ == "Ready").map(|c| c.status.as_str());
+        assert_eq!(ready, Some("True"), "waiting for its first tick is Ready: {:?}", st.conditions);
+        assert!(shard_jobs(h).await.is_empty(), "no Job before the first tick");
+    }
+
+    let finished = |s: &exrscan_crds::ExrScan| {
+        s.status.as_ref().is_some_and(|s| s.run.is_some() && s.phase.is_some_and(Phase::is_finished))
+    };
+    let first = h.wait_scan("default", "show", Duration::from_secs(150), "the first tick's run", finished).await;
+    let st1 = first.status.expect("status");
+    assert_eq!(st1.phase, Some(Phase::Succeeded), "{:?}\n{}", st1.conditions, h.diagnostics());
+    let counts1 = st1.counts.expect("counts");
+    assert_eq!((counts1.processed as usize, counts1.inserted as usize), (env.exr, env.readable));
+    assert!(st1.last_schedule_time.is_some() && st1.last_successful_time.is_some(), "{st1:?}");
+
+    // New renders land, and the spec changes: no run starts before the next tick.
+    let (new_exr, new_readable) = upload(&env.s3, &env.corpus, SCHEDULE_COPIES..SCHEDULE_COPIES + 2).await;
+    let (ok, err) = h.apply(&env.manifest_with("2", schedule));
+    assert!(ok, "{err}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after_edit = h.scan("default", "show").await.status.expect("status");
+    assert!(
+        after_edit.run == st1.run || after_edit.last_schedule_time != st1.last_schedule_time,
+        "a spec change alone started run {:?}",
+        after_edit.run
+    );
+
+    let second = h
+        .wait_scan("default", "show", Duration::from_secs(150), "the next tick's run", |s| {
+            finished(s) && s.status.as_ref().is_some_and(|s| s.run != st1.run)
+        })
+        .await;
+    let st2 = second.status.expect("status");
+    assert_eq!(st2.phase, Some(Phase::Succeeded), "{:?}\n{}", st2.conditions, h.diagnostics());
+    let counts2 = st2.counts.expect("counts");
+    eprintln!("first tick: {counts1:?}\nnext tick: {counts2:?}");
+    assert_eq!(counts2.processed as usize, env.exr + new_exr);
+    assert_eq!((counts2.inserted as usize, counts2.unchanged as usize), (new_readable, env.readable));
+    // Copies are alike: the bytes read are those of the two new copies alone.
+    assert_eq!(counts2.bytes_read * SCHEDULE_COPIES as i64, counts1.bytes_read * 2, "unchanged objects cost no GET");
+    assert!(st2.last_schedule_time > st1.last_schedule_time, "{st2:?}");
+    assert_eq!(st2.history.first().and_then(|r| r.run.clone()), st1.run, "the first run is in the history");
+    assert_eq!(env.catalog.rows() as usize, env.readable + new_readable, "each file once in the catalog");
 }

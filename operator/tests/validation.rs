@@ -93,6 +93,16 @@ async fn api_server_refuses_bad_specs_with_readable_messages() {
             "credentialsSecret: Required value",
         ),
         (
+            "timeZone without a schedule",
+            scan_yaml("default", "s16", 1, "  timeZone: Europe/London\n"),
+            "spec.timeZone, spec.concurrencyPolicy and spec.startingDeadlineSeconds apply to a spec.schedule",
+        ),
+        (
+            "unknown concurrencyPolicy",
+            scan_yaml("default", "s17", 1, "  schedule: \"@hourly\"\n  concurrencyPolicy: Allow\n"),
+            "Unsupported value: \"Allow\"",
+        ),
+        (
             "name too long",
             scan_yaml("default", &"n".repeat(49), 1, ""),
             "metadata.name must be a DNS label of at most 48 characters",
@@ -126,6 +136,10 @@ async fn api_server_refuses_bad_specs_with_readable_messages() {
         backoff_limit_per_index: 3,
         ttl_seconds_after_finished: None,
         timeout_seconds: None,
+        schedule: None,
+        time_zone: None,
+        concurrency_policy: None,
+        starting_deadline_seconds: None,
     };
     match api.create(&PostParams::default(), &ExrScan::new("client-side", spec.clone())).await {
         Err(kube::Error::Api(status)) => {

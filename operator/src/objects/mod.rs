@@ -149,6 +149,10 @@ pub(crate) mod fixtures {
             backoff_limit_per_index: 3,
             ttl_seconds_after_finished: Some(600),
             timeout_seconds: None,
+            schedule: None,
+            time_zone: None,
+            concurrency_policy: None,
+            starting_deadline_seconds: None,
         }
     }
 }

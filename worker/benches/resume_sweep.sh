@@ -11,7 +11,8 @@
 #   - sweep: `exrscan scan` of the same prefix into the catalog, where every object is
 #            unchanged (the LIST plus the resume checks, no GET).
 # EXRSCAN_BIN picks the binary (default: the release build); EXRSCAN_PYTHON a Python with
-# boto3 and duckdb (default: the test venv).
+# boto3 and duckdb (default: the test venv); BASELINE_BIN, another exrscan binary (an earlier
+# build) whose sweep is printed too, on the same data.
 set -euo pipefail
 
 objects=${1:-100000}
@@ -81,10 +82,17 @@ best() { # best COMMAND…: the shortest wall time of RUNS runs, in seconds
 	echo "$best"
 }
 list=$(best "$exrscan" plan s3://sweep/show/ --shards 1)
-sweep=$(best "$exrscan" scan s3://sweep/show/ --sink "duckdb://$db" --json)
-python3 - "$work/out" "$objects" <<'EOF'
+row() { # row LABEL BINARY: one Markdown row of the sweep by BINARY
+	local sweep
+	sweep=$(best "$2" scan s3://sweep/show/ --sink "duckdb://$db" --json)
+	python3 - "$work/out" "$objects" <<'EOF'
 import json, sys
 s = json.load(open(sys.argv[1]))
 assert s["unchanged"] == int(sys.argv[2]) and s["inserted"] == 0 and s["bytes_read"] == 0, s
 EOF
-python3 -c "print(f'| $objects | $catalog_files | {$list:.2f} s | {$sweep:.2f} s | {$sweep / $list:.2f} |')"
+	python3 -c "print(f'| $1 | $objects | $catalog_files | {$list:.2f} s | {$sweep:.2f} s | {$sweep / $list:.2f} |')"
+}
+echo "| build | objects | catalog files | LIST alone | sweep | sweep / LIST |"
+echo "|---|---:|---:|---:|---:|---:|"
+row "$(basename "$exrscan")" "$exrscan"
+if [ -n "${BASELINE_BIN:-}" ]; then row "$(basename "$BASELINE_BIN") (baseline)" "$BASELINE_BIN"; fi

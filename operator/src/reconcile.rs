@@ -344,7 +344,17 @@ fn target(
         return Ok(Target { id: Some(run_id(spec)), tick: None, next_tick: None, invalid: None });
     };
     let schedule = Schedule::parse(expression, spec.time_zone.as_deref())?;
-    let handled = old.last_schedule_time.as_ref().or(scan.metadata.creation_timestamp.as_ref()).map_or(now, |t| t.0);
+    // Before its first tick: ticks before the scan existed, or before its current run started
+    // (a schedule added to a scan that already ran), are not due.
+    let handled = match &old.last_schedule_time {
+        Some(tick) => tick.0,
+        None => [scan.metadata.creation_timestamp.as_ref(), old.start_time.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|t| t.0)
+            .max()
+            .unwrap_or(now),
+    };
     let running = old.run.is_some() && !old.phase.is_some_and(Phase::is_finished);
     let wait_for_it = running && spec.concurrency_policy.unwrap_or_default() == ConcurrencyPolicy::Forbid;
     let mut target = Target { id: old.run.clone(), tick: None, next_tick: schedule.next(now), invalid: None };
@@ -1045,5 +1055,99 @@ mod tests {
         let running = Outcome::new(Phase::Running, "Running", "");
         assert_eq!(transition_event(Some(Phase::Suspended), &running).map(|e| e.reason), Some("Resumed".into()));
         assert!(transition_event(Some(Phase::Planning), &running).is_none());
+    }
+
+    fn scheduled(policy: Option<ConcurrencyPolicy>, deadline: Option<i64>) -> ExrScan {
+        let mut spec = fixtures::flight_spec();
+        spec.schedule = Some("0 * * * *".into());
+        spec.concurrency_policy = policy;
+        spec.starting_deadline_seconds = deadline;
+        let mut scan = fixtures::scan(spec);
+        scan.metadata.creation_timestamp = Some(Time(at("2026-12-06T08:30:00Z")));
+        scan
+    }
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().expect("timestamp")
+    }
+
+    fn decide(scan: &ExrScan, old: &ExrScanStatus, now: &str) -> (Target, ExrScanStatus, Vec<Event>) {
+        let (mut status, mut events) = (old.clone(), Vec::new());
+        let target = target(scan, old, at(now), &mut status, &mut events).expect("valid schedule");
+        (target, status, events)
+    }
+
+    #[test]
+    fn a_tick_starts_its_own_run_once() {
+        let scan = scheduled(None, None);
+        let (before, ..) = decide(&scan, &ExrScanStatus::default(), "2026-12-06T08:59:00Z");
+        assert_eq!((before.id, before.next_tick), (None, Some(at("2026-12-06T09:00:00Z"))));
+        let (first, ..) = decide(&scan, &ExrScanStatus::default(), "2026-12-06T09:00:01Z");
+        assert_eq!(first.tick, Some(at("2026-12-06T09:00:00Z")));
+        let id = first.id.expect("a run");
+        assert_eq!(id, scheduled_run_id(&scan.spec, at("2026-12-06T09:00:00Z")));
+        assert_ne!(id, run_id(&scan.spec), "each tick is a run of its own");
+        let done = ExrScanStatus {
+            run: Some(id.clone()),
+            phase: Some(Phase::Succeeded),
+            last_schedule_time: Some(Time(at("2026-12-06T09:00:00Z"))),
+            ..Default::default()
+        };
+        let (again, ..) = decide(&scan, &done, "2026-12-06T09:40:00Z");
+        assert_eq!((again.id.as_ref(), again.tick), (Some(&id), None), "handled ticks do not run again");
+    }
+
+    #[test]
+    fn a_schedule_added_to_a_scan_that_ran_waits_for_the_next_tick() {
+        let scan = scheduled(None, None);
+        let ran = ExrScanStatus {
+            run: Some("0123abcd".into()),
+            phase: Some(Phase::Succeeded),
+            start_time: Some(Time(at("2026-12-06T10:10:00Z"))),
+            ..Default::default()
+        };
+        let (target, ..) = decide(&scan, &ran, "2026-12-06T10:20:00Z");
+        assert_eq!((target.id.as_deref(), target.tick), (Some("0123abcd"), None));
+    }
+
+    #[test]
+    fn forbid_waits_for_the_running_run_and_replace_does_not() {
+        let running = ExrScanStatus {
+            run: Some("0123abcd".into()),
+            phase: Some(Phase::Running),
+            last_schedule_time: Some(Time(at("2026-12-06T09:00:00Z"))),
+            ..Default::default()
+        };
+        let (forbid, ..) = decide(&scheduled(None, None), &running, "2026-12-06T10:00:05Z");
+        assert_eq!(forbid.id.as_deref(), Some("0123abcd"), "Forbid (the default) keeps the running run");
+        let (replace, ..) =
+            decide(&scheduled(Some(ConcurrencyPolicy::Replace), None), &running, "2026-12-06T10:00:05Z");
+        assert_eq!(replace.tick, Some(at("2026-12-06T10:00:00Z")), "Replace starts the tick's run");
+    }
+
+    #[test]
+    fn a_late_tick_is_skipped_and_reported() {
+        let scan = scheduled(None, Some(60));
+        let done = ExrScanStatus {
+            run: Some("0123abcd".into()),
+            phase: Some(Phase::Succeeded),
+            last_schedule_time: Some(Time(at("2026-12-06T09:00:00Z"))),
+            ..Default::default()
+        };
+        let (target, status, events) = decide(&scan, &done, "2026-12-06T10:05:00Z");
+        assert_eq!(target.id.as_deref(), Some("0123abcd"));
+        assert_eq!(status.last_schedule_time, Some(Time(at("2026-12-06T10:00:00Z"))), "the tick counts as handled");
+        assert_eq!(events.iter().map(|e| e.reason.as_str()).collect::<Vec<_>>(), ["MissedSchedule"]);
+    }
+
+    #[test]
+    fn a_bad_schedule_is_an_error_naming_the_field() {
+        let mut scan = scheduled(None, None);
+        scan.spec.time_zone = Some("Nowhere/Special".into());
+        let (mut status, mut events) = (ExrScanStatus::default(), Vec::new());
+        let error = target(&scan, &ExrScanStatus::default(), at("2026-12-06T10:00:00Z"), &mut status, &mut events)
+            .err()
+            .expect("an unknown time zone");
+        assert!(error.to_string().starts_with("spec.timeZone `Nowhere/Special`"), "{error}");
     }
 }

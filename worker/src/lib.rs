@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod embed;
+pub mod follow;
 pub mod header;
 pub mod plan;
 pub mod record;

@@ -206,18 +206,6 @@ impl S3Server {
         let failed = |reason: String| Error::Start { what: format!("S3 notifications of {bucket}"), reason };
         let url = self.endpoint().parse().map_err(|e| failed(format!("bad endpoint: {e}")))?;
         let handle = Bucket::new(url, UrlStyle::Path, bucket.to_string(), REGION).map_err(|e| failed(e.to_string()))?;
-        let signed = rusty_s3::signing::sign(
-            &jiff::Timestamp::now(),
-            rusty_s3::Method::Put,
-            handle.object_url(""),
-            &self.access_key,
-            &self.secret_key,
-            None,
-            REGION,
-            60,
-            [("notification", "")].into_iter(),
-            std::iter::empty(),
-        );
         let body = format!(
             "<NotificationConfiguration><QueueConfiguration><Id>exrscan</Id>\
              <Queue>arn:minio:sqs::{KAFKA_TARGET}:kafka</Queue>\
@@ -229,12 +217,35 @@ impl S3Server {
             .timeout_global(Some(Duration::from_secs(30)))
             .build()
             .new_agent();
-        let mut response = agent.put(signed.as_str()).send(body).map_err(|e| failed(e.to_string()))?;
-        if response.status() != 200 {
+        // A freshly started MinIO registers its notification targets in the background: until
+        // then it refuses the ARN as unknown.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let signed = rusty_s3::signing::sign(
+                &jiff::Timestamp::now(),
+                rusty_s3::Method::Put,
+                handle.object_url(""),
+                &self.access_key,
+                &self.secret_key,
+                None,
+                REGION,
+                60,
+                [("notification", "")].into_iter(),
+                std::iter::empty(),
+            );
+            let mut response = agent.put(signed.as_str()).send(body.as_str()).map_err(|e| failed(e.to_string()))?;
+            if response.status() == 200 {
+                return Ok(());
+            }
             let text = response.body_mut().read_to_string().unwrap_or_default();
-            return Err(failed(format!("PutBucketNotificationConfiguration answered {}: {text}", response.status())));
+            if !text.contains("ARN") || std::time::Instant::now() > deadline {
+                return Err(failed(format!(
+                    "PutBucketNotificationConfiguration answered {}: {text}",
+                    response.status()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(500));
         }
-        Ok(())
     }
 
     /// An `object_store` client for `bucket` with the root credentials.

@@ -20,8 +20,7 @@ command -v exrheader >/dev/null || need+=(openexr)
 command -v openssl >/dev/null || need+=(openssl)
 command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
-# The Kafka client's librdkafka is built by CMake and links the system OpenSSL.
-command -v cmake >/dev/null || need+=(cmake)
+# The Kafka client's librdkafka (built from source by cargo) links the system OpenSSL.
 [ -f /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
 if [ ${#need[@]} -gt 0 ]; then
 	step "apt-get install ${need[*]}"

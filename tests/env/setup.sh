@@ -6,6 +6,7 @@
 #            tests/env/requirements-vast.txt (VAST's SDK, the twin)   → $EXRSCAN_CACHE/venv-vast
 #   Go:      etcd, kube-apiserver, kube-controller-manager, kubectl, MinIO, Apache Arrow's
 #            Flight SQL server, helm                                   tests/env/build-servers.sh
+#   Maven:   Apache Kafka's broker jars (run on the machine's Java)    tests/env/build-kafka.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -17,6 +18,10 @@ step() { echo "setup: $*"; }
 need=()
 command -v exrheader >/dev/null || need+=(openexr)
 command -v openssl >/dev/null || need+=(openssl)
+command -v java >/dev/null || need+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || need+=(maven)
+# The Kafka client's librdkafka (built from source by cargo) links the system OpenSSL.
+[ -f /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
 if [ ${#need[@]} -gt 0 ]; then
 	step "apt-get install ${need[*]}"
 	sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
@@ -45,5 +50,8 @@ venv "$cache/venv-vast" "$here/requirements-vast.txt"
 
 # Go-built servers.
 "$here/build-servers.sh"
+
+# The Kafka broker (Maven Central).
+"$here/build-kafka.sh"
 
 step "ready"

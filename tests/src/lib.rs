@@ -6,11 +6,13 @@
 //! (run by `make test`), cached under `~/.cache/exrscan`.
 
 pub use flightsql::FlightSqlServer;
-pub use s3::{S3Options, S3Server};
+pub use kafka::KafkaServer;
+pub use s3::{KafkaTarget, S3Options, S3Server};
 pub use vasttwin::{VastTwin, VastTwinOptions};
 
 pub mod audit;
 pub mod flightsql;
+pub mod kafka;
 pub mod kube;
 pub mod node_agent;
 pub mod paths;

@@ -1,5 +1,6 @@
 //! Command-line interface: one module per subcommand.
 
+mod follow;
 mod gc;
 mod inspect;
 mod log;
@@ -32,6 +33,7 @@ enum Command {
     Plan(plan::Args),
     Shard(shard::Args),
     Gc(gc::Args),
+    Follow(follow::Args),
     SinkCheck(sink_check::Args),
 }
 
@@ -44,6 +46,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Plan(args) => plan::run(&args),
         Command::Shard(args) => shard::run(&args),
         Command::Gc(args) => gc::run(&args),
+        Command::Follow(args) => follow::run(&args),
         Command::SinkCheck(args) => sink_check::run(&args),
     }
 }

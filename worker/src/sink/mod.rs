@@ -29,7 +29,7 @@ pub use uri::SinkUri;
 
 pub use canonical::GcCounts;
 
-use crate::catalog::{CatalogBatch, CatalogError, Oversize, SourceFile, WriteId};
+use crate::catalog::{CatalogBatch, CatalogError, Oversize, Removal, SourceFile, WriteId};
 use crate::retry::Backoff;
 
 /// Why a sink operation failed. Only [`SinkError::Transient`] is retried.
@@ -47,6 +47,9 @@ pub enum SinkError {
     /// A failure that a later attempt may not see (server unavailable, overloaded, slow).
     #[error("transient sink failure: {0}")]
     Transient(String),
+    /// The sink does not do this yet.
+    #[error("this sink does not support {0} yet")]
+    Unsupported(&'static str),
     /// Any other failure of the database.
     #[error("sink failure: {0}")]
     Failed(String),
@@ -80,6 +83,14 @@ pub trait Sink: Send {
     /// sink has such a limit: a file with a larger row cannot be written and is not tried.
     fn max_row_bytes(&self) -> Option<usize> {
         None
+    }
+
+    /// Records `removals` in the `removals` table, in one transaction where the sink has
+    /// them; a removal already recorded (same URI and sequencer) is not written again.
+    /// Sinks without the table refuse with [`SinkError::Unsupported`].
+    fn record_removals(&mut self, removals: &[Removal]) -> impl Future<Output = Result<(), SinkError>> + Send {
+        let _ = removals;
+        std::future::ready(Err(SinkError::Unsupported("recording removals")))
     }
 
     /// Repairs what a transient failure may have broken (e.g. a session or token lost in a
@@ -190,6 +201,14 @@ impl Sink for AnySink {
             AnySink::Duckdb(s) => s.max_row_bytes(),
             AnySink::Flight(s) => s.max_row_bytes(),
             AnySink::Vast(s) => s.max_row_bytes(),
+        }
+    }
+
+    async fn record_removals(&mut self, removals: &[Removal]) -> Result<(), SinkError> {
+        match self {
+            AnySink::Duckdb(s) => s.record_removals(removals).await,
+            AnySink::Flight(s) => s.record_removals(removals).await,
+            AnySink::Vast(s) => s.record_removals(removals).await,
         }
     }
 
@@ -304,6 +323,20 @@ impl<S: Sink> Writer<S> {
             match self.sink.indexed(files).await {
                 Ok(found) => return Ok(found),
                 Err(error) => self.recover_from(error, &mut waits, "sink lookup").await?,
+            }
+        }
+    }
+
+    /// [`Sink::record_removals`] under the retry policy (recording is idempotent).
+    pub async fn record_removals(&mut self, removals: &[Removal]) -> Result<(), SinkError> {
+        if removals.is_empty() {
+            return Ok(());
+        }
+        let mut waits = self.retry.backoff();
+        loop {
+            match self.sink.record_removals(removals).await {
+                Ok(()) => return Ok(()),
+                Err(error) => self.recover_from(error, &mut waits, "recording removals").await?,
             }
         }
     }

@@ -594,6 +594,12 @@ impl Run<'_> {
         if suspended || is_finished(job) || !self.past_grace(job) {
             return Ok(None);
         }
+        // Every pod the Job has is ready: none is waiting to start.
+        let status = job.status.as_ref();
+        let (active, ready) = (status.and_then(|s| s.active).unwrap_or(0), status.and_then(|s| s.ready).unwrap_or(0));
+        if active > 0 && ready >= active {
+            return Ok(None);
+        }
         let pending = self.pods(component, "status.phase=Pending", Some(PENDING_SAMPLE)).await?;
         if let Some(stuck) = progress::stuck(&pending, self.now.0, self.ctx.stuck_pod_grace) {
             return Ok(Some(

@@ -14,6 +14,7 @@ mod leader;
 mod metrics;
 mod names;
 mod objects;
+mod pace;
 mod progress;
 mod reconcile;
 mod run_id;
@@ -122,6 +123,8 @@ async fn run(config: RunConfig) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         backoff: Default::default(),
         written: Default::default(),
+        pacer: pace::Pacer::new(config.running_interval()),
+        rbac_pacer: pace::Pacer::new(config.active_resync()),
     });
     let scope = if config.namespaces.is_empty() { Scope::All } else { Scope::Namespaces(config.namespaces.clone()) };
     tracing::info!(namespaces = ?config.namespaces, worker_image = %config.worker_image, %identity, "starting");

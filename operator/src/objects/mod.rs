@@ -2,6 +2,7 @@
 //! run hash) to objects, so what the operator creates is unit-tested without a cluster.
 
 pub mod plan;
+pub mod progress;
 pub mod rbac;
 pub mod shard_job;
 pub mod worker_pod;

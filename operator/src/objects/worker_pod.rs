@@ -50,6 +50,7 @@ pub fn template(
         Component::Shard => {
             env.extend(sink_env(&scan.spec.sink));
             env.extend(tuning_env(scan));
+            env.extend(super::progress::env(scan_ref, run));
             volumes.push(Volume {
                 name: "plan".into(),
                 config_map: Some(ConfigMapVolumeSource {

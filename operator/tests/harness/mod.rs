@@ -2,8 +2,8 @@
 //! kube-controller-manager) from `testenv`, the ExrScan CRD installed from the committed
 //! YAML, a node agent that runs worker pods as local processes of a **fake worker** (a
 //! shell script that follows the worker contract: it writes `plan.json` with kubectl, patches
-//! its progress annotation, writes a termination-message summary and exits with the
-//! contract's codes), and operator processes started from this crate's binary.
+//! its key of the run's progress ConfigMap, writes a termination-message summary and exits
+//! with the contract's codes), and operator processes started from this crate's binary.
 //!
 //! Each scan's shards behave as its behaviour file says (`Harness::behave`): a shell
 //! fragment run by the fake worker with `$i` (the shard index) and `$n` (the attempt of this
@@ -250,15 +250,22 @@ set -u
 KUBECTL='{kubectl}'
 DIR='{behaviours}'
 LOG="${{EXRSCAN_TERMINATION_LOG:-/dev/termination-log}}"
+report() {{ # JSON: this shard's entry in its run's progress ConfigMap
+  map="$EXRSCAN_PROGRESS_CONFIGMAP-$((JOB_COMPLETION_INDEX / EXRSCAN_PROGRESS_SHARDS_PER_CONFIGMAP))"
+  entry=$(printf '%s' "$1" | sed 's/"/\\"/g')
+  "$KUBECTL" -n "$POD_NAMESPACE" patch configmap "$map" --type merge \
+    -p "{{\"data\":{{\"$JOB_COMPLETION_INDEX\":\"$entry\"}}}}" >/dev/null || exit 3
+}}
 progress() {{ # processed inserted
-  "$KUBECTL" -n "$POD_NAMESPACE" annotate pod "$POD_NAME" --overwrite \
-    "exrscan.dev/progress={{\"counts\":{{\"discovered\":10,\"processed\":$1,\"inserted\":$2}}}}" >/dev/null || exit 3
+  report "{{\"counts\":{{\"discovered\":10,\"processed\":$1,\"inserted\":$2}}}}"
 }}
 summary() {{ # processed inserted unchanged failed [error]
   err=""
   [ $# -ge 5 ] && err=",\"error\":\"$5\""
-  printf '{{"counts":{{"discovered":10,"processed":%s,"inserted":%s,"unchanged":%s,"failed":%s,"bytesRead":%s}}%s}}' \
-    "$1" "$2" "$3" "$4" "$(($1 * 1000))" "$err" > "$LOG"
+  counts=$(printf '"counts":{{"discovered":10,"processed":%s,"inserted":%s,"unchanged":%s,"failed":%s,"bytesRead":%s}}' \
+    "$1" "$2" "$3" "$4" "$(($1 * 1000))")
+  report "{{$counts}}"
+  printf '{{%s%s}}' "$counts" "$err" > "$LOG"
 }}
 cmd=$1; shift
 case "$cmd" in

@@ -9,7 +9,7 @@ mod write_id;
 use sha2::{Digest, Sha256};
 
 pub use batch::{CatalogBatch, Oversize, row_sizes};
-pub use rows::{CatalogBuilder, ScanInfo, SourceFile};
+pub use rows::{CatalogBuilder, ScanInfo, SourceFile, micros};
 pub use schema::Table;
 pub use write_id::WriteId;
 

@@ -69,11 +69,14 @@ fn verbosity_log_variables_and_colour() -> TestResult {
     Ok(())
 }
 
+/// Arguments, environment, and whether vectors are stored.
+type EmbeddingsCase = (&'static [&'static str], &'static [(&'static str, &'static str)], bool);
+
 /// `--no-embeddings` (and `--embeddings=false`, `EXRSCAN_EMBEDDINGS=false`) leave the vectors
 /// null; the last of `--embeddings`/`--no-embeddings` wins.
 #[test]
 fn no_flags_turn_booleans_off() -> TestResult {
-    let cases: [(&[&str], &[(&str, &str)], bool); 5] = [
+    let cases: [EmbeddingsCase; 5] = [
         (&[], &[], true),
         (&["--no-embeddings"], &[], false),
         (&["--embeddings=false"], &[], false),

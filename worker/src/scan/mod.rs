@@ -39,9 +39,14 @@ pub struct ScanOptions {
     /// Stamped on every `files` row.
     pub scan: ScanInfo,
     /// Skip, without reading them, listed files the sink already holds with the same URI,
-    /// size and ETag (resume after an interrupted run).
+    /// size and ETag, or size and modification time for local files (resume after an
+    /// interrupted run; a local rescan reads only what changed).
     pub skip_indexed: bool,
 }
+
+/// Headers read at once by default, by `exrscan scan` and by a shard alike (the S3 latency
+/// of a ranged GET is hidden behind the others; see docs/operations.md for memory).
+pub const DEFAULT_CONCURRENCY: usize = 64;
 
 /// Listed files checked against the catalog per lookup (at most).
 const LOOKUP_CHUNK: usize = 512;
@@ -49,7 +54,7 @@ const LOOKUP_CHUNK: usize = 512;
 impl Default for ScanOptions {
     fn default() -> Self {
         Self {
-            concurrency: 32,
+            concurrency: DEFAULT_CONCURRENCY,
             batch_files: 1000,
             batch_bytes: 16 * 1024 * 1024,
             batch_rows: 100_000,

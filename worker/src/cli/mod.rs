@@ -47,7 +47,7 @@ enum Command {
     Plan(plan::Args),
     Shard(shard::Args),
     Gc(gc::Args),
-    Follow(follow::Args),
+    Follow(Box<follow::Args>),
     SinkCheck(sink_check::Args),
     Completions(CompletionsArgs),
     Man(ManArgs),

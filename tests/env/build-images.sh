@@ -44,16 +44,23 @@ if [ "$(cat "$cache/stamps/image-base" 2>/dev/null)" != "$base_key" ] || ! bah i
 	# The CA bundle comes from Debian's ca-certificates, unpacked without its maintainer
 	# scripts (which need a shell and openssl) and concatenated as update-ca-certificates does.
 	(cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root ca-certificates >/dev/null)
+	# The extract variant unpacks the packages and runs no maintainer scripts or hooks;
+	# the rest is done here on the unpacked tree.
 	mmdebstrap --quiet --mode=root --variant=extract --include="$base_packages" \
-		--customize-hook="dpkg-deb -x $tmp/ca-certificates_*.deb \"\$1\"" \
-		--customize-hook='mkdir -p "$1/etc/ssl/certs" && cat "$1"/usr/share/ca-certificates/mozilla/*.crt >"$1/etc/ssl/certs/ca-certificates.crt"' \
-		--customize-hook='printf "root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n" >"$1/etc/passwd"' \
-		--customize-hook='printf "root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n" >"$1/etc/group"' \
-		--customize-hook='printf "passwd: files\ngroup: files\nhosts: files dns\n" >"$1/etc/nsswitch.conf"' \
-		--customize-hook='install -d -m 1777 "$1/tmp" && install -d -m 0700 -o 65532 -g 65532 "$1/home/nonroot"' \
-		--customize-hook='rm -rf "$1/etc/apt" "$1/var/lib/apt" "$1/var/cache" "$1/var/log"/* "$1/usr/share/doc" "$1/usr/share/man"' \
-		--customize-hook='ldconfig -r "$1"' \
-		"$suite" "$tmp/rootfs.tar" >"$tmp/mmdebstrap.log" 2>&1 || { cat "$tmp/mmdebstrap.log" >&2; exit 1; }
+		"$suite" "$tmp/root" >"$tmp/mmdebstrap.log" 2>&1 || { cat "$tmp/mmdebstrap.log" >&2; exit 1; }
+	r=$tmp/root
+	dpkg-deb -x "$tmp"/ca-certificates_*.deb "$r"
+	mkdir -p "$r/etc/ssl/certs"
+	cat "$r"/usr/share/ca-certificates/mozilla/*.crt >"$r/etc/ssl/certs/ca-certificates.crt"
+	printf 'root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' >"$r/etc/passwd"
+	printf 'root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n' >"$r/etc/group"
+	printf 'passwd: files\ngroup: files\nhosts: files dns\n' >"$r/etc/nsswitch.conf"
+	install -d -m 1777 "$r/tmp"
+	install -d -m 0700 -o 65532 -g 65532 "$r/home/nonroot"
+	rm -rf "$r/etc/apt" "$r/var/lib/apt" "$r/var/cache" "$r/usr/share/doc" "$r/usr/share/man"
+	ldconfig -r "$r"
+	[ -s "$r/etc/ssl/certs/ca-certificates.crt" ] || { echo "build-images: no CA bundle in the base" >&2; exit 1; }
+	tar -C "$r" --numeric-owner -cf "$tmp/rootfs.tar" .
 	c=$(bah from scratch)
 	bah add --quiet "$c" "$tmp/rootfs.tar" / >/dev/null
 	bah config --user 65532:65532 --workingdir /home/nonroot --env PATH=/usr/local/bin:/usr/bin:/bin \
@@ -91,5 +98,6 @@ done
 # this script's own.
 bah rm --all >/dev/null
 bah rmi "$binaries" >/dev/null
+bah rmi --prune >/dev/null
 echo "$key" >"$out/.stamp"
 step "built $repo/{exrscan,exrscan-operator}:$tag in $((SECONDS - t0))s → $out"

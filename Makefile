@@ -12,7 +12,7 @@ export EXRSCAN_PYTHON ?= $(EXRSCAN_CACHE)/venv/bin/python
 # Seconds of bounded fuzzing of the header reader in `make test`.
 FUZZ_SECONDS ?= 60
 
-.PHONY: demo install test setup build fuzz fmt fmt-check
+.PHONY: demo install test setup build images fuzz fmt fmt-check
 
 # The demo catalog: a DuckDB file outside the clone.
 DEMO_CATALOG ?= $(EXRSCAN_CACHE)/demo/catalog.duckdb
@@ -39,6 +39,18 @@ setup:
 
 build:
 	cargo build --workspace --bins
+
+# The operator and worker images from operator/Dockerfile and worker/Dockerfile, built with
+# buildah over a distroless-like base made from Debian's packages (mmdebstrap), with the
+# binaries of a host release build (the Dockerfiles' BINARIES build argument): OCI archives
+# in $(IMAGE_DIR), named $(IMAGE_REPOSITORY)/exrscan-operator:$(IMAGE_TAG) and
+# $(IMAGE_REPOSITORY)/exrscan:$(IMAGE_TAG). docs/install.md says how to push them.
+IMAGE_REPOSITORY ?= ghcr.io/exrscan
+IMAGE_TAG ?= $(shell sed -n 's/^appVersion: "\(.*\)"/\1/p' charts/exrscan-operator/Chart.yaml)
+IMAGE_DIR ?= $(EXRSCAN_CACHE)/images/release
+images:
+	cargo build --release --locked -p exrscan --bin exrscan -p exrscan-operator
+	IMAGE_REPOSITORY=$(IMAGE_REPOSITORY) tests/env/build-images.sh $(CARGO_TARGET_DIR)/release $(IMAGE_TAG) $(IMAGE_DIR)
 
 # `cargo test --workspace` also builds every binary the tests run (exrscan, the operator,
 # the node agent) with the same feature set, so each heavy crate is compiled once. The

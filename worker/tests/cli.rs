@@ -127,7 +127,7 @@ fn completions_and_man_pages() -> TestResult {
     for (shell, marker) in [("bash", "_exrscan()"), ("zsh", "#compdef exrscan"), ("fish", "complete -c exrscan")] {
         let script = stdout(&ok(exrscan().args(["completions", shell])));
         assert!(script.contains(marker), "{shell}: {}", &script[..script.len().min(300)]);
-        assert!(script.contains("similar") && script.contains("--no-embeddings"), "{shell} knows the commands");
+        assert!(script.contains("similar") && script.contains("no-embeddings"), "{shell} knows the commands");
     }
     assert_eq!(output(exrscan().args(["completions", "tcsh"])).status.code(), Some(2));
     let page = stdout(&ok(exrscan().arg("man")));

@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float64Type, Int64Type, Schema, UInt64Type};
 use arrow::error::ArrowError;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -42,6 +42,17 @@ pub fn print(out: &mut impl Write, format: Format, schema: &Schema, batches: &[R
     }
 }
 
+/// `array` in a form Arrow can print: a timestamp in a named zone (DuckDB answers `UTC`)
+/// is shown at offset `+00:00` — the same instants; naming zones would need the tz database.
+fn printable(array: &dyn Array) -> Result<ArrayRef, ArrowError> {
+    match array.data_type() {
+        DataType::Timestamp(unit, Some(tz)) if tz.parse::<arrow::array::timezone::Tz>().is_err() => {
+            arrow::compute::cast(array, &DataType::Timestamp(*unit, Some("+00:00".into())))
+        }
+        _ => Ok(arrow::array::make_array(array.to_data())),
+    }
+}
+
 /// The text of every cell of `batch`, column by column.
 fn texts(batch: &RecordBatch) -> Result<Vec<Vec<String>>, ArrowError> {
     let options = FormatOptions::default().with_null("");
@@ -49,6 +60,7 @@ fn texts(batch: &RecordBatch) -> Result<Vec<Vec<String>>, ArrowError> {
         .columns()
         .iter()
         .map(|column| {
+            let column = printable(column.as_ref())?;
             let formatter = ArrayFormatter::try_new(column.as_ref(), &options)?;
             Ok((0..column.len()).map(|row| formatter.value(row).to_string()).collect())
         })
@@ -151,7 +163,8 @@ fn cell(array: &dyn Array, row: usize) -> Result<Value, ArrowError> {
         DataType::LargeList(_) => list(array.as_list::<i64>().value(row).as_ref())?,
         DataType::FixedSizeList(_, _) => list(array.as_fixed_size_list().value(row).as_ref())?,
         _ => {
-            let formatter = ArrayFormatter::try_new(array, &FormatOptions::default())?;
+            let array = printable(array)?;
+            let formatter = ArrayFormatter::try_new(array.as_ref(), &FormatOptions::default())?;
             Value::from(formatter.value(row).to_string())
         }
     };

@@ -127,7 +127,12 @@ pub async fn run<S: Source, K: Sink>(
             .ready_chunks(LOOKUP_CHUNK);
         while let Some(mut files) = chunks.next().await {
             if options.skip_indexed {
-                let known = writer.lock().await.indexed(&files).await;
+                let known = {
+                    let mut writer = writer.lock().await;
+                    let known = writer.indexed(&files).await;
+                    tally.retried(writer.take_lookup_retries());
+                    known
+                };
                 match known {
                     Ok(known) if !known.is_empty() => {
                         files.retain(|f| !known.contains(&f.uri));

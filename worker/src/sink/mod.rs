@@ -279,12 +279,14 @@ pub struct PutOutcome {
 pub struct Writer<S> {
     sink: S,
     retry: RetryPolicy,
+    /// Failed lookups retried since [`Self::take_lookup_retries`] was last called.
+    lookup_retries: u32,
 }
 
 impl<S: Sink> Writer<S> {
     /// Wraps `sink`, retrying transient failures under `retry`.
     pub fn new(sink: S, retry: RetryPolicy) -> Self {
-        Self { sink, retry }
+        Self { sink, retry, lookup_retries: 0 }
     }
 
     /// The sink, e.g. for queries.
@@ -341,7 +343,14 @@ impl<S: Sink> Writer<S> {
                 Ok(found) => return Ok(found),
                 Err(error) => self.recover_from(error, &mut waits, "sink lookup").await?,
             }
+            self.lookup_retries += 1;
         }
+    }
+
+    /// The lookups [`Self::indexed`] retried since the last call (for the scan's count of
+    /// retries; writes count theirs in [`PutOutcome::retries`]).
+    pub fn take_lookup_retries(&mut self) -> u32 {
+        std::mem::take(&mut self.lookup_retries)
     }
 
     /// [`Sink::record_removals`] under the retry policy (recording is idempotent).

@@ -78,7 +78,7 @@ async fn happy_path(h: &Harness, op: &Operator) {
     assert_eq!(condition(&live, "Reconciling").0, "True");
     let table = kubectl_ok(&h.cluster, &["get", "exs", "-n", ns]);
     let header: Vec<&str> = table.lines().next().unwrap_or_default().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "PHASE", "SHARDS", "PROCESSED", "INSERTED", "FAILED", "AGE"], "{table}");
+    assert_eq!(header, ["NAME", "PHASE", "SHARDS", "DISCOVERED", "PROCESSED", "INSERTED", "FAILED", "AGE"], "{table}");
 
     let done = h.wait_scan(ns, "render", RUN_TIMEOUT, "Succeeded", |s| phase(s) == Some(Phase::Succeeded)).await;
     let st = done.status.clone().expect("status");

@@ -108,7 +108,7 @@ async fn happy_path(h: &Harness, op: &Operator) {
     assert_eq!(st.job_name.as_deref(), Some(format!("render-{run}").as_str()));
     let table = kubectl_ok(&h.cluster, &["get", "exs", "-n", ns, "--no-headers"]);
     let row: Vec<&str> = table.split_whitespace().collect();
-    assert_eq!(&row[..6], ["render", "Succeeded", "3/3", "30", "30", "0"], "{table}");
+    assert_eq!(&row[..7], ["render", "Succeeded", "3/3", "30", "30", "30", "0"], "{table}");
 
     // What it created, and how.
     let jobs = h.jobs(ns, "render").await;

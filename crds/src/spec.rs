@@ -35,6 +35,7 @@ pub const HEADER_BYTES_RANGE: (i64, i64) = (1_024, 16 * 1024 * 1024);
     doc = "ExrScan indexes the OpenEXR headers under an S3 prefix into a catalog (Flight SQL or DuckDB).",
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Shards", type_ = "string", json_path = ".status.shards.summary"),
+    printcolumn(name = "Discovered", type_ = "integer", json_path = ".status.counts.discovered"),
     printcolumn(name = "Processed", type_ = "integer", json_path = ".status.counts.processed"),
     printcolumn(name = "Inserted", type_ = "integer", json_path = ".status.counts.inserted"),
     printcolumn(name = "Failed", type_ = "integer", json_path = ".status.counts.failed"),
@@ -262,9 +263,11 @@ pub struct FlightSink {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub credentials_secret: Option<String>,
-    /// Database schema of the tables.
+    /// Database schema of the tables: letters, digits and `_` (the worker refuses other names).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 128))]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9_]+$')")
+        .message("spec.sink.flight.schema must be letters, digits and '_' (the worker refuses other names)"))]
     pub schema: Option<String>,
     /// Prefix of the table names (`<prefix>files`, `<prefix>parts`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]

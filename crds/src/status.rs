@@ -20,7 +20,9 @@ pub struct ExrScanStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready`, `Progressing`, `Complete` and `Failed`, following Kubernetes conventions.
+    /// `Ready`, `Progressing`, `Complete`, `Failed`, `Reconciling` and `Stalled` (the last
+    /// two as kstatus reads them), all always present; the reason of `Failed` names the cause
+    /// (`ShardFailed`, `JobFailed`, `ConfigurationError`, `DeadlineExceeded`, …).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

@@ -28,7 +28,7 @@ fn names_columns_and_subresources() {
     assert_eq!(v.name, "v1alpha1");
     assert!(v.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some(), "status subresource");
     let columns: Vec<&str> = v.additional_printer_columns.iter().flatten().map(|c| c.name.as_str()).collect();
-    assert_eq!(columns, ["Phase", "Shards", "Processed", "Inserted", "Failed", "Age"]);
+    assert_eq!(columns, ["Phase", "Shards", "Discovered", "Processed", "Inserted", "Failed", "Age"]);
 }
 
 #[test]

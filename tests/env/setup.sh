@@ -2,10 +2,13 @@
 # Installs and builds everything the test suite needs, idempotently, caching outside the
 # clone in $EXRSCAN_CACHE (default ~/.cache/exrscan):
 #   Debian:  openexr (exrheader), openssl                              apt-get, once
+#            runc, containernetworking-plugins, iptables (the real node),
+#            buildah, mmdebstrap (images: tests/env/build-images.sh)
 #   PyPI:    tests/env/requirements.txt (+ tests/corpus/requirements.txt) → $EXRSCAN_CACHE/venv
 #            tests/env/requirements-vast.txt (VAST's SDK, the twin)   → $EXRSCAN_CACHE/venv-vast
-#   Go:      etcd, kube-apiserver, kube-controller-manager, kubectl, MinIO, Apache Arrow's
-#            Flight SQL server, helm                                   tests/env/build-servers.sh
+#   Go:      etcd, kube-apiserver, kube-controller-manager, kubectl, kubelet, kube-proxy,
+#            kube-scheduler, containerd, MinIO, Apache Arrow's Flight SQL server, helm,
+#            promtool; the pause image                                 tests/env/build-servers.sh
 #   Maven:   Apache Kafka's broker jars (run on the machine's Java)    tests/env/build-kafka.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -22,6 +25,11 @@ command -v java >/dev/null || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || need+=(maven)
 # The Kafka client's librdkafka (built from source by cargo) links the system OpenSSL.
 [ -f /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
+command -v runc >/dev/null || need+=(runc)
+[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+command -v iptables >/dev/null || need+=(iptables)
+command -v buildah >/dev/null || need+=(buildah)
+command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 if [ ${#need[@]} -gt 0 ]; then
 	step "apt-get install ${need[*]}"
 	sudo_cmd=(); [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 pub use batch::{CatalogBatch, Oversize, row_sizes};
 pub use removals::{REMOVALS, REMOVALS_KEY, Removal, removals_schema};
-pub use rows::{CatalogBuilder, ScanInfo, SourceFile};
+pub use rows::{CatalogBuilder, ScanInfo, SourceFile, micros};
 pub use schema::Table;
 pub use write_id::WriteId;
 

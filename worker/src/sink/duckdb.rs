@@ -21,13 +21,15 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
+use arrow::array::RecordBatch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use duckdb::Connection;
 use duckdb::types::Value;
 
 use super::canonical::{self, GcCounts, SqlNames, ViewDdl};
 use super::lookup::IndexedQuery;
-use super::{Neighbour, SimilarBy, Sink, SinkError};
+use super::similar::Newest;
+use super::{IndexedFile, Neighbour, SimilarBy, Sink, SinkError, Stored};
 use crate::catalog::schema::WRITE_ID;
 use crate::catalog::{CatalogBatch, REMOVALS, REMOVALS_KEY, Removal, SourceFile, Table, WriteId, removals_schema};
 
@@ -166,6 +168,18 @@ impl Drop for DuckdbSink {
             tracing::error!("the DuckDB thread panicked; the catalog was not closed cleanly");
         }
     }
+}
+
+/// Runs one SQL statement on the catalog at `path`, opened read-only (so that it fails,
+/// rather than waits, while a scan writes the file), and returns the result's schema and rows.
+pub fn query(path: &Path, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), SinkError> {
+    let config = duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly).map_err(failed("settings"))?;
+    let conn = Connection::open_with_flags(path, config)
+        .map_err(|e| SinkError::Config(format!("opening {} read-only: {e}", path.display())))?;
+    let mut stmt = conn.prepare(sql).map_err(failed("query"))?;
+    let result = stmt.query_arrow([]).map_err(failed("query"))?;
+    let schema = result.get_schema();
+    Ok((schema, result.collect()))
 }
 
 /// Opens the database at `path` with the writer's settings, checks its four tables (adding
@@ -327,6 +341,22 @@ impl Sink for DuckdbSink {
             Ok(counts)
         })
         .await
+    }
+
+    async fn stored(&mut self, by: SimilarBy, which: &IndexedFile) -> Result<Vec<Stored>, SinkError> {
+        let sql = which.sql(by, "files");
+        let value = which.value().to_owned();
+        let batches = self
+            .with_conn(move |conn| {
+                let mut stmt = conn.prepare(&sql).map_err(failed("vector lookup"))?;
+                Ok(stmt.query_arrow([value]).map_err(failed("vector lookup"))?.collect::<Vec<_>>())
+            })
+            .await?;
+        let mut newest = Newest::default();
+        for batch in &batches {
+            newest.collect(batch)?;
+        }
+        Ok(newest.finish())
     }
 
     async fn similar(

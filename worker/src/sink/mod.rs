@@ -24,7 +24,7 @@ use std::collections::HashSet;
 use std::future::Future;
 
 pub use retry::RetryPolicy;
-pub use similar::{Neighbour, SimilarBy};
+pub use similar::{IndexedFile, Neighbour, SimilarBy, Stored};
 pub use uri::SinkUri;
 
 pub use canonical::GcCounts;
@@ -75,8 +75,9 @@ pub trait Sink: Send {
     fn write(&mut self, batch: &CatalogBatch) -> impl Future<Output = Result<(), SinkError>> + Send;
 
     /// The URIs of those `files` (as listed, before reading) that the catalog already holds
-    /// with the same URI, size and ETag, in one round trip. Files without an ETag are never
-    /// in the answer.
+    /// with the same URI, size and ETag (or, for files listed without an ETag, such as local
+    /// ones, the same modification time), in one round trip. Files listed with neither are
+    /// never in the answer.
     fn indexed(&mut self, files: &[SourceFile]) -> impl Future<Output = Result<HashSet<String>, SinkError>> + Send;
 
     /// The most bytes one row may take (as [`crate::catalog::row_sizes`] counts them), if the
@@ -103,6 +104,14 @@ pub trait Sink: Send {
     /// to an attempt still writing).
     fn collect_garbage(&mut self, orphans_before: &WriteId)
     -> impl Future<Output = Result<GcCounts, SinkError>> + Send;
+
+    /// The stored `by` vectors of the indexed files `which` names, the newest version of each
+    /// URI (none when no such file has one; more than one for a key several roots share).
+    fn stored(
+        &mut self,
+        by: SimilarBy,
+        which: &IndexedFile,
+    ) -> impl Future<Output = Result<Vec<Stored>, SinkError>> + Send;
 
     /// The `k` indexed files nearest to `vector` by cosine similarity of the `by` vectors,
     /// best first, leaving out `exclude_uri`. Only the newest `file_id` of a URI counts.
@@ -228,6 +237,14 @@ impl Sink for AnySink {
         }
     }
 
+    async fn stored(&mut self, by: SimilarBy, which: &IndexedFile) -> Result<Vec<Stored>, SinkError> {
+        match self {
+            AnySink::Duckdb(s) => s.stored(by, which).await,
+            AnySink::Flight(s) => s.stored(by, which).await,
+            AnySink::Vast(s) => s.stored(by, which).await,
+        }
+    }
+
     async fn similar(
         &mut self,
         by: SimilarBy,
@@ -262,12 +279,14 @@ pub struct PutOutcome {
 pub struct Writer<S> {
     sink: S,
     retry: RetryPolicy,
+    /// Failed lookups retried since [`Self::take_lookup_retries`] was last called.
+    lookup_retries: u32,
 }
 
 impl<S: Sink> Writer<S> {
     /// Wraps `sink`, retrying transient failures under `retry`.
     pub fn new(sink: S, retry: RetryPolicy) -> Self {
-        Self { sink, retry }
+        Self { sink, retry, lookup_retries: 0 }
     }
 
     /// The sink, e.g. for queries.
@@ -324,7 +343,14 @@ impl<S: Sink> Writer<S> {
                 Ok(found) => return Ok(found),
                 Err(error) => self.recover_from(error, &mut waits, "sink lookup").await?,
             }
+            self.lookup_retries += 1;
         }
+    }
+
+    /// The lookups [`Self::indexed`] retried since the last call (for the scan's count of
+    /// retries; writes count theirs in [`PutOutcome::retries`]).
+    pub fn take_lookup_retries(&mut self) -> u32 {
+        std::mem::take(&mut self.lookup_retries)
     }
 
     /// [`Sink::record_removals`] under the retry policy (recording is idempotent).

@@ -24,6 +24,10 @@ pub struct RunConfig {
     /// status, and so its counts, is written at most this often).
     #[arg(long, env = "EXRSCAN_RUNNING_INTERVAL_SECONDS", default_value_t = 2)]
     pub running_interval_seconds: u64,
+    /// Least seconds between two progress reports of one shard (runs of more than 50
+    /// shards at once report less often: 50 writes per second per run at most).
+    #[arg(long, env = "EXRSCAN_PROGRESS_INTERVAL_SECONDS", default_value_t = 5)]
+    pub progress_interval_seconds: u64,
     /// Scans reconciled at once.
     #[arg(long, env = "EXRSCAN_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
@@ -68,6 +72,11 @@ impl RunConfig {
     /// Least time between two reconciles of a running scan.
     pub fn running_interval(&self) -> Duration {
         Duration::from_secs(self.running_interval_seconds)
+    }
+
+    /// Least interval between two progress reports of one shard.
+    pub fn progress_interval(&self) -> Duration {
+        Duration::from_secs(self.progress_interval_seconds)
     }
 
     /// How long a pod may fail to start before its scan fails.

@@ -34,6 +34,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use crate::config::RunConfig;
 use crate::controller::Scope;
 use crate::leader::{LeaderElector, LeaseConfig};
+use crate::objects::WorkerDefaults;
 use crate::reconcile::Context;
 
 #[derive(Parser)]
@@ -46,7 +47,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Runs the controller.
-    Run(RunConfig),
+    Run(Box<RunConfig>),
     /// Prints the ExrScan CRD as YAML.
     Crd {
         /// Print the Markdown reference of the CRD instead.
@@ -69,7 +70,7 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            runtime.block_on(run(config))
+            runtime.block_on(run(*config))
         }
     }
 }
@@ -116,7 +117,7 @@ async fn run(config: RunConfig) -> anyhow::Result<()> {
             client.clone(),
             Reporter { controller: names::MANAGER.into(), instance: Some(identity.clone()) },
         ),
-        default_image: config.worker_image.clone(),
+        worker: WorkerDefaults { image: config.worker_image.clone(), progress_interval: config.progress_interval() },
         resync: config.resync(),
         active_requeue: config.active_resync(),
         stuck_pod_grace: config.stuck_pod_grace(),

@@ -27,7 +27,7 @@ use crate::conditions::{self, Outcome};
 use crate::fence;
 use crate::metrics::Metrics;
 use crate::names::{self, Component};
-use crate::objects::{self, ScanRef, plan, rbac, shard_job};
+use crate::objects::{self, ScanRef, WorkerDefaults, plan, rbac, shard_job};
 use crate::pace::Pacer;
 use crate::progress;
 use crate::run_id::{run_id, scheduled_run_id};
@@ -130,8 +130,8 @@ pub struct Context {
     pub client: Client,
     /// Publishes Events on ExrScans.
     pub recorder: Recorder,
-    /// Worker image of scans that do not name one.
-    pub default_image: String,
+    /// What every scan's worker pods get from the operator's settings.
+    pub worker: WorkerDefaults,
     /// Requeue interval of finished scans.
     pub resync: Duration,
     /// Requeue interval of active scans (pod and Job events trigger reconciles sooner).
@@ -450,7 +450,7 @@ impl Run<'_> {
                     self.create(&self.apis.config_maps, "ConfigMap", &map).await?;
                 }
                 self.apply_rbac().await?;
-                let job = shard_job::shard_job(self.scan, &self.scan_ref, &self.id, &self.ctx.default_image, deadline);
+                let job = shard_job::shard_job(self.scan, &self.scan_ref, &self.id, &self.ctx.worker, deadline);
                 let created = self.create(&self.apis.jobs, "Job", &job).await?;
                 self.ctx.metrics.job_created(Component::Shard);
                 let started = normal(
@@ -548,7 +548,7 @@ impl Run<'_> {
                 }
             }
             self.apply_rbac().await?;
-            let job = plan::planner_job(self.scan, &self.scan_ref, &self.id, &self.ctx.default_image, deadline);
+            let job = plan::planner_job(self.scan, &self.scan_ref, &self.id, &self.ctx.worker, deadline);
             let planner = self.create(&self.apis.jobs, "Job", &job).await?;
             self.ctx.metrics.job_created(Component::Planner);
             let planning =

@@ -395,10 +395,14 @@ async fn pods_refused_by_a_quota_fail_the_scan(h: &Harness) {
 
 /// Runs `kubectl ARGS` inside a worker pod (with its ServiceAccount's token), appending its
 /// output and exit status to `$DIR/<scan>.<file>`.
-fn try_in_pod(h: &Harness, scan: &str, file: &str, args: &str) -> String {
+/// A shell fragment: asks the API server's authorizer whether the pod's token may patch
+/// `object` (`kubectl auth can-i`), then tries `patch`; both outputs into `<scan>.<file>`.
+fn try_in_pod(h: &Harness, scan: &str, file: &str, object: &str, patch: &str) -> String {
     let out = h.behaviours.join(format!("{scan}.{file}"));
     let out = out.display();
-    format!(r#""$KUBECTL" -n "$POD_NAMESPACE" {args} >> '{out}' 2>&1; echo "exit $?" >> '{out}'"#)
+    format!(
+        r#""$KUBECTL" -n "$POD_NAMESPACE" auth can-i patch {object} >> '{out}' 2>&1; "$KUBECTL" -n "$POD_NAMESPACE" patch {object} --type merge -p '{patch}' >> '{out}' 2>&1; echo "exit $?" >> '{out}'"#
+    )
 }
 
 async fn workers_write_their_progress_and_nothing_else(h: &Harness) {
@@ -414,9 +418,9 @@ async fn workers_write_their_progress_and_nothing_else(h: &Harness) {
         name,
         &format!(
             "[ \"$i\" = 0 ] && {{ {}; {}; {}; }}\nprogress 4 4\nwhile [ ! -f '{}' ]; do sleep 0.2; done\nsummary 10 10 0 0",
-            try_in_pod(h, name, "pod", "patch pod bystander --type merge -p '{\"metadata\":{\"labels\":{\"taken\":\"yes\"}}}'"),
-            try_in_pod(h, name, "own-pod", "patch pod \"$POD_NAME\" --type merge -p '{\"metadata\":{\"labels\":{\"taken\":\"yes\"}}}'"),
-            try_in_pod(h, name, "cm", "patch configmap least-other-progress-0 --type merge -p '{\"data\":{\"0\":\"x\"}}'"),
+            try_in_pod(h, name, "pod", "pod/bystander", r#"{"metadata":{"labels":{"taken":"yes"}}}"#),
+            try_in_pod(h, name, "own-pod", "pod/\"$POD_NAME\"", r#"{"metadata":{"labels":{"taken":"yes"}}}"#),
+            try_in_pod(h, name, "cm", "configmap/least-other-progress-0", r#"{"data":{"0":"x"}}"#),
             release.display()
         ),
     );
@@ -447,8 +451,9 @@ async fn workers_write_their_progress_and_nothing_else(h: &Harness) {
             assert!(Instant::now() < deadline, "the worker did not try to patch {what}");
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
-        assert!(out.contains("(Forbidden)") && out.contains("cannot patch"), "the worker could patch {what}: {out}");
-        assert!(!out.contains("exit 0"), "{out}");
+        // The authorizer's answer for PATCH, then the refused attempt (kubectl reads first).
+        assert!(out.lines().next() == Some("no"), "the worker may patch {what}: {out}");
+        assert!(out.contains("(Forbidden)") && !out.contains("exit 0"), "the worker could patch {what}: {out}");
         assert!(out.contains(&format!("system:serviceaccount:{ns}:{name}-worker")), "{out}");
         eprintln!("worker patching {what}: {}", out.lines().next().unwrap_or_default());
     }

@@ -1,6 +1,6 @@
 //! The per-scan worker identity: ServiceAccount `<scan>-worker` and a Role that lets its pods
 //! write the plan into the one ConfigMap `<scan>-plan` and their progress into the current
-//! run's progress ConfigMaps — nothing else: no Pod access (a pod that could patch pods could
+//! run's progress ConfigMaps (and read those) — nothing else: no Pod access (a pod that could patch pods could
 //! change their images and take over their ServiceAccounts), no Secret access (Secrets reach
 //! pods only by reference). The Role is re-applied before each Job, naming that run's maps.
 
@@ -31,7 +31,8 @@ pub fn role(scan: &ScanRef, run: &str, shards: i32) -> Role {
                 api_groups: Some(vec![String::new()]),
                 resources: Some(vec!["configmaps".into()]),
                 resource_names: Some(names::progress_maps(&scan.name, run, shards)),
-                verbs: vec!["patch".into()],
+                // `get` too: `kubectl patch` reads the object before it patches it.
+                verbs: vec!["get".into(), "patch".into()],
                 ..Default::default()
             },
         ]),
@@ -76,7 +77,7 @@ mod tests {
             progress.resource_names.clone().unwrap_or_default(),
             ["renders-abcd1234-progress-0", "renders-abcd1234-progress-1"]
         );
-        assert_eq!(progress.verbs, ["patch"]);
+        assert_eq!(progress.verbs, ["get", "patch"]);
         for rule in &rules {
             let resources = rule.resources.clone().unwrap_or_default();
             assert_eq!(resources, ["configmaps"], "no Pod, no Secret access");

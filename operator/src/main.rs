@@ -4,6 +4,7 @@
 //! - `crd`: prints the ExrScan CustomResourceDefinition (YAML), or with `--reference` its
 //!   Markdown reference.
 
+mod api_requests;
 mod backoff;
 mod conditions;
 mod config;
@@ -28,7 +29,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use futures::FutureExt;
-use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 
 use crate::config::RunConfig;
@@ -82,10 +82,14 @@ async fn run(config: RunConfig) -> anyhow::Result<()> {
         kube::Config::infer().await.context("connecting to the Kubernetes API (kubeconfig or in-cluster)")?;
     // Watches (long responses) are bounded by kube-runtime's idle timeout; every other
     // request by a read timeout, so that a hung API connection fails instead of blocking.
-    let watch_client = Client::try_from(kube_config.clone()).context("building the Kubernetes client")?;
-    let client = Client::try_from(config::with_timeouts(kube_config.clone(), config::REQUEST_TIMEOUT))
-        .context("building the Kubernetes client")?;
     let metrics = metrics::Metrics::new();
+    let watch_client =
+        api_requests::counted_client(kube_config.clone(), metrics.clone()).context("building the Kubernetes client")?;
+    let client = api_requests::counted_client(
+        config::with_timeouts(kube_config.clone(), config::REQUEST_TIMEOUT),
+        metrics.clone(),
+    )
+    .context("building the Kubernetes client")?;
     let ready = Arc::new(AtomicBool::new(false));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -138,8 +142,9 @@ async fn run(config: RunConfig) -> anyhow::Result<()> {
             duration: std::time::Duration::from_secs(config.lease_duration_seconds.max(1)),
         };
         // A Lease request that hangs must fail well before the Lease could expire.
-        let lease_client = Client::try_from(config::with_timeouts(kube_config, lease.request_timeout()))
-            .context("building the Kubernetes client")?;
+        let lease_client =
+            api_requests::counted_client(config::with_timeouts(kube_config, lease.request_timeout()), metrics.clone())
+                .context("building the Kubernetes client")?;
         let mut elector = LeaderElector::new(lease_client, lease);
         let ready_flag = ready.clone();
         let acquired = tokio::select! {

@@ -118,6 +118,11 @@ pub fn scan_selector(scan: &str) -> String {
     format!("{SCAN_LABEL}={scan}")
 }
 
+/// Label selector of a run's progress ConfigMaps.
+pub fn progress_selector(scan: &str, run: &str) -> String {
+    format!("{SCAN_LABEL}={scan},{RUN_LABEL}={run},{COMPONENT_LABEL}={PROGRESS_COMPONENT}")
+}
+
 /// Label selector of a run's pods of one component.
 pub fn run_selector(scan: &str, run: &str, component: Component) -> String {
     format!("{SCAN_LABEL}={scan},{RUN_LABEL}={run},{COMPONENT_LABEL}={}", component.as_str())

@@ -746,15 +746,28 @@ impl Run<'_> {
     }
 
     /// The run's progress ConfigMaps, in index order (one that is missing reads as empty).
+    /// The run's progress ConfigMaps in chunk order, read with one LIST whatever the shard
+    /// count (a missing map is empty).
     async fn progress_maps(&self) -> Result<Vec<ConfigMap>, Error> {
-        let mut maps = Vec::new();
-        for name in names::progress_maps(&self.scan_ref.name, &self.id, self.scan.spec.shards) {
-            let map = self.apis.config_maps.get_opt(&name).await?;
-            maps.push(map.filter(|m| self.scan_ref.controls(&m.metadata)).unwrap_or_else(|| ConfigMap {
-                metadata: ObjectMeta { name: Some(name), ..Default::default() },
-                ..Default::default()
-            }));
-        }
+        let selector = names::progress_selector(&self.scan_ref.name, &self.id);
+        let mut listed: Vec<ConfigMap> = self
+            .apis
+            .config_maps
+            .list(&ListParams::default().labels(&selector))
+            .await?
+            .items
+            .into_iter()
+            .filter(|m| self.scan_ref.controls(&m.metadata))
+            .collect();
+        let maps = names::progress_maps(&self.scan_ref.name, &self.id, self.scan.spec.shards)
+            .into_iter()
+            .map(|name| match listed.iter().position(|m| m.metadata.name.as_deref() == Some(name.as_str())) {
+                Some(i) => listed.swap_remove(i),
+                None => {
+                    ConfigMap { metadata: ObjectMeta { name: Some(name), ..Default::default() }, ..Default::default() }
+                }
+            })
+            .collect();
         Ok(maps)
     }
 

@@ -80,7 +80,18 @@ impl Harness {
         cmd.env("KUBECONFIG", self.cluster.kubeconfig_path())
             .env("RUST_LOG", "info,exrscan_operator=debug")
             .args(["run", "--log-format", "text", "--worker-image", TEST_IMAGE, "--identity", identity])
-            .args(["--lease-namespace", "default", "--lease-duration-seconds", "3", "--active-resync-seconds", "2"])
+            .args(["--lease-namespace", "default"])
+            // Fast settings for tests, unless the caller sets its own.
+            .args(
+                [
+                    ("--lease-duration-seconds", "3"),
+                    ("--active-resync-seconds", "2"),
+                    ("--progress-interval-seconds", "1"),
+                ]
+                .into_iter()
+                .filter(|(flag, _)| !extra.iter().any(|a| a.starts_with(flag)))
+                .flat_map(|(flag, value)| [flag, value]),
+            )
             .arg(format!("--metrics-address=127.0.0.1:{port}"))
             .args(extra);
         let log = self.cluster.dir().join(format!("operator-{identity}.log"));
@@ -134,8 +145,18 @@ impl Harness {
         done: impl Fn(&ExrScan) -> bool,
     ) -> ExrScan {
         let deadline = Instant::now() + timeout;
+        let api = Api::<ExrScan>::namespaced(self.client.clone(), ns);
         loop {
-            let scan = self.scan(ns, name).await;
+            // A dropped connection is retried: only the deadline fails the wait.
+            let scan = match api.get(name).await {
+                Ok(scan) => scan,
+                Err(error) if Instant::now() < deadline => {
+                    eprintln!("{ns}/{name}: reading the scan failed ({error}); retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+                Err(error) => panic!("{ns}/{name}: reading the scan failed: {error}\n{}", self.diagnostics()),
+            };
             if done(&scan) {
                 return scan;
             }

@@ -69,7 +69,11 @@ pub struct ExrScanSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 10000))]
     pub parallelism: Option<i32>,
-    /// Worker pod settings.
+    /// Worker pod settings. The operator's defaults (`--worker-pod-defaults`, the chart's
+    /// `workerPods`) fill in the scheduling, pull Secrets and metadata not set here: maps
+    /// are merged key by key (the scan's value wins), other fields replaced (an empty list
+    /// removes the default's). None of these is part of the run hash: a change applies to
+    /// the next run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<WorkerSpec>,
     /// Metadata and channel embeddings.
@@ -361,7 +365,7 @@ pub struct WorkerSpec {
 /// default: maps are merged key by key (the scan's value wins), every other field (lists
 /// included: an empty list removes the default's) replaces the default when set. None of
 /// these change the run hash: they apply to the Jobs of the next run (the ServiceAccount's
-/// annotations at once).
+/// annotations also to a run in progress).
 #[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkerPodSettings {

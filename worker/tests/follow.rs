@@ -16,6 +16,7 @@ use fixtures::{adbc_rows, duckdb_rows, sample_names, samples_dir};
 use futures::StreamExt;
 use object_store::{ObjectStoreExt, PutPayload};
 use serde_json::{Value, json};
+use testenv::flightsql::FlightSqlOptions;
 use testenv::{FlightSqlServer, KafkaServer, KafkaTarget, S3Options, S3Server};
 
 /// The notification topic.
@@ -84,10 +85,15 @@ impl Follow {
         }
     }
 
-    /// Batches written and committed, as the per-batch debug lines count them.
-    fn batches_logged(&self) -> usize {
+    /// Batches of at least one object written and committed, as the per-batch debug lines
+    /// count them (a batch of only the topic's `s3:TestEvent` does not count).
+    fn object_batches_logged(&self) -> usize {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        text.lines().filter(|line| line.contains("batch written and committed")).count()
+        text.lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|line| line["fields"]["message"] == "batch written and committed")
+            .filter(|line| line["fields"]["objects"].as_u64().is_some_and(|n| n > 0))
+            .count()
     }
 
     fn tail(&self) -> String {
@@ -117,6 +123,13 @@ impl Follow {
     fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Follow {
+    /// A test that fails leaves no consumer running (killing an exited one does nothing).
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
@@ -268,10 +281,15 @@ fn wait_for_keys(flight: &FlightSqlServer, count: usize, limit: Duration) -> BTr
 }
 
 #[test]
-#[ignore = "flaky under CI load: in 1 of 3 full runs on 2026-12-06 the consumer restarted after the kill indexed nothing more for 180 s (10 of 330 files); passes alone — run with --ignored until fixed"]
 fn every_upload_exactly_once_through_a_killed_consumer_a_broker_restart_and_a_sink_outage() -> TestResult {
     let (mut kafka, s3) = servers();
-    let mut flight = FlightSqlServer::start()?;
+    // The consumer is killed while batches flow, so often inside a batch's transaction.
+    // The server expires an abandoned transaction as production servers do; the stock
+    // example keeps it, and SQLite's write lock with it, for ever, and the restarted
+    // consumer then retries "database is locked" without end (docs/sinks.md, abandoned
+    // transactions; this test stalled so in 1 of 3 CI runs before).
+    let idle = FlightSqlOptions { transaction_idle_timeout: Some(Duration::from_secs(3)), ..Default::default() };
+    let mut flight = FlightSqlServer::start_with(idle)?;
     let dir = testenv::work_dir("follow-faults")?;
     let log = dir.path().join("log");
     // Small batches, so that a kill lands between batches and inside one; a short sink
@@ -289,13 +307,14 @@ fn every_upload_exactly_once_through_a_killed_consumer_a_broker_restart_and_a_si
     ];
     let mut all = Vec::new();
 
-    // Wave 1, uploaded slowly, with the consumer killed right after its first batch.
+    // Wave 1, uploaded slowly, with the consumer killed right after its first batch of
+    // renders (while it gathers or writes the next).
     let mut follow = Follow::start(&s3, &kafka, &flight.uri(), &log, &extra);
     let wave1 = wave("w1", 300);
     std::thread::scope(|scope| {
         scope.spawn(|| put_all(&s3, &wave1, 2));
         let started = Instant::now();
-        while follow.batches_logged() == 0 {
+        while follow.object_batches_logged() == 0 {
             assert!(started.elapsed() < Duration::from_secs(120), "no batch: {}", follow.tail());
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -303,7 +322,7 @@ fn every_upload_exactly_once_through_a_killed_consumer_a_broker_restart_and_a_si
     });
     all.extend(wave1);
     let partial = flight_keys(&flight).len();
-    assert!(partial < all.len(), "the kill came too late to cut the wave ({partial} indexed)");
+    assert!(partial > 0 && partial < all.len(), "the kill did not cut the wave ({partial} indexed)");
     // Wave 2 while no consumer runs.
     let wave2 = wave("w2", 30);
     put_all(&s3, &wave2, 8);

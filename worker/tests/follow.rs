@@ -96,6 +96,25 @@ impl Follow {
             .count()
     }
 
+    /// The address the latest run serves `/metrics` on (`--metrics-address 127.0.0.1:0`).
+    fn metrics_address(&self) -> String {
+        let started = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let address = text
+                .lines()
+                .rev()
+                .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+                .find(|line| line["fields"]["message"] == "serving /metrics, /healthz and /readyz")
+                .and_then(|line| line["fields"]["address"].as_str().map(str::to_owned));
+            if let Some(address) = address {
+                return address;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "no metrics address logged: {}", self.tail());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
@@ -131,6 +150,24 @@ impl Drop for Follow {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// `GET path` over HTTP/1.0: the status code and the body.
+fn http_get(address: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap_or_else(|e| panic!("connecting to {address}: {e}"));
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").expect("request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, body.to_string())
+}
+
+/// The value of the metric line that starts with `series ` (name and labels), if any.
+fn metric(page: &str, series: &str) -> Option<f64> {
+    page.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.split(' ').next()?.parse().ok())
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -191,7 +228,10 @@ fn uploads_land_in_seconds_deletes_are_recorded_and_junk_is_counted_and_skipped(
     kafka.produce(TOPIC, &[b"not json at all", b"{\"Records\": 7}", accessed])?;
 
     let sink = format!("duckdb://{}", catalog.display());
-    let mut follow = Follow::start(&s3, &kafka, &sink, &dir.path().join("log"), &["--batch-ms", "200"]);
+    let extra = ["--batch-ms", "200", "--metrics-address", "127.0.0.1:0"];
+    let mut follow = Follow::start(&s3, &kafka, &sink, &dir.path().join("log"), &extra);
+    let metrics = follow.metrics_address();
+    assert_eq!(http_get(&metrics, "/healthz"), (200, "ok".to_string()));
     follow.wait_for(Duration::from_secs(120), "the junk messages", |s| n(s, "messages") >= 4);
 
     // One render: in the catalog (written and committed) within seconds of its upload.
@@ -219,6 +259,36 @@ fn uploads_land_in_seconds_deletes_are_recorded_and_junk_is_counted_and_skipped(
     follow.wait_for(Duration::from_secs(60), "the deletes recorded and every offset committed", |s| {
         n(s, "removals") == 2 && s["lag"] == json!(0)
     });
+
+    // The same counts on /metrics, scraped while it runs, and the lag per partition.
+    assert_eq!(http_get(&metrics, "/readyz"), (200, "ready".to_string()));
+    let (status, page) = http_get(&metrics, "/metrics");
+    assert_eq!(status, 200);
+    for (series, value) in [
+        ("exrscan_follow_objects_total{outcome=\"inserted\"}", 13.0),
+        ("exrscan_follow_objects_total{outcome=\"failed\"}", 1.0),
+        ("exrscan_follow_removals_total{outcome=\"recorded\"}", 2.0),
+        ("exrscan_follow_skipped_total{reason=\"malformed\"}", 2.0),
+        ("exrscan_follow_skipped_total{reason=\"test_event\"}", 1.0),
+        ("exrscan_follow_skipped_total{reason=\"other_events\"}", 1.0),
+        ("exrscan_follow_skipped_total{reason=\"outside_prefix\"}", 1.0),
+        ("exrscan_follow_skipped_total{reason=\"filtered\"}", 1.0),
+        ("exrscan_follow_consumer_lag", 0.0),
+    ] {
+        assert_eq!(metric(&page, series), Some(value), "{series} in {page}");
+    }
+    for partition in 0..testenv::kafka::PARTITIONS {
+        let series = format!("exrscan_follow_partition_consumer_lag{{topic=\"{TOPIC}\",partition=\"{partition}\"}}");
+        assert_eq!(metric(&page, &series), Some(0.0), "{series} in {page}");
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs_f64();
+    let last = metric(&page, "exrscan_follow_last_event_timestamp_seconds").unwrap_or_default();
+    assert!(last > now - 300.0 && last <= now + 1.0, "last event {last}, now {now}");
+    let batches = metric(&page, "exrscan_follow_batches_total").unwrap_or_default();
+    assert!(batches >= 3.0, "{page}");
+    assert_eq!(metric(&page, "exrscan_follow_batch_duration_seconds_count"), Some(batches), "{page}");
+    assert!(metric(&page, "exrscan_follow_event_age_seconds_count").is_some_and(|n| n >= 2.0), "{page}");
+    assert!(page.ends_with("# EOF\n"), "OpenMetrics ends with # EOF: {page}");
     let stats = follow.stop();
 
     assert_eq!(n(&stats, "malformed"), 2, "{stats}");
@@ -304,6 +374,8 @@ fn every_upload_exactly_once_through_a_killed_consumer_a_broker_restart_and_a_si
         "3",
         "--kafka-option",
         "session.timeout.ms=6000",
+        "--metrics-address",
+        "127.0.0.1:0",
     ];
     let mut all = Vec::new();
 
@@ -340,14 +412,27 @@ fn every_upload_exactly_once_through_a_killed_consumer_a_broker_restart_and_a_si
     all.extend(wave3);
     wait_for_keys(&flight, all.len(), Duration::from_secs(240));
 
-    // The catalog server down for a while: wave 4 waits, nothing is lost.
+    // The catalog server down for a while: wave 4 waits, nothing is lost, and the consumer
+    // says it is not ready meanwhile.
+    let metrics = follow.metrics_address();
+    assert_eq!(http_get(&metrics, "/readyz").0, 200);
     flight.stop();
     let wave4 = wave("w4", 30);
     put_all(&s3, &wave4, 8);
     all.extend(wave4);
-    std::thread::sleep(Duration::from_secs(8));
+    let down = Instant::now();
+    while http_get(&metrics, "/readyz").0 != 503 {
+        assert!(down.elapsed() < Duration::from_secs(60), "still ready with the sink down: {}", follow.tail());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(8).saturating_sub(down.elapsed()));
     flight.restart()?;
     let found = wait_for_keys(&flight, all.len(), Duration::from_secs(180));
+    let back = Instant::now();
+    while http_get(&metrics, "/readyz").0 != 200 {
+        assert!(back.elapsed() < Duration::from_secs(30), "not ready after the sink came back: {}", follow.tail());
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let stats = follow.stop();
 
     let expected: BTreeSet<String> = all.iter().map(|(k, _)| k.clone()).collect();

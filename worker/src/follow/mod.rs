@@ -15,6 +15,7 @@
 
 pub mod batch;
 pub mod event;
+pub mod http;
 pub mod kafka;
 mod stats;
 
@@ -152,6 +153,7 @@ impl<'a, K: Sink> Follower<'a, K> {
     /// Follows until `stop` is cancelled: the batch being gathered is then written and
     /// committed, a batch waiting for the sink is left uncommitted (it is read again).
     pub async fn run(mut self, stop: &CancellationToken) -> Result<(), FollowError> {
+        self.stats.set_waiting(false);
         let mut next_stats = Instant::now() + self.options.stats_every;
         loop {
             let batch = self.gather(stop, &mut next_stats).await;
@@ -267,11 +269,13 @@ impl<'a, K: Sink> Follower<'a, K> {
             match attempt {
                 Ok(()) => {
                     self.resume();
+                    self.stats.set_waiting(false);
                     return Ok(true);
                 }
                 Err(error) if !retryable(&error) => return Err(error),
                 Err(error) => {
                     self.pause();
+                    self.stats.set_waiting(true);
                     self.stats.batch_retry();
                     tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64,
                         objects = work.files.len(), removals = work.removals.len(),

@@ -99,6 +99,9 @@ pub enum FollowError {
 
 /// Messages fetched ahead while a batch is written, at most (then fetching waits).
 const STASH_MAX: usize = 20_000;
+/// How long a batch being written when the stop comes may take to land before it is left
+/// uncommitted (to be read again).
+const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Tries of an offset commit before it is left to the next batch's commit.
 const COMMIT_TRIES: u32 = 5;
 
@@ -151,7 +154,8 @@ impl<'a, K: Sink> Follower<'a, K> {
     }
 
     /// Follows until `stop` is cancelled: the batch being gathered is then written and
-    /// committed, a batch waiting for the sink is left uncommitted (it is read again).
+    /// committed, a batch waiting for the sink (or still not written [`STOP_GRACE`] after
+    /// the stop) is left uncommitted (it is read again).
     pub async fn run(mut self, stop: &CancellationToken) -> Result<(), FollowError> {
         self.stats.set_waiting(false);
         let mut next_stats = Instant::now() + self.options.stats_every;
@@ -255,10 +259,18 @@ impl<'a, K: Sink> Follower<'a, K> {
             let attempt = {
                 let index = index(&work, &self.s3, self.writer, &self.options.scan, &self.stats);
                 tokio::pin!(index);
+                // After `stop`, an attempt gets STOP_GRACE to land: one that is retrying an
+                // outage (S3's retries can last minutes) is then left uncommitted.
+                let abandon = async {
+                    stop.cancelled().await;
+                    tokio::time::sleep(STOP_GRACE).await;
+                };
+                tokio::pin!(abandon);
                 loop {
                     let room = self.stash.len() < STASH_MAX;
                     tokio::select! {
                         done = &mut index => break done,
+                        () = &mut abandon => return Ok(false),
                         received = self.consumer.recv(), if room => match received {
                             Ok(message) => self.stash.push_back(message.detach()),
                             Err(error) => tracing::debug!(%error, "Kafka consumer error while writing"),

@@ -175,20 +175,68 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// Uploads each (key, local file) pair, `parallel` at a time.
-fn put_all(s3: &S3Server, files: &[(String, PathBuf)], parallel: usize) {
+/// Uploads each (key, local file) pair, `parallel` at a time; returns each upload's key,
+/// size and ETag.
+fn put_all(s3: &S3Server, files: &[(String, PathBuf)], parallel: usize) -> Vec<(String, usize, Option<String>)> {
     let store = s3.store(BUCKET).unwrap_or_else(|e| panic!("{e}"));
     runtime().block_on(async {
         let puts = futures::stream::iter(files).map(|(key, path)| {
             let store = &store;
             async move {
                 let body = std::fs::read(path).expect("sample");
-                store.put(&object_store::path::Path::from(key.as_str()), PutPayload::from(body)).await
+                let size = body.len();
+                let put = store.put(&object_store::path::Path::from(key.as_str()), PutPayload::from(body)).await;
+                put.map(|done| (key.clone(), size, done.e_tag))
             }
         });
-        for result in puts.buffer_unordered(parallel).collect::<Vec<_>>().await {
-            result.unwrap_or_else(|e| panic!("upload: {e}"));
+        let results = puts.buffer_unordered(parallel).collect::<Vec<_>>().await;
+        results.into_iter().map(|result| result.unwrap_or_else(|e| panic!("upload: {e}"))).collect()
+    })
+}
+
+/// An S3 event notification of the creation of `key`, as MinIO sends it.
+fn created_event(key: &str, size: usize, etag: Option<&str>, sequencer: usize) -> Vec<u8> {
+    let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let object = json!({"key": key, "size": size, "eTag": etag.unwrap_or_default().trim_matches('"'),
+        "sequencer": format!("{sequencer:016X}")});
+    let record = json!({"eventVersion": "2.0", "eventSource": "minio:s3", "eventTime": time,
+        "eventName": "s3:ObjectCreated:Put", "s3": {"bucket": {"name": BUCKET}, "object": object}});
+    serde_json::to_vec(&json!({"EventName": "s3:ObjectCreated:Put", "Key": format!("{BUCKET}/{key}"),
+        "Records": [record]}))
+    .expect("JSON")
+}
+
+/// When each key under `prefix` first appears in a message on [`TOPIC`], seen by a consumer
+/// of its own, until `count` keys are seen or `limit` passes.
+fn watch_topic(kafka: &KafkaServer, prefix: &str, count: usize, limit: Duration) -> BTreeMap<String, Instant> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Message};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka.bootstrap())
+        .set("group.id", "latency-observer")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("observer");
+    // Assigned, not subscribed: it reads at once, without joining a group.
+    let mut partitions = rdkafka::TopicPartitionList::new();
+    for partition in 0..testenv::kafka::PARTITIONS as i32 {
+        partitions.add_partition_offset(TOPIC, partition, rdkafka::Offset::Beginning).expect("partition");
+    }
+    consumer.assign(&partitions).expect("assign");
+    let mut seen = BTreeMap::new();
+    let started = Instant::now();
+    while seen.len() < count && started.elapsed() < limit {
+        let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) else { continue };
+        let now = Instant::now();
+        let text = String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned();
+        let key = serde_json::from_str::<Value>(&text).ok().and_then(|v| v["Key"].as_str().map(str::to_owned));
+        if let Some(key) = key.and_then(|k| k.strip_prefix(&format!("{BUCKET}/")).map(str::to_owned))
+            && key.starts_with(prefix)
+        {
+            seen.entry(key).or_insert(now);
         }
-    });
+    }
+    seen
 }
 
 fn put_bytes(s3: &S3Server, key: &str, body: &[u8]) {
@@ -510,36 +558,94 @@ async fn flight_key_list(
     Ok(keys)
 }
 
-/// Upload → row latency at a steady 50 uploads/s with the default batching (500 ms, 1,000
-/// objects), into Apache Arrow's reference Flight SQL server; prints p50/p95/max
-/// (docs/benchmarks.md). A benchmark, run on request:
-/// `cargo test -p exrscan --test follow -- --ignored --nocapture upload_to_row_latency`.
-#[test]
-#[ignore = "benchmark (docs/benchmarks.md): run with --ignored"]
-fn upload_to_row_latency_at_50_uploads_per_second() -> TestResult {
-    const RATE: u64 = 50;
-    const UPLOADS: usize = 1000;
+/// The two write paths of the reference Flight SQL server: prepared statements (row by row,
+/// the stock example) and bulk ingest (`CommandStatementIngest`).
+fn bench_servers() -> [(&'static str, FlightSqlOptions); 2] {
+    [
+        ("prepared statements", FlightSqlOptions::default()),
+        ("bulk ingest", FlightSqlOptions { bulk_ingest: true, ..FlightSqlOptions::default() }),
+    ]
+}
+
+/// A broker, MinIO, a Flight SQL server and `exrscan follow` with the default batching,
+/// warmed up by one upload.
+fn bench_setup(options: FlightSqlOptions, dir: &Path) -> (KafkaServer, S3Server, FlightSqlServer, Follow) {
     let (kafka, s3) = servers();
-    let flight = FlightSqlServer::start()?;
-    let dir = testenv::work_dir("follow-latency")?;
-    let mut follow = Follow::start(&s3, &kafka, &flight.uri(), &dir.path().join("log"), &[]);
+    let flight = FlightSqlServer::start_with(options).unwrap_or_else(|e| panic!("{e}"));
+    let mut follow = Follow::start(&s3, &kafka, &flight.uri(), &dir.join("log"), &[]);
     follow.wait_for(Duration::from_secs(120), "the catalog opened", |s| n(s, "messages") >= 1);
     put_all(&s3, &wave("warm-up", 1), 1);
     wait_for_keys(&flight, 1, Duration::from_secs(120));
+    (kafka, s3, flight, follow)
+}
 
-    let files = wave("steady", UPLOADS);
-    let store = s3.store(BUCKET)?;
+/// Upload → row latencies of one run, each sorted.
+struct Latencies {
+    /// End of the PutObject → first poll that shows the row.
+    row: Vec<Duration>,
+    /// End of the PutObject → its event on the topic (MinIO's delivery).
+    topic: Vec<Duration>,
+    /// Event on the topic → first poll that shows the row (the consumer and the sink).
+    consumer: Vec<Duration>,
+}
+
+/// The `q` quantile of sorted `values`.
+fn quantile(values: &[Duration], q: f64) -> Duration {
+    values[((values.len() - 1) as f64 * q).round() as usize]
+}
+
+/// Uploads `uploads` objects at a steady `rate` per second while a Flight SQL client polls
+/// `SELECT key FROM files` every 100 ms and another consumer watches the topic.
+fn upload_to_row(kafka: &KafkaServer, s3: &S3Server, flight: &FlightSqlServer, rate: u64, uploads: usize) -> Latencies {
+    let prefix = format!("{PREFIX}steady-{rate}/");
+    let files = wave(&format!("steady-{rate}"), uploads);
+    let on_topic = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| watch_topic(kafka, &prefix, uploads, Duration::from_secs(600)));
+        let measured = upload_and_poll(s3, flight, &files, rate);
+        (measured, watcher.join().expect("topic watcher"))
+    });
+    let ((uploaded, seen), on_topic) = on_topic;
+    let mut latencies = Latencies { row: Vec::new(), topic: Vec::new(), consumer: Vec::new() };
+    for (key, at) in &uploaded {
+        let row = seen.get(key).copied();
+        latencies.row.push(row.map_or(Duration::MAX, |row| row.saturating_duration_since(*at)));
+        if let Some(event) = on_topic.get(key) {
+            latencies.topic.push(event.saturating_duration_since(*at));
+            latencies.consumer.push(row.map_or(Duration::MAX, |row| row.saturating_duration_since(*event)));
+        }
+    }
+    for values in [&mut latencies.row, &mut latencies.topic, &mut latencies.consumer] {
+        values.sort();
+    }
+    assert_eq!(latencies.row.len(), uploads);
+    assert_eq!(latencies.topic.len(), uploads, "every upload's event seen on the topic");
+    latencies
+}
+
+/// Uploads `files` at `rate` per second, polling the catalog every 100 ms: when each
+/// upload ended, and when each key was first seen in `files`.
+#[allow(clippy::type_complexity)]
+fn upload_and_poll(
+    s3: &S3Server,
+    flight: &FlightSqlServer,
+    files: &[(String, PathBuf)],
+    rate: u64,
+) -> (BTreeMap<String, Instant>, BTreeMap<String, Instant>) {
+    let uploads = files.len();
+    let files = files.to_vec();
+    let store = s3.store(BUCKET).unwrap_or_else(|e| panic!("{e}"));
     let addr = flight.addr();
-    let (uploaded, seen) = runtime().block_on(async {
+    let baseline = flight_keys(flight).len();
+    let measured = runtime().block_on(async {
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?.connect().await?;
         let mut client = arrow_flight::sql::client::FlightSqlServiceClient::new(channel);
         let done = std::sync::Arc::new(std::sync::Mutex::new(BTreeMap::<String, Instant>::new()));
-        let uploads = {
+        let uploads_task = {
             let done = std::sync::Arc::clone(&done);
             let files = files.clone();
             let store = store.clone();
             tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / RATE));
+                let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
                 let mut puts = Vec::new();
                 for (key, path) in files {
                     tick.tick().await;
@@ -559,34 +665,116 @@ fn upload_to_row_latency_at_50_uploads_per_second() -> TestResult {
         };
         let mut seen = BTreeMap::<String, Instant>::new();
         let started = Instant::now();
-        while seen.len() < UPLOADS + 1 {
-            assert!(started.elapsed() < Duration::from_secs(300), "{} of {UPLOADS} rows after 300 s", seen.len());
+        while seen.len() < baseline + uploads {
+            assert!(started.elapsed() < Duration::from_secs(600), "{} of {uploads} rows after 600 s", seen.len());
             let now = Instant::now();
-            for key in flight_key_list(&mut client).await? {
+            for key in tokio::time::timeout(Duration::from_secs(60), flight_key_list(&mut client)).await?? {
                 seen.entry(key).or_insert(now);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        uploads.await??;
+        uploads_task.await??;
         let uploaded = done.lock().expect("lock").clone();
         Ok::<_, Box<dyn std::error::Error>>((uploaded, seen))
-    })?;
-    let stats = follow.stop();
-    let mut latencies: Vec<Duration> = uploaded
-        .iter()
-        .map(|(key, at)| seen.get(key).map_or(Duration::MAX, |row| row.saturating_duration_since(*at)))
-        .collect();
-    latencies.sort();
-    let pick = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
-    println!(
-        "upload → row at {RATE}/s, {UPLOADS} uploads: p50 {:?}, p95 {:?}, max {:?}; {} batches",
-        pick(0.5),
-        pick(0.95),
-        pick(1.0),
-        n(&stats, "batches")
-    );
-    assert_eq!(latencies.len(), UPLOADS);
-    assert_eq!(n(&stats, "inserted"), UPLOADS as u64 + 1, "{stats}");
-    assert!(pick(1.0) < Duration::from_secs(120));
-    Ok(())
+    });
+    measured.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Upload → row latency at `rate` uploads/s with the default batching (500 ms, 1,000
+/// objects), through each write path of the reference server; prints p50/p95/max.
+fn latency_bench(rate: u64, uploads: usize) {
+    for (path, options) in bench_servers() {
+        let dir = testenv::work_dir("follow-latency").unwrap_or_else(|e| panic!("{e}"));
+        let (kafka, s3, flight, follow) = bench_setup(options, dir.path());
+        let started = Instant::now();
+        let latencies = upload_to_row(&kafka, &s3, &flight, rate, uploads);
+        let elapsed = started.elapsed();
+        let stats = follow.stop();
+        let show = |values: &[Duration]| {
+            format!(
+                "p50 {:.2?}, p95 {:.2?}, max {:.2?}",
+                quantile(values, 0.5),
+                quantile(values, 0.95),
+                quantile(values, 1.0)
+            )
+        };
+        println!(
+            "upload → row at {rate}/s, {uploads} uploads, {path}: {}; upload → topic {}; topic → row {}; \
+             {} batches; all rows after {elapsed:.2?}",
+            show(&latencies.row),
+            show(&latencies.topic),
+            show(&latencies.consumer),
+            n(&stats, "batches")
+        );
+        assert_eq!(n(&stats, "inserted"), uploads as u64 + 1, "{stats}");
+        assert!(quantile(&latencies.row, 1.0) < Duration::from_secs(300));
+    }
+}
+
+/// Upload → row latency at a steady 50 uploads/s (docs/benchmarks.md). A benchmark, run
+/// on request: `cargo test -p exrscan --test follow -- --ignored --nocapture upload_to_row_latency`.
+#[test]
+#[ignore = "benchmark (docs/benchmarks.md): run with --ignored"]
+fn upload_to_row_latency_at_50_uploads_per_second() {
+    latency_bench(50, 1000);
+}
+
+/// Upload → row latency at a steady 500 uploads/s (docs/benchmarks.md).
+#[test]
+#[ignore = "benchmark (docs/benchmarks.md): run with --ignored"]
+fn upload_to_row_latency_at_500_uploads_per_second() {
+    latency_bench(500, 5000);
+}
+
+/// The events per second one consumer sustains (docs/benchmarks.md): objects uploaded with
+/// the bucket's notifications off, their creation events then put on the topic at once (so
+/// MinIO's delivery rate is left out), drained by one consumer started after; rate = rows
+/// after the first batch landed ÷ the time from then to the last row.
+#[test]
+#[ignore = "benchmark (docs/benchmarks.md): run with --ignored"]
+fn events_per_second_one_consumer_sustains() {
+    const BACKLOG: usize = 5000;
+    for (path, options) in bench_servers() {
+        let dir = testenv::work_dir("follow-throughput").unwrap_or_else(|e| panic!("{e}"));
+        let (kafka, s3, flight, follow) = bench_setup(options, dir.path());
+        follow.stop();
+        s3.notify_none(BUCKET).unwrap_or_else(|e| panic!("{e}"));
+        let uploaded = put_all(&s3, &wave("backlog", BACKLOG), 32);
+        let events: Vec<Vec<u8>> = uploaded
+            .iter()
+            .enumerate()
+            .map(|(i, (key, size, etag))| created_event(key, *size, etag.as_deref(), i))
+            .collect();
+        let events: Vec<&[u8]> = events.iter().map(Vec::as_slice).collect();
+        kafka.produce(TOPIC, &events).unwrap_or_else(|e| panic!("{e}"));
+        let follow = Follow::start(&s3, &kafka, &flight.uri(), &dir.path().join("log"), &[]);
+        let addr = flight.addr();
+        let polled = runtime().block_on(async {
+            let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?.connect().await?;
+            let mut client = arrow_flight::sql::client::FlightSqlServiceClient::new(channel);
+            let mut first = None;
+            let polling = Instant::now();
+            loop {
+                let count = tokio::time::timeout(Duration::from_secs(60), flight_key_list(&mut client)).await??.len();
+                let now = Instant::now();
+                if count > 1 && first.is_none() {
+                    first = Some((count, now));
+                }
+                if let (Some((count_first, at)), true) = (first, count > BACKLOG) {
+                    return Ok::<_, Box<dyn std::error::Error>>((count_first, now.duration_since(at)));
+                }
+                assert!(polling.elapsed() < Duration::from_secs(600), "{count} of {BACKLOG} rows after 600 s");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        let (first, elapsed) = polled.unwrap_or_else(|e| panic!("{e}"));
+        let stats = follow.stop();
+        println!(
+            "one consumer, {path}: {} events in {elapsed:?} = {:.0} events/s; {} batches",
+            BACKLOG + 1 - first,
+            (BACKLOG + 1 - first) as f64 / elapsed.as_secs_f64(),
+            n(&stats, "batches")
+        );
+        assert_eq!(n(&stats, "inserted"), BACKLOG as u64, "{stats}");
+    }
 }

@@ -28,9 +28,10 @@ Events (MinIO, VAST's event broker, AWS through a Kafka bridge) are gathered int
 micro-batches, indexed through the same pipeline as `scan` (ranged GETs of the headers \
 only), and the offsets are committed only once the batch is in the catalog: an event is \
 never lost, and the catalog holds every file once. ObjectRemoved events are recorded in \
-the `removals` table (DuckDB); the files' rows are kept. Malformed messages, s3:TestEvent \
-and keys outside the prefix or globs are counted and skipped. A `follow stats` log line \
-reports the consumer lag and the counts. See docs/continuous-indexing.md.
+the `removals` table; the files' rows are kept. Malformed messages, s3:TestEvent and keys \
+outside the prefix or globs are counted and skipped. A `follow stats` log line reports the \
+consumer lag and the counts; --metrics-address serves them at /metrics, with /healthz and \
+/readyz. See docs/continuous-indexing.md.
 
 Exit status: 0 after SIGTERM/SIGINT (the batch being gathered is written and committed \
 first); 1 on a configuration error or a sink that refuses for good.")]

@@ -94,7 +94,7 @@ pub struct StatsSnapshot {
     pub failed: u64,
     /// Removals recorded.
     pub removals: u64,
-    /// Removals the sink cannot record (it has no `removals` table yet).
+    /// Removals a sink without the `removals` table could not record.
     pub removals_unrecorded: u64,
     /// Events left out because a newer one of their key was in the same batch.
     pub coalesced: u64,

@@ -492,6 +492,43 @@ fn every_upload_exactly_once_through_a_killed_consumer_a_broker_restart_and_a_si
     Ok(())
 }
 
+/// SIGTERM while a batch waits on an S3 outage (its reads retry for up to 120 s): the
+/// consumer leaves the batch uncommitted and exits 0 within the stop grace (10 s); the next
+/// consumer reads the batch again and indexes it.
+#[test]
+fn sigterm_during_an_s3_outage_exits_within_the_grace_and_the_batch_is_read_again() -> TestResult {
+    let (kafka, mut s3) = servers();
+    let dir = testenv::work_dir("follow-sigterm")?;
+    let catalog = dir.path().join("catalog.duckdb");
+    let sink = format!("duckdb://{}", catalog.display());
+    let log = dir.path().join("log");
+    // Uploaded without an event; its event is put on the topic once S3 is down.
+    s3.notify_none(BUCKET)?;
+    let uploaded = put_all(&s3, &wave("late", 1), 1);
+    let (key, size, etag) = &uploaded[0];
+    let mut follow = Follow::start(&s3, &kafka, &sink, &log, &["--batch-ms", "200"]);
+    follow.wait_for(Duration::from_secs(120), "the test event", |s| n(s, "messages") >= 1);
+    s3.stop();
+    kafka.produce(TOPIC, &[created_event(key, *size, etag.as_deref(), 1).as_slice()])?;
+    follow.wait_for(Duration::from_secs(60), "the event consumed", |s| n(s, "messages") >= 2);
+    std::thread::sleep(Duration::from_secs(1));
+    let stopping = Instant::now();
+    let stats = follow.stop();
+    let took = stopping.elapsed();
+    assert!(took < Duration::from_secs(25), "stopped after {took:?}, not within the grace");
+    assert_eq!(n(&stats, "inserted"), 0, "{stats}");
+    let log_text = std::fs::read_to_string(&log)?;
+    assert!(log_text.contains("stopping with a batch not written"), "{log_text}");
+
+    s3.restart()?;
+    let mut follow = Follow::start(&s3, &kafka, &sink, &log, &["--batch-ms", "200"]);
+    follow.wait_for(Duration::from_secs(120), "the batch read again and indexed", |s| n(s, "inserted") == 1);
+    follow.stop();
+    let rows = duckdb_rows(&catalog, "SELECT key FROM files");
+    assert_eq!(rows, vec![json!({"key": key})]);
+    Ok(())
+}
+
 /// Events lost upstream (the bucket's notifications switched off during some uploads) are
 /// not seen by the consumer; the next sweep (`exrscan scan` of the prefix into the same
 /// catalog) indexes exactly those, skips the others by their listing (size, ETag) without

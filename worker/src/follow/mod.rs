@@ -255,6 +255,9 @@ impl<'a, K: Sink> Follower<'a, K> {
     async fn write(&mut self, batch: &MicroBatch, stop: &CancellationToken) -> Result<bool, FollowError> {
         let work = batch.work();
         let mut wait = Duration::from_millis(500);
+        // The stats line goes on while a write takes long (an outage, retried).
+        let every = self.options.stats_every;
+        let mut stats_tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         loop {
             let attempt = {
                 let index = index(&work, &self.s3, self.writer, &self.options.scan, &self.stats);
@@ -271,6 +274,7 @@ impl<'a, K: Sink> Follower<'a, K> {
                     tokio::select! {
                         done = &mut index => break done,
                         () = &mut abandon => return Ok(false),
+                        _ = stats_tick.tick() => self.stats.log(),
                         received = self.consumer.recv(), if room => match received {
                             Ok(message) => self.stash.push_back(message.detach()),
                             Err(error) => tracing::debug!(%error, "Kafka consumer error while writing"),
@@ -299,6 +303,7 @@ impl<'a, K: Sink> Follower<'a, K> {
                         tokio::select! {
                             _ = &mut until => break,
                             _ = stop.cancelled() => return Ok(false),
+                            _ = stats_tick.tick() => self.stats.log(),
                             received = self.consumer.recv() => if let Ok(message) = received {
                                 self.stash.push_back(message.detach());
                             },

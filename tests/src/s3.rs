@@ -203,15 +203,27 @@ impl S3Server {
     /// Sends `bucket`'s object creations and removals (every key) to the Kafka target of
     /// [`S3Options::kafka`] (PutBucketNotificationConfiguration).
     pub fn notify_kafka(&self, bucket: &str) -> Result<(), Error> {
+        self.put_notifications(
+            bucket,
+            &format!(
+                "<NotificationConfiguration><QueueConfiguration><Id>exrscan</Id>\
+                 <Queue>arn:minio:sqs::{KAFKA_TARGET}:kafka</Queue>\
+                 <Event>s3:ObjectCreated:*</Event><Event>s3:ObjectRemoved:*</Event>\
+                 </QueueConfiguration></NotificationConfiguration>"
+            ),
+        )
+    }
+
+    /// Turns `bucket`'s notifications off (an empty configuration): events of what happens
+    /// meanwhile are lost, as when a notification is switched off for a while.
+    pub fn notify_none(&self, bucket: &str) -> Result<(), Error> {
+        self.put_notifications(bucket, "<NotificationConfiguration></NotificationConfiguration>")
+    }
+
+    fn put_notifications(&self, bucket: &str, body: &str) -> Result<(), Error> {
         let failed = |reason: String| Error::Start { what: format!("S3 notifications of {bucket}"), reason };
         let url = self.endpoint().parse().map_err(|e| failed(format!("bad endpoint: {e}")))?;
         let handle = Bucket::new(url, UrlStyle::Path, bucket.to_string(), REGION).map_err(|e| failed(e.to_string()))?;
-        let body = format!(
-            "<NotificationConfiguration><QueueConfiguration><Id>exrscan</Id>\
-             <Queue>arn:minio:sqs::{KAFKA_TARGET}:kafka</Queue>\
-             <Event>s3:ObjectCreated:*</Event><Event>s3:ObjectRemoved:*</Event>\
-             </QueueConfiguration></NotificationConfiguration>"
-        );
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(30)))
@@ -233,7 +245,7 @@ impl S3Server {
                 [("notification", "")].into_iter(),
                 std::iter::empty(),
             );
-            let mut response = agent.put(signed.as_str()).send(body.as_str()).map_err(|e| failed(e.to_string()))?;
+            let mut response = agent.put(signed.as_str()).send(body).map_err(|e| failed(e.to_string()))?;
             if response.status() == 200 {
                 return Ok(());
             }

@@ -1,5 +1,6 @@
 """SQL over a catalog read through VAST's official SDK — the independent reader of what the
-`vast://` sink wrote. The four tables are read with `vastdb` into DuckDB, the `indexed_*`
+`vast://` sink wrote. The four tables (and `removals`, when the catalog has it) are read
+with `vastdb` into DuckDB, the `indexed_*`
 relations are defined with the canonical-rows SQL of docs/queries.md (VAST has no views),
 and the query's rows are printed as JSON:
 
@@ -43,6 +44,10 @@ def main() -> None:
         for name in TABLES:
             con.register(f"arrow_{name}", schema.table(name).select().read_all())
             con.execute(f"CREATE TABLE {name} AS SELECT * FROM arrow_{name}")
+        removals = schema.table("removals", fail_if_missing=False)
+        if removals is not None:
+            con.register("arrow_removals", removals.select().read_all())
+            con.execute("CREATE TABLE removals AS SELECT * FROM arrow_removals")
     con.execute(f"CREATE VIEW indexed_files AS {CANONICAL_FILES}")
     for name in TABLES[1:]:
         con.execute(

@@ -621,3 +621,30 @@ fn query_similar_by_uri_and_rescans_over_flight_sql() -> TestResult {
     assert!(results[0]["source_uri"].as_str().is_some_and(|u| u.contains("shot010_beauty.")), "{out}");
     Ok(())
 }
+
+/// `exrscan follow`'s removals: a `removals` table made on first use, each event once by
+/// (`source_uri`, `sequencer`) — a redelivered batch writes nothing again — through
+/// prepared statements and through bulk ingest, read back by ADBC.
+#[test]
+fn removals_are_recorded_once_by_prepared_statements_and_bulk_ingest() -> TestResult {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    for options in [FlightSqlOptions::default(), FlightSqlOptions { bulk_ingest: true, ..FlightSqlOptions::default() }]
+    {
+        let server = FlightSqlServer::start_with(options)?;
+        runtime.block_on(async {
+            let uri: SinkUri = server.uri().parse()?;
+            let mut sink = AnySink::open(&uri, &Credentials::default().into(), &fixtures::retry()).await?;
+            fixtures::record_sample_removals(&mut sink).await?;
+            Ok::<(), Box<dyn std::error::Error>>(())
+        })?;
+        let rows = adbc_rows(
+            &server.adbc_uri(),
+            "SELECT source_uri, key, sequencer, event_name, event_time, recorded_at FROM removals \
+             ORDER BY source_uri, sequencer",
+            &none(),
+        );
+        fixtures::check_sample_removals(&rows);
+        assert!(rows.iter().all(|r| !r["recorded_at"].is_null()), "{rows:?}");
+    }
+    Ok(())
+}

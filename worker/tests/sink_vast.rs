@@ -347,3 +347,27 @@ with vastdb.connect(endpoint=sys.argv[1], access=access, secret=secret).transact
         s = s.schema(level)
     print(" ".join(sorted(s.tablenames())))
 "#;
+
+/// `exrscan follow`'s removals: a `removals` table made on first use, each event once by
+/// (`source_uri`, `sequencer`) — a redelivered batch writes nothing again — read back by
+/// the SDK, with the event time as VAST stores it.
+#[test]
+fn removals_are_recorded_once_and_read_back_by_the_sdk() -> TestResult {
+    let twin = VastTwin::start()?;
+    let schema = "exrscan/removals";
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let uri: SinkUri = twin.uri(schema).parse()?;
+        let mut sink = exrscan::sink::AnySink::open(&uri, &fixtures::vast_credentials(), &fixtures::retry()).await?;
+        fixtures::record_sample_removals(&mut sink).await?;
+        Ok::<(), Box<dyn std::error::Error>>(())
+    })?;
+    let rows = vast_rows(
+        &twin.endpoint(),
+        schema,
+        "SELECT source_uri, key, sequencer, event_name, event_time FROM removals ORDER BY source_uri, sequencer",
+    );
+    fixtures::check_sample_removals(&rows);
+    assert!(rows[0]["event_time"].as_str().is_some_and(|t| t.starts_with("2023-11-14 22:13:20")), "{rows:?}");
+    Ok(())
+}

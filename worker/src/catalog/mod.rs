@@ -11,7 +11,7 @@ mod write_id;
 use sha2::{Digest, Sha256};
 
 pub use batch::{CatalogBatch, Oversize, row_sizes};
-pub use removals::{REMOVALS, REMOVALS_KEY, Removal, removals_schema};
+pub use removals::{REMOVALS, REMOVALS_KEY, Removal, removals_batch, removals_schema, unrecorded};
 pub use rows::{CatalogBuilder, ScanInfo, SourceFile, micros};
 pub use schema::Table;
 pub use write_id::WriteId;

@@ -2,6 +2,7 @@
 //! new and changed objects seconds after they land, from the bucket's S3 event
 //! notifications on a Kafka topic.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -27,9 +28,10 @@ Events (MinIO, VAST's event broker, AWS through a Kafka bridge) are gathered int
 micro-batches, indexed through the same pipeline as `scan` (ranged GETs of the headers \
 only), and the offsets are committed only once the batch is in the catalog: an event is \
 never lost, and the catalog holds every file once. ObjectRemoved events are recorded in \
-the `removals` table (DuckDB); the files' rows are kept. Malformed messages, s3:TestEvent \
-and keys outside the prefix or globs are counted and skipped. A `follow stats` log line \
-reports the consumer lag and the counts. See docs/continuous-indexing.md.
+the `removals` table; the files' rows are kept. Malformed messages, s3:TestEvent and keys \
+outside the prefix or globs are counted and skipped. A `follow stats` log line reports the \
+consumer lag and the counts; --metrics-address serves them at /metrics, with /healthz and \
+/readyz. See docs/continuous-indexing.md.
 
 Exit status: 0 after SIGTERM/SIGINT (the batch being gathered is written and committed \
 first); 1 on a configuration error or a sink that refuses for good.")]
@@ -99,6 +101,9 @@ pub struct Args {
     /// Scan UID stamped on the files rows.
     #[arg(long, env = "EXRSCAN_SCAN_UID")]
     scan_uid: Option<String>,
+    /// Serve /metrics (OpenMetrics), /healthz and /readyz on this address (e.g. 0.0.0.0:9090).
+    #[arg(long, env = "EXRSCAN_METRICS_ADDRESS", value_name = "HOST:PORT")]
+    metrics_address: Option<SocketAddr>,
     /// Seconds between two `follow stats` log lines.
     #[arg(long, env = "EXRSCAN_FOLLOW_STATS_SECONDS", default_value_t = 30)]
     stats_seconds: u64,
@@ -156,9 +161,21 @@ async fn follow(args: &Args) -> anyhow::Result<()> {
     let s3 = Arc::new(args.s3.source(&url, whole, (&include, &exclude), &args.reads, user_agent("follow"))?);
     let scope =
         Scope { bucket: url.bucket.clone(), prefix: url.prefix.clone(), filter: KeyFilter::new(&include, &exclude)? };
+    let stats = Arc::new(FollowStats::new());
+    let stop = super::signals::stop_on_signals().context("installing the signal handlers")?;
+    if let Some(address) = args.metrics_address {
+        let (bound, server) = exrscan::follow::http::serve(address, Arc::clone(&stats), stop.clone().cancelled_owned())
+            .await
+            .with_context(|| format!("serving metrics on {address}"))?;
+        tokio::spawn(async move {
+            if let Err(error) = server.await {
+                tracing::warn!(%error, "the metrics server stopped");
+            }
+        });
+        tracing::info!(address = %bound, "serving /metrics, /healthz and /readyz");
+    }
     let sink = args.sink.open().await?;
     let mut writer = Writer::new(sink, args.sink.retry());
-    let stats = Arc::new(FollowStats::new());
     let consumer = args.kafka()?.consumer(&args.topic, Arc::clone(&stats))?;
     let options = FollowOptions {
         batch_objects: args.batch_objects.max(1),
@@ -172,7 +189,6 @@ async fn follow(args: &Args) -> anyhow::Result<()> {
         max_retry_wait: Duration::from_secs(10),
         stats_every: Duration::from_secs(args.stats_seconds.max(1)),
     };
-    let stop = super::signals::stop_on_signals().context("installing the signal handlers")?;
     tracing::info!(
         source = %url, sink = %args.sink.uri()?, brokers = %args.brokers, topics = ?args.topic, group = %args.group,
         "following S3 events"

@@ -104,14 +104,14 @@ impl ClientContext for LagContext {
     fn stats(&self, statistics: Statistics) {
         // `consumer_lag`: the partition's end minus the committed offset, -1 when unknown
         // (not assigned here); partition -1 is librdkafka's internal one.
-        let lag: i64 = statistics
+        let lags: Vec<(String, i32, i64)> = statistics
             .topics
-            .values()
-            .flat_map(|topic| topic.partitions.values())
-            .filter(|p| p.partition >= 0 && p.consumer_lag >= 0)
-            .map(|p| p.consumer_lag)
-            .sum();
-        self.stats.set_lag(lag);
+            .iter()
+            .flat_map(|(name, topic)| topic.partitions.values().map(move |p| (name, p)))
+            .filter(|(_, p)| p.partition >= 0 && p.consumer_lag >= 0)
+            .map(|(name, p)| (name.clone(), p.partition, p.consumer_lag))
+            .collect();
+        self.stats.set_lag(&lags);
     }
 }
 

@@ -15,6 +15,7 @@
 
 pub mod batch;
 pub mod event;
+pub mod http;
 pub mod kafka;
 mod stats;
 
@@ -98,6 +99,9 @@ pub enum FollowError {
 
 /// Messages fetched ahead while a batch is written, at most (then fetching waits).
 const STASH_MAX: usize = 20_000;
+/// How long a batch being written when the stop comes may take to land before it is left
+/// uncommitted (to be read again).
+const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Tries of an offset commit before it is left to the next batch's commit.
 const COMMIT_TRIES: u32 = 5;
 
@@ -150,8 +154,10 @@ impl<'a, K: Sink> Follower<'a, K> {
     }
 
     /// Follows until `stop` is cancelled: the batch being gathered is then written and
-    /// committed, a batch waiting for the sink is left uncommitted (it is read again).
+    /// committed, a batch waiting for the sink (or still not written [`STOP_GRACE`] after
+    /// the stop) is left uncommitted (it is read again).
     pub async fn run(mut self, stop: &CancellationToken) -> Result<(), FollowError> {
+        self.stats.set_waiting(false);
         let mut next_stats = Instant::now() + self.options.stats_every;
         loop {
             let batch = self.gather(stop, &mut next_stats).await;
@@ -249,14 +255,26 @@ impl<'a, K: Sink> Follower<'a, K> {
     async fn write(&mut self, batch: &MicroBatch, stop: &CancellationToken) -> Result<bool, FollowError> {
         let work = batch.work();
         let mut wait = Duration::from_millis(500);
+        // The stats line goes on while a write takes long (an outage, retried).
+        let every = self.options.stats_every;
+        let mut stats_tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         loop {
             let attempt = {
                 let index = index(&work, &self.s3, self.writer, &self.options.scan, &self.stats);
                 tokio::pin!(index);
+                // After `stop`, an attempt gets STOP_GRACE to land: one that is retrying an
+                // outage (S3's retries can last minutes) is then left uncommitted.
+                let abandon = async {
+                    stop.cancelled().await;
+                    tokio::time::sleep(STOP_GRACE).await;
+                };
+                tokio::pin!(abandon);
                 loop {
                     let room = self.stash.len() < STASH_MAX;
                     tokio::select! {
                         done = &mut index => break done,
+                        () = &mut abandon => return Ok(false),
+                        _ = stats_tick.tick() => self.stats.log(),
                         received = self.consumer.recv(), if room => match received {
                             Ok(message) => self.stash.push_back(message.detach()),
                             Err(error) => tracing::debug!(%error, "Kafka consumer error while writing"),
@@ -267,11 +285,13 @@ impl<'a, K: Sink> Follower<'a, K> {
             match attempt {
                 Ok(()) => {
                     self.resume();
+                    self.stats.set_waiting(false);
                     return Ok(true);
                 }
                 Err(error) if !retryable(&error) => return Err(error),
                 Err(error) => {
                     self.pause();
+                    self.stats.set_waiting(true);
                     self.stats.batch_retry();
                     tracing::warn!(%error, retry_in_ms = wait.as_millis() as u64,
                         objects = work.files.len(), removals = work.removals.len(),
@@ -283,6 +303,7 @@ impl<'a, K: Sink> Follower<'a, K> {
                         tokio::select! {
                             _ = &mut until => break,
                             _ = stop.cancelled() => return Ok(false),
+                            _ = stats_tick.tick() => self.stats.log(),
                             received = self.consumer.recv() => if let Ok(message) = received {
                                 self.stash.push_back(message.detach());
                             },

@@ -1,9 +1,17 @@
 //! What `exrscan follow` counts, logged as a `follow stats` line every so often (and at
-//! exit): consumer lag, events indexed, skipped by reason, the newest event time.
+//! exit) and served at `/metrics` (OpenMetrics): consumer lag (per partition and total),
+//! events indexed, skipped by reason, the newest event time, batch latency.
 
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
 use serde::Serialize;
 
 use super::Outside;
@@ -11,29 +19,66 @@ use super::batch::MicroBatch;
 use super::event::Skip;
 use crate::scan::Counts;
 
-/// Counters shared by the follower and the consumer's statistics callback.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PartitionLabels {
+    topic: String,
+    partition: String,
+}
+
+/// Counters shared by the follower, the consumer's statistics callback and `/metrics`:
+/// the `follow stats` log line and the OpenMetrics page read the same values.
+#[derive(Debug)]
 pub struct FollowStats {
-    messages: AtomicU64,
-    inserted: AtomicU64,
-    unchanged: AtomicU64,
-    failed: AtomicU64,
-    removals: AtomicU64,
-    removals_unrecorded: AtomicU64,
-    coalesced: AtomicU64,
-    malformed: AtomicU64,
-    test_events: AtomicU64,
-    other_events: AtomicU64,
-    outside_prefix: AtomicU64,
-    filtered: AtomicU64,
-    batches: AtomicU64,
-    batch_retries: AtomicU64,
-    commit_failures: AtomicU64,
-    kafka_errors: AtomicU64,
-    /// -1 until librdkafka's first statistics.
-    lag: AtomicI64,
+    registry: Registry,
+    messages: Counter,
+    inserted: Counter,
+    unchanged: Counter,
+    failed: Counter,
+    removals: Counter,
+    removals_unrecorded: Counter,
+    coalesced: Counter,
+    malformed: Counter,
+    test_events: Counter,
+    other_events: Counter,
+    outside_prefix: Counter,
+    filtered: Counter,
+    batches: Counter,
+    batch_retries: Counter,
+    commit_failures: Counter,
+    kafka_errors: Counter,
+    /// Total lag; -1 until librdkafka's first statistics.
+    lag: Gauge,
+    partition_lag: Family<PartitionLabels, Gauge>,
     /// Unix milliseconds of the newest event of a written batch; 0: none yet.
     last_event_ms: AtomicI64,
+    last_event_seconds: Gauge<f64, AtomicU64>,
+    batch_seconds: Histogram,
+    event_age_seconds: Histogram,
+    /// [`STARTING`], [`FOLLOWING`] or [`WAITING`].
+    state: AtomicU8,
+}
+
+/// Opening the sink and joining the group: not ready.
+const STARTING: u8 = 0;
+/// Following: ready.
+const FOLLOWING: u8 = 1;
+/// A batch waits for the sink or S3: not ready.
+const WAITING: u8 = 2;
+
+impl Default for FollowStats {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// The counters at one moment.
@@ -49,7 +94,7 @@ pub struct StatsSnapshot {
     pub failed: u64,
     /// Removals recorded.
     pub removals: u64,
-    /// Removals the sink cannot record (it has no `removals` table yet).
+    /// Removals a sink without the `removals` table could not record.
     pub removals_unrecorded: u64,
     /// Events left out because a newer one of their key was in the same batch.
     pub coalesced: u64,
@@ -77,100 +122,209 @@ pub struct StatsSnapshot {
     pub last_event_ms: i64,
 }
 
-fn add(counter: &AtomicU64, n: u64) {
-    counter.fetch_add(n, Ordering::Relaxed);
-}
-
 impl FollowStats {
-    /// Fresh counters (lag unknown).
+    /// Fresh counters (lag unknown), registered under the `exrscan_follow` prefix.
     pub fn new() -> Self {
-        Self { lag: AtomicI64::new(-1), ..Self::default() }
+        let mut registry = Registry::with_prefix("exrscan_follow");
+        let objects = Family::<OutcomeLabels, Counter>::default();
+        let skipped = Family::<ReasonLabels, Counter>::default();
+        let removals = Family::<OutcomeLabels, Counter>::default();
+        let outcome =
+            |family: &Family<OutcomeLabels, Counter>, outcome| family.get_or_create_owned(&OutcomeLabels { outcome });
+        let reason = |reason| skipped.get_or_create_owned(&ReasonLabels { reason });
+        let stats = Self {
+            messages: Counter::default(),
+            inserted: outcome(&objects, "inserted"),
+            unchanged: outcome(&objects, "unchanged"),
+            failed: outcome(&objects, "failed"),
+            removals: outcome(&removals, "recorded"),
+            removals_unrecorded: outcome(&removals, "unrecorded"),
+            coalesced: Counter::default(),
+            malformed: reason("malformed"),
+            test_events: reason("test_event"),
+            other_events: reason("other_events"),
+            outside_prefix: reason("outside_prefix"),
+            filtered: reason("filtered"),
+            batches: Counter::default(),
+            batch_retries: Counter::default(),
+            commit_failures: Counter::default(),
+            kafka_errors: Counter::default(),
+            lag: Gauge::default(),
+            partition_lag: Family::default(),
+            last_event_ms: AtomicI64::new(0),
+            last_event_seconds: Gauge::default(),
+            // 10 ms … 82 s.
+            batch_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
+            event_age_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
+            state: AtomicU8::new(STARTING),
+            registry: Registry::default(),
+        };
+        stats.lag.set(-1);
+        registry.register("messages", "Kafka messages consumed", stats.messages.clone());
+        registry.register("objects", "Objects of committed batches, by outcome (inserted, unchanged, failed)", objects);
+        registry.register(
+            "skipped",
+            "Messages or events skipped, by reason (malformed, test_event, other_events, outside_prefix, filtered)",
+            skipped,
+        );
+        registry.register("removals", "Removal events, recorded or not (a sink without the table)", removals);
+        registry.register(
+            "coalesced",
+            "Events replaced by a newer one of their key in the same batch",
+            stats.coalesced.clone(),
+        );
+        registry.register("batches", "Micro-batches written and committed", stats.batches.clone());
+        registry.register(
+            "batch_retries",
+            "Tries of a batch repeated because the sink or S3 was down",
+            stats.batch_retries.clone(),
+        );
+        registry.register("commit_failures", "Offset commits left to the next batch", stats.commit_failures.clone());
+        registry.register("kafka_errors", "Errors the Kafka consumer reported", stats.kafka_errors.clone());
+        registry.register(
+            "consumer_lag",
+            "Messages not committed yet on the assigned partitions (-1 until known)",
+            stats.lag.clone(),
+        );
+        registry.register(
+            "partition_consumer_lag",
+            "Messages not committed yet, per assigned partition",
+            stats.partition_lag.clone(),
+        );
+        registry.register(
+            "last_event_timestamp_seconds",
+            "Unix time of the newest event of a committed batch (0: none yet)",
+            stats.last_event_seconds.clone(),
+        );
+        registry.register(
+            "batch_duration_seconds",
+            "From a batch's first message to its commit (gathering, reading, writing, committing)",
+            stats.batch_seconds.clone(),
+        );
+        registry.register(
+            "event_age_seconds",
+            "Age of a committed batch's newest event at its commit (upload to catalog)",
+            stats.event_age_seconds.clone(),
+        );
+        Self { registry, ..stats }
     }
 
     pub(super) fn message(&self) {
-        add(&self.messages, 1);
+        self.messages.inc();
     }
 
     pub(super) fn skipped(&self, skip: &Skip) {
-        add(
-            match skip {
-                Skip::Malformed(_) => &self.malformed,
-                Skip::TestEvent => &self.test_events,
-                Skip::OtherEvents => &self.other_events,
-            },
-            1,
-        );
+        match skip {
+            Skip::Malformed(_) => &self.malformed,
+            Skip::TestEvent => &self.test_events,
+            Skip::OtherEvents => &self.other_events,
+        }
+        .inc();
     }
 
     pub(super) fn outside(&self, outside: Outside) {
-        add(
-            match outside {
-                Outside::Prefix => &self.outside_prefix,
-                Outside::Filter => &self.filtered,
-            },
-            1,
-        );
+        match outside {
+            Outside::Prefix => &self.outside_prefix,
+            Outside::Filter => &self.filtered,
+        }
+        .inc();
     }
 
     pub(super) fn indexed(&self, counts: &Counts) {
-        add(&self.inserted, counts.inserted);
-        add(&self.unchanged, counts.unchanged);
-        add(&self.failed, counts.failed);
+        self.inserted.inc_by(counts.inserted);
+        self.unchanged.inc_by(counts.unchanged);
+        self.failed.inc_by(counts.failed);
     }
 
     pub(super) fn removals(&self, n: u64) {
-        add(&self.removals, n);
+        self.removals.inc_by(n);
     }
 
     pub(super) fn removals_unrecorded(&self, n: u64) {
-        add(&self.removals_unrecorded, n);
+        self.removals_unrecorded.inc_by(n);
     }
 
     pub(super) fn batch_done(&self, batch: &MicroBatch) {
-        add(&self.batches, 1);
-        add(&self.coalesced, batch.coalesced());
-        if let Some(ms) = batch.newest_event().and_then(unix_ms) {
-            self.last_event_ms.fetch_max(ms, Ordering::Relaxed);
+        self.batches.inc();
+        self.coalesced.inc_by(batch.coalesced());
+        if let Some(started) = batch.started() {
+            self.batch_seconds.observe(started.elapsed().as_secs_f64());
+        }
+        if let Some(newest) = batch.newest_event() {
+            if let Ok(age) = newest.elapsed() {
+                self.event_age_seconds.observe(age.as_secs_f64());
+            }
+            if let Some(ms) = unix_ms(newest) {
+                let newest = self.last_event_ms.fetch_max(ms, Ordering::Relaxed).max(ms);
+                self.last_event_seconds.set(newest as f64 / 1000.0);
+            }
         }
     }
 
     pub(super) fn batch_retry(&self) {
-        add(&self.batch_retries, 1);
+        self.batch_retries.inc();
     }
 
     pub(super) fn commit_failed(&self) {
-        add(&self.commit_failures, 1);
+        self.commit_failures.inc();
     }
 
     pub(super) fn kafka_error(&self) {
-        add(&self.kafka_errors, 1);
+        self.kafka_errors.inc();
     }
 
-    pub(super) fn set_lag(&self, lag: i64) {
-        self.lag.store(lag, Ordering::Relaxed);
+    /// Marks whether a batch is waiting for the sink or S3 (else: following).
+    pub(super) fn set_waiting(&self, waiting: bool) {
+        self.state.store(if waiting { WAITING } else { FOLLOWING }, Ordering::Relaxed);
+    }
+
+    /// Sets the lag: per (topic, partition) of the assignment, and their sum.
+    pub(super) fn set_lag(&self, partitions: &[(String, i32, i64)]) {
+        self.partition_lag.clear();
+        for (topic, partition, lag) in partitions {
+            let labels = PartitionLabels { topic: topic.clone(), partition: partition.to_string() };
+            self.partition_lag.get_or_create(&labels).set(*lag);
+        }
+        self.lag.set(partitions.iter().map(|(_, _, lag)| lag).sum());
+    }
+
+    /// `Err` with the reason while starting, or while a batch waits for the sink or S3.
+    pub fn ready(&self) -> Result<(), &'static str> {
+        match self.state.load(Ordering::Relaxed) {
+            STARTING => Err("opening the sink and joining the consumer group"),
+            WAITING => Err("a batch is waiting for the sink or S3"),
+            _ => Ok(()),
+        }
+    }
+
+    /// The metrics in the OpenMetrics text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String does not fail.
+        let _ = encode(&mut out, &self.registry);
+        out
     }
 
     /// The counters now.
     pub fn snapshot(&self) -> StatsSnapshot {
-        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         StatsSnapshot {
-            messages: get(&self.messages),
-            inserted: get(&self.inserted),
-            unchanged: get(&self.unchanged),
-            failed: get(&self.failed),
-            removals: get(&self.removals),
-            removals_unrecorded: get(&self.removals_unrecorded),
-            coalesced: get(&self.coalesced),
-            malformed: get(&self.malformed),
-            test_events: get(&self.test_events),
-            other_events: get(&self.other_events),
-            outside_prefix: get(&self.outside_prefix),
-            filtered: get(&self.filtered),
-            batches: get(&self.batches),
-            batch_retries: get(&self.batch_retries),
-            commit_failures: get(&self.commit_failures),
-            kafka_errors: get(&self.kafka_errors),
-            lag: self.lag.load(Ordering::Relaxed),
+            messages: self.messages.get(),
+            inserted: self.inserted.get(),
+            unchanged: self.unchanged.get(),
+            failed: self.failed.get(),
+            removals: self.removals.get(),
+            removals_unrecorded: self.removals_unrecorded.get(),
+            coalesced: self.coalesced.get(),
+            malformed: self.malformed.get(),
+            test_events: self.test_events.get(),
+            other_events: self.other_events.get(),
+            outside_prefix: self.outside_prefix.get(),
+            filtered: self.filtered.get(),
+            batches: self.batches.get(),
+            batch_retries: self.batch_retries.get(),
+            commit_failures: self.commit_failures.get(),
+            kafka_errors: self.kafka_errors.get(),
+            lag: self.lag.get(),
             last_event_ms: self.last_event_ms.load(Ordering::Relaxed),
         }
     }

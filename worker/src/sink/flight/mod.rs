@@ -54,7 +54,9 @@ use super::lookup::{self, IndexedQuery};
 use super::similar::{Newest, TopK};
 use super::{IndexedFile, Neighbour, SimilarBy, Sink, SinkError, Stored};
 use crate::catalog::schema::WRITE_ID;
-use crate::catalog::{CatalogBatch, SourceFile, Table, WriteId};
+use crate::catalog::{
+    CatalogBatch, REMOVALS, Removal, SourceFile, Table, WriteId, removals_batch, removals_schema, unrecorded,
+};
 
 /// Largest gRPC message accepted from the server.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
@@ -76,6 +78,8 @@ pub struct FlightSink {
     credentials: Credentials,
     client: FlightSqlServiceClient<Channel>,
     plan: Plan,
+    /// Whether the `removals` table is known to exist (made on the first removal).
+    removals_ready: bool,
 }
 
 impl FlightSink {
@@ -97,7 +101,7 @@ impl FlightSink {
             scalars: ScalarEncoding::Integer,
             dialect: Dialect::Standard,
         };
-        let mut sink = Self { options, credentials, client, plan };
+        let mut sink = Self { options, credentials, client, plan, removals_ready: false };
         sink.authenticate().await?;
         let info = sink.server_info().await?;
         sink.plan = decide(&sink.options, &info)?;
@@ -286,30 +290,40 @@ impl FlightSink {
 
     /// Creates `table` if missing (when allowed) and checks that it has the catalog's columns.
     async fn ensure_table(&mut self, table: Table) -> Result<(), SinkError> {
-        let probe = format!("SELECT * FROM {} WHERE 1 = 0", self.options.table_name(table));
+        let mut found = self.columns_or_create(table.name(), &table.schema()).await?;
+        if !found.contains(WRITE_ID) && self.options.create {
+            self.add_write_id(table).await?;
+            found.insert(WRITE_ID.to_string());
+        }
+        self.check_columns(table.name(), &table.schema(), &found)
+    }
+
+    /// The lower-case column names of the table `name` (without the prefix), creating it
+    /// with the columns of `schema` when it is missing and creating is allowed.
+    async fn columns_or_create(&mut self, name: &str, schema: &SchemaRef) -> Result<HashSet<String>, SinkError> {
+        let qualified = self.options.names().qualified(name);
+        let probe = format!("SELECT * FROM {qualified} WHERE 1 = 0");
         let columns = match self.query(probe.clone(), |_| Ok(())).await {
             Ok(schema) => schema,
             Err(e) if e.is_transient() || matches!(e, SinkError::Auth(_)) => return Err(e),
             Err(missing) => {
                 if !self.options.create {
                     return Err(SinkError::Schema(format!(
-                        "table {} is not readable and create=false: {missing}",
-                        self.options.table_name(table)
+                        "table {qualified} is not readable and create=false: {missing}"
                     )));
                 }
-                self.create_table(table).await?;
+                self.create_table(name, schema).await?;
                 self.query(probe, |_| Ok(())).await?
             }
         };
-        let mut found: HashSet<String> =
-            columns.iter().flat_map(|s| s.fields().iter().map(|f| f.name().to_lowercase())).collect();
-        if !found.contains(WRITE_ID) && self.options.create {
-            self.add_write_id(table).await?;
-            found.insert(WRITE_ID.to_string());
-        }
+        Ok(columns.iter().flat_map(|s| s.fields().iter().map(|f| f.name().to_lowercase())).collect())
+    }
+
+    /// Whether the table `name` has every column of `schema` (as the wire carries them).
+    fn check_columns(&self, name: &str, schema: &SchemaRef, found: &HashSet<String>) -> Result<(), SinkError> {
         let missing: Vec<String> = self
             .plan
-            .wire_schema(table)
+            .wire_schema_of(schema)
             .fields()
             .iter()
             .map(|f| f.name().clone())
@@ -320,7 +334,7 @@ impl FlightSink {
         } else {
             Err(SinkError::Schema(format!(
                 "table {} lacks the columns {}",
-                self.options.table_name(table),
+                self.options.names().qualified(name),
                 missing.join(", ")
             )))
         }
@@ -340,23 +354,25 @@ impl FlightSink {
         Ok(())
     }
 
-    async fn create_table(&mut self, table: Table) -> Result<(), SinkError> {
+    /// Creates the table `name` (without the prefix) with the columns of `schema`.
+    async fn create_table(&mut self, name: &str, schema: &SchemaRef) -> Result<(), SinkError> {
         match self.plan.ingest {
             IngestPath::Prepared => {
-                let ddl = self.plan.create_table(&self.options, table)?;
+                let ddl = self.plan.create_table(&self.options.names().qualified(name), schema)?;
                 self.client.execute_update(ddl, None).await.map_err(|e| self.error(e, "creating a table"))?;
             }
             IngestPath::Bulk => {
-                let empty = RecordBatch::new_empty(self.plan.wire_schema(table));
-                self.ingest(table, empty, None, TableNotExistOption::Create).await?;
+                let empty = RecordBatch::new_empty(self.plan.wire_schema_of(schema));
+                self.ingest(name, empty, None, TableNotExistOption::Create).await?;
             }
         }
         Ok(())
     }
 
+    /// Bulk-ingests wire `rows` into the table `name` (without the prefix).
     async fn ingest(
         &mut self,
-        table: Table,
+        name: &str,
         rows: RecordBatch,
         transaction: Option<Bytes>,
         if_not_exist: TableNotExistOption,
@@ -366,7 +382,7 @@ impl FlightSink {
                 if_not_exist: if_not_exist as i32,
                 if_exists: TableExistsOption::Append as i32,
             }),
-            table: self.options.bare_table_name(table),
+            table: format!("{}{name}", self.options.table_prefix),
             schema: self.options.schema.clone(),
             catalog: None,
             temporary: false,
@@ -377,21 +393,23 @@ impl FlightSink {
         let budget = self.message_budget();
         messages::put(&mut self.client, descriptor, rows.schema(), &rows, budget)
             .await
-            .map_err(|e| self.error(e, &format!("ingesting into {}", table.name())))?;
+            .map_err(|e| self.error(e, &format!("ingesting into {name}")))?;
         Ok(())
     }
 
-    async fn insert(&mut self, table: Table, rows: RecordBatch, transaction: Option<Bytes>) -> Result<(), SinkError> {
+    /// Inserts wire `rows` into the table `name` (without the prefix) with a prepared
+    /// statement.
+    async fn insert(&mut self, name: &str, rows: RecordBatch, transaction: Option<Bytes>) -> Result<(), SinkError> {
         let (rows, marks) = self.plan.parameters(rows)?;
         let schema = rows.schema();
         let names: Vec<String> = schema.fields().iter().map(|f| format!("\"{}\"", f.name())).collect();
         let sql = format!(
             "INSERT INTO {} ({}) VALUES ({})",
-            self.options.table_name(table),
+            self.options.names().qualified(name),
             names.join(", "),
             marks.join(", ")
         );
-        let what = format!("inserting into {}", table.name());
+        let what = format!("inserting into {name}");
         let budget = self.message_budget();
         match prepared::execute_update(&mut self.client, sql, transaction, rows, budget).await {
             Ok(_) => Ok(()),
@@ -399,19 +417,46 @@ impl FlightSink {
         }
     }
 
-    async fn write_tables(&mut self, batch: &CatalogBatch, transaction: Option<Bytes>) -> Result<(), SinkError> {
-        // `files` last: without a transaction, a `files` row marks its file complete.
-        for table in Table::WRITE_ORDER {
-            let rows = self.plan.to_wire(table, batch.table(table))?;
-            if rows.num_rows() == 0 {
-                continue;
+    /// Appends wire `rows` to the table `name` by the plan's ingest path.
+    async fn append(&mut self, name: &str, rows: RecordBatch, transaction: Option<Bytes>) -> Result<(), SinkError> {
+        match self.plan.ingest {
+            IngestPath::Bulk => self.ingest(name, rows, transaction, TableNotExistOption::Fail).await,
+            IngestPath::Prepared => self.insert(name, rows, transaction).await,
+        }
+    }
+
+    /// Appends each table's wire rows in order, in one transaction when the plan has them.
+    async fn append_all(&mut self, tables: Vec<(&str, RecordBatch)>) -> Result<(), SinkError> {
+        if !self.plan.transactions {
+            for (name, rows) in tables {
+                self.append(name, rows, None).await?;
             }
-            match self.plan.ingest {
-                IngestPath::Bulk => self.ingest(table, rows, transaction.clone(), TableNotExistOption::Fail).await?,
-                IngestPath::Prepared => self.insert(table, rows, transaction.clone()).await?,
+            return Ok(());
+        }
+        let transaction = self.client.begin_transaction().await.map_err(|e| self.error(e, "begin transaction"))?;
+        // Rolled back if this future is dropped (past the deadline) before the commit
+        // returns: an abandoned transaction would hold the server's locks.
+        let open = prepared::Leftover::transaction(&self.client, transaction.clone());
+        let mut appended = Ok(());
+        for (name, rows) in tables {
+            appended = self.append(name, rows, Some(transaction.clone())).await;
+            if appended.is_err() {
+                break;
             }
         }
-        Ok(())
+        match appended {
+            Ok(()) => {
+                let committed = self.client.end_transaction(transaction, EndTransaction::Commit).await;
+                open.forget();
+                committed.map_err(|e| self.error(e, "commit"))
+            }
+            Err(error) => {
+                if let Err(e) = open.close().await {
+                    tracing::debug!(error = %e, "rolling back after a failed write");
+                }
+                Err(error)
+            }
+        }
     }
 }
 
@@ -574,26 +619,15 @@ impl FlightSink {
     }
 
     async fn write_within(&mut self, batch: &CatalogBatch) -> Result<(), SinkError> {
-        if !self.plan.transactions {
-            return self.write_tables(batch, None).await;
-        }
-        let transaction = self.client.begin_transaction().await.map_err(|e| self.error(e, "begin transaction"))?;
-        // Rolled back if this future is dropped (past the deadline) before the commit
-        // returns: an abandoned transaction would hold the server's locks.
-        let open = prepared::Leftover::transaction(&self.client, transaction.clone());
-        match self.write_tables(batch, Some(transaction.clone())).await {
-            Ok(()) => {
-                let committed = self.client.end_transaction(transaction, EndTransaction::Commit).await;
-                open.forget();
-                committed.map_err(|e| self.error(e, "commit"))
-            }
-            Err(error) => {
-                if let Err(e) = open.close().await {
-                    tracing::debug!(error = %e, "rolling back after a failed write");
-                }
-                Err(error)
+        // `files` last: without a transaction, a `files` row marks its file complete.
+        let mut tables = Vec::new();
+        for table in Table::WRITE_ORDER {
+            let rows = self.plan.to_wire(table.name(), batch.table(table))?;
+            if rows.num_rows() > 0 {
+                tables.push((table.name(), rows));
             }
         }
+        self.append_all(tables).await
     }
 
     async fn indexed_within(&mut self, files: &[SourceFile]) -> Result<HashSet<String>, SinkError> {
@@ -608,6 +642,45 @@ impl FlightSink {
 }
 
 impl FlightSink {
+    /// Records the removals not recorded yet (by `source_uri` and `sequencer`), in one
+    /// transaction when the server has them; creates `removals` on first use.
+    async fn record_removals_within(&mut self, removals: &[Removal]) -> Result<(), SinkError> {
+        if !self.removals_ready {
+            let schema = removals_schema();
+            let found = self.columns_or_create(REMOVALS, &schema).await?;
+            self.check_columns(REMOVALS, &schema, &found)?;
+            self.removals_ready = true;
+        }
+        let mut recorded = HashSet::new();
+        let mut uris: Vec<&str> = removals.iter().map(|r| r.source_uri.as_str()).collect();
+        uris.sort_unstable();
+        uris.dedup();
+        let table = self.options.names().qualified(REMOVALS);
+        for chunk in uris.chunks(lookup::MAX_KEYS) {
+            let sql = format!(
+                "SELECT source_uri, sequencer FROM {table} WHERE source_uri IN ({})",
+                lookup::placeholders(chunk.len())
+            );
+            self.query_bound(sql, lookup::parameters(chunk.iter().copied())?, |batch| {
+                let uris = lookup::text_column(batch, 0, "removals.source_uri")?;
+                let sequencers = lookup::text_column(batch, 1, "removals.sequencer")?;
+                for row in 0..batch.num_rows() {
+                    recorded.insert((uris.value(row).to_string(), sequencers.value(row).to_string()));
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        let left = unrecorded(removals, &recorded);
+        if left.is_empty() {
+            return Ok(());
+        }
+        let rows = removals_batch(&left, std::time::SystemTime::now())
+            .map_err(|e| SinkError::Failed(format!("encoding removals: {e}")))?;
+        let rows = self.plan.to_wire(REMOVALS, &rows)?;
+        self.append_all(vec![(REMOVALS, rows)]).await
+    }
+
     async fn collect_garbage_within(&mut self, orphans_before: &WriteId) -> Result<GcCounts, SinkError> {
         let transaction = match self.plan.transactions {
             true => Some(self.client.begin_transaction().await.map_err(|e| self.error(e, "begin transaction"))?),
@@ -650,6 +723,10 @@ impl Sink for FlightSink {
 
     fn max_row_bytes(&self) -> Option<usize> {
         Some(messages::max_row_bytes(self.options.max_message_bytes))
+    }
+
+    async fn record_removals(&mut self, removals: &[Removal]) -> Result<(), SinkError> {
+        within(self.options.timeout, self.record_removals_within(removals)).await
     }
 
     async fn recover(&mut self) -> Result<(), SinkError> {

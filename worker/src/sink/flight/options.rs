@@ -206,11 +206,6 @@ impl FlightOptions {
         format!("{}://{}", if self.tls { "https" } else { "http" }, self.authority)
     }
 
-    /// A table's unqualified name (with the prefix).
-    pub fn bare_table_name(&self, table: Table) -> String {
-        format!("{}{}", self.table_prefix, table.name())
-    }
-
     /// A table's name for SQL text: quoted, qualified by the schema if any.
     pub fn table_name(&self, table: Table) -> String {
         self.names().table(table)

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, BinaryBuilder, Int8Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Float32Type, Schema, SchemaRef, TimestampMicrosecondType};
 
-use super::options::{FlightOptions, IngestPath, ScalarEncoding, VectorEncoding};
+use super::options::{IngestPath, ScalarEncoding, VectorEncoding};
 use crate::catalog::Table;
 use crate::sink::SinkError;
 
@@ -50,8 +50,12 @@ impl Plan {
 
     /// The schema a table's rows have on the wire.
     pub fn wire_schema(&self, table: Table) -> SchemaRef {
-        let fields: Vec<Field> = table
-            .schema()
+        self.wire_schema_of(&table.schema())
+    }
+
+    /// The schema rows of `schema` have on the wire.
+    pub fn wire_schema_of(&self, schema: &Schema) -> SchemaRef {
+        let fields: Vec<Field> = schema
             .fields()
             .iter()
             .map(|f| Field::new(f.name(), self.wire_type(f.data_type()), f.is_nullable()))
@@ -59,14 +63,14 @@ impl Plan {
         Arc::new(Schema::new(fields))
     }
 
-    /// A table's rows re-encoded for the wire.
-    pub fn to_wire(&self, table: Table, batch: &RecordBatch) -> Result<RecordBatch, SinkError> {
+    /// Rows of the table `name` re-encoded for the wire.
+    pub fn to_wire(&self, name: &str, batch: &RecordBatch) -> Result<RecordBatch, SinkError> {
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
         for column in batch.columns() {
             columns.push(self.encode(column)?);
         }
-        RecordBatch::try_new(self.wire_schema(table), columns)
-            .map_err(|e| SinkError::Failed(format!("encoding {} rows: {e}", table.name())))
+        RecordBatch::try_new(self.wire_schema_of(&batch.schema()), columns)
+            .map_err(|e| SinkError::Failed(format!("encoding {name} rows: {e}")))
     }
 
     fn encode(&self, column: &ArrayRef) -> Result<ArrayRef, SinkError> {
@@ -129,14 +133,15 @@ impl Plan {
         Ok((batch, marks))
     }
 
-    /// `CREATE TABLE IF NOT EXISTS` for the prepared-statement path.
-    pub fn create_table(&self, options: &FlightOptions, table: Table) -> Result<String, SinkError> {
+    /// `CREATE TABLE IF NOT EXISTS` of `table` (its name as SQL text) with the columns of
+    /// `schema`, for the prepared-statement path.
+    pub fn create_table(&self, table: &str, schema: &Schema) -> Result<String, SinkError> {
         let mut columns = Vec::new();
-        for field in self.wire_schema(table).fields() {
+        for field in self.wire_schema_of(schema).fields() {
             let null = if field.is_nullable() { "" } else { " NOT NULL" };
             columns.push(format!("\"{}\" {}{null}", field.name(), self.sql_type(field.data_type())?));
         }
-        Ok(format!("CREATE TABLE IF NOT EXISTS {} ({})", options.table_name(table), columns.join(", ")))
+        Ok(format!("CREATE TABLE IF NOT EXISTS {table} ({})", columns.join(", ")))
     }
 
     fn sql_type(&self, data_type: &DataType) -> Result<&'static str, SinkError> {
@@ -241,7 +246,7 @@ mod tests {
                 );
             }
             let empty = CatalogBatch::empty();
-            assert!(p.to_wire(table, empty.table(table)).is_ok());
+            assert!(p.to_wire(table.name(), empty.table(table)).is_ok());
         }
     }
 
@@ -293,7 +298,7 @@ mod tests {
         };
         let crate::sink::SinkUri::Flight(options) = arrow_uri else { panic!("not flight") };
         let p = Plan { dialect: Dialect::Standard, ..plan(VectorEncoding::Blob, ScalarEncoding::Native) };
-        let ddl = p.create_table(&options, Table::Files).unwrap_or_default();
+        let ddl = p.create_table(&options.table_name(Table::Files), &Table::Files.schema()).unwrap_or_default();
         assert!(
             ddl.starts_with("CREATE TABLE IF NOT EXISTS \"vfx\".\"exr_files\" (\"file_id\" VARCHAR NOT NULL"),
             "{ddl}"

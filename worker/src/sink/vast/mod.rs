@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow::array::{Array, AsArray, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Float32Type, Int64Type, Schema};
+use arrow::datatypes::{DataType, Field, Float32Type, Int64Type, Schema, SchemaRef};
 use reqwest::Method;
 
 pub use options::{Credentials, VastOptions};
@@ -35,7 +35,9 @@ use super::canonical::GcCounts;
 use super::lookup::{INDEXED_COLUMNS, IndexedQuery};
 use super::similar::{Newest, TopK};
 use super::{IndexedFile, Neighbour, SimilarBy, Sink, SinkError, Stored};
-use crate::catalog::{CatalogBatch, SourceFile, Table, WriteId};
+use crate::catalog::{
+    CatalogBatch, REMOVALS, Removal, SourceFile, Table, WriteId, removals_batch, removals_schema, unrecorded,
+};
 
 /// `file_id`s or URIs per existence or resume query (keeps a request far below 5 MiB).
 const VALUES_PER_QUERY: usize = 1000;
@@ -55,6 +57,8 @@ pub struct VastSink {
     /// The transaction of a write that did not end (its future was dropped at the
     /// deadline): rolled back by [`Sink::recover`].
     unended: Option<u64>,
+    /// Whether the `removals` table is known to exist (made on the first removal).
+    removals_ready: bool,
 }
 
 /// `op` bounded by `deadline`: past it, a transient error.
@@ -68,7 +72,7 @@ impl VastSink {
     /// Probes the server, then creates the schema and tables if missing and checks them.
     pub async fn connect(options: VastOptions, credentials: Credentials) -> Result<Self, SinkError> {
         let client = Client::new(&options, credentials)?;
-        let mut sink = Self { options, client, unended: None };
+        let mut sink = Self { options, client, unended: None, removals_ready: false };
         within(sink.options.timeout, async {
             let version = sink.client.version().await?;
             tracing::info!(%version, endpoint = %sink.options.endpoint(), bucket = %sink.options.bucket,
@@ -132,19 +136,21 @@ impl VastSink {
             }
         }
         for table in Table::ALL {
-            self.ensure_table(table, txid).await?;
+            self.ensure_table(&self.options.table_name(table), &table.schema(), txid).await?;
         }
         Ok(())
     }
 
-    async fn ensure_table(&mut self, table: Table, txid: u64) -> Result<(), SinkError> {
-        let name = self.options.table_name(table);
+    /// Creates the table `name` (with the prefix) with the columns of `schema` when missing;
+    /// checks the columns of one that exists.
+    async fn ensure_table(&mut self, name: &str, schema: &SchemaRef, txid: u64) -> Result<(), SinkError> {
+        let name = name.to_string();
         let schema_path = format!("/{}/{}", self.options.bucket, self.options.schema);
         let listing = self.listing(schema_path, "table", &name, txid).header("tabular-include-list-stats", "False");
         let exists = messages::table_names(&self.client.send(listing).await?.body)?.contains(&name);
         let path = self.options.table_path(&name);
         if !exists {
-            let body = messages::schema_message(&table.schema())?;
+            let body = messages::schema_message(schema)?;
             match self.client.send(Call::new(Method::POST, path, "table", txid).body(body)).await {
                 Ok(_) => tracing::info!(table = %name, "created the table"),
                 Err(e) if is_exists(&e) => tracing::debug!(table = %name, "another writer created the table"),
@@ -157,12 +163,60 @@ impl VastSink {
             .header("tabular-next-key", "0")
             .header("tabular-list-count-only", "False");
         let found = messages::stream_schema(&self.client.send(columns).await?.body)?;
-        check_columns(&name, &table.schema(), &found)
+        check_columns(&name, schema, &found)
     }
 
     fn select<'a>(&self, table: Table, columns: &'a [&'a str], filter: Filter<'a>, limit_rows: u32) -> Select<'a> {
         let path = self.options.table_path(&self.options.table_name(table));
         Select { table: table.schema(), path, columns, filter, limit_rows }
+    }
+
+    /// Records the removals not recorded yet (by `source_uri` and `sequencer`); creates
+    /// `removals` on first use.
+    async fn record_removals_in(&mut self, txid: u64, removals: &[Removal]) -> Result<(), SinkError> {
+        let name = self.options.prefixed(REMOVALS);
+        let schema = removals_schema();
+        if !self.removals_ready {
+            self.ensure_table(&name, &schema, txid).await?;
+        }
+        let mut uris: Vec<&str> = removals.iter().map(|r| r.source_uri.as_str()).collect();
+        uris.sort_unstable();
+        uris.dedup();
+        let mut recorded = HashSet::new();
+        let path = self.options.table_path(&name);
+        for chunk in uris.chunks(VALUES_PER_QUERY) {
+            let columns = ["source_uri", "sequencer"];
+            let select = Select {
+                table: schema.clone(),
+                path: path.clone(),
+                columns: &columns,
+                filter: Filter::In("source_uri", chunk),
+                limit_rows: NARROW_LIMIT_ROWS,
+            };
+            let mut bad = None;
+            select
+                .run(&self.client, txid, |batch| match (text(batch, 0), text(batch, 1)) {
+                    (Ok(uris), Ok(sequencers)) => recorded.extend(
+                        uris.iter().zip(sequencers).filter_map(|(u, s)| Some((u?.to_string(), s?.to_string()))),
+                    ),
+                    (Err(e), _) | (_, Err(e)) => bad = Some(e),
+                })
+                .await?;
+            if let Some(e) = bad {
+                return Err(e);
+            }
+        }
+        let left = unrecorded(removals, &recorded);
+        if !left.is_empty() {
+            let rows = removals_batch(&left, std::time::SystemTime::now())
+                .map_err(|e| SinkError::Failed(format!("encoding removals: {e}")))?;
+            let mut bodies = Vec::new();
+            insert_bodies(&rows, &mut bodies)?;
+            for body in bodies {
+                self.client.send(Call::new(Method::POST, path.clone(), "rows", txid).body(body)).await?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -354,6 +408,17 @@ impl Sink for VastSink {
 
     fn max_row_bytes(&self) -> Option<usize> {
         Some(MAX_ROW_BYTES)
+    }
+
+    async fn record_removals(&mut self, removals: &[Removal]) -> Result<(), SinkError> {
+        within(self.options.timeout, async {
+            let txid = self.begin().await?;
+            let result = self.record_removals_in(txid, removals).await;
+            self.end(txid, result).await
+        })
+        .await?;
+        self.removals_ready = true;
+        Ok(())
     }
 
     async fn recover(&mut self) -> Result<(), SinkError> {

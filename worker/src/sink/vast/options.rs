@@ -114,7 +114,12 @@ impl VastOptions {
 
     /// The table's name in the schema, with the prefix.
     pub fn table_name(&self, table: Table) -> String {
-        format!("{}{}", self.table_prefix, table.name())
+        self.prefixed(table.name())
+    }
+
+    /// `name` with the table prefix.
+    pub fn prefixed(&self, name: &str) -> String {
+        format!("{}{name}", self.table_prefix)
     }
 
     /// The URL path of `name` in the schema: `/<bucket>/<schema>/<name>`.

@@ -1,0 +1,391 @@
+//! A real node for a [`ControlPlane`] started with `real_node`: containerd 2.x (CRI) with
+//! Debian's runc, a CNI bridge with host-local IPAM (Debian's plugins), the kubelet and
+//! kube-proxy (iptables) of the control plane's Kubernetes version, with the test's images
+//! imported into containerd (no registry is reachable: pods use `IfNotPresent` images).
+//!
+//! Start it inside the test's network namespace ([`crate::netns::enter`]): the bridge,
+//! the pods' addresses and kube-proxy's rules are then the namespace's own. Everything
+//! else lives under the control plane's work directory; dropping the node kills its pods'
+//! processes, unmounts what the kubelet and containerd mounted there and removes its
+//! cgroups.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use super::ControlPlane;
+use crate::netns::NODE_IP;
+use crate::paths::{cache_dir, tool};
+use crate::process::Server;
+use crate::{Error, output};
+
+/// The pods' subnet on the node's bridge.
+pub const POD_CIDR: &str = "10.244.0.0/24";
+/// Debian's CNI plugins (`containernetworking-plugins`).
+const CNI_BIN_DIR: &str = "/usr/lib/cni";
+const CONTAINERD_TIMEOUT: Duration = Duration::from_secs(30);
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// How to start a [`Node`].
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The Node's name.
+    pub name: String,
+    /// OCI archives imported into containerd before the kubelet starts (the pause image
+    /// of `tests/env/build-servers.sh` is always imported and is the sandbox image).
+    pub images: Vec<PathBuf>,
+}
+
+impl NodeConfig {
+    /// A node named `name` with only the pause image.
+    pub fn new(name: &str) -> Self {
+        Self { name: name.into(), images: Vec::new() }
+    }
+
+    /// Also imports the OCI archive `path`.
+    pub fn image(mut self, path: impl Into<PathBuf>) -> Self {
+        self.images.push(path.into());
+        self
+    }
+}
+
+/// A running node; its pods are killed and its mounts and cgroups removed on drop.
+pub struct Node {
+    // Fields drop in order: the agents first, containerd last (see `Drop`).
+    kube_proxy: Server,
+    kubelet: Server,
+    containerd: Server,
+    name: String,
+    dir: PathBuf,
+    cgroup_root: String,
+}
+
+impl ControlPlane {
+    /// Starts containerd, imports the images, then the kubelet and kube-proxy, and waits
+    /// until the Node is Ready.
+    pub fn start_node(&self, config: NodeConfig) -> Result<Node, Error> {
+        let dir = self.dir().join(format!("node-{}", config.name));
+        let io = |context: String| move |e: std::io::Error| Error::Io { context, source: e };
+        for sub in ["cni/net.d", "pod-logs", "kubelet", "kubelet-plugins"] {
+            std::fs::create_dir_all(dir.join(sub)).map_err(io(format!("creating {}", dir.join(sub).display())))?;
+        }
+        // One cgroup parent per node, in every v1 hierarchy (the kubelet wants it to exist).
+        let cgroup_root = format!("/exrscan-{}-{}", std::process::id(), config.name);
+        for hierarchy in cgroup_hierarchies() {
+            let path = hierarchy.join(cgroup_root.trim_start_matches('/'));
+            std::fs::create_dir_all(&path).map_err(io(format!("creating the cgroup {}", path.display())))?;
+        }
+        let socket = dir.join("containerd.sock");
+        let path = format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", cache_dir().join("bin").display());
+        let (pause_archive, pause_image) = pause_image()?;
+
+        write(&dir.join("cni/net.d/10-exrscan.conflist"), &cni_config(&dir))?;
+        let containerd_config = dir.join("containerd.toml");
+        write(&containerd_config, &containerd_config_toml(&dir, &socket, &pause_image))?;
+        let mut containerd_cmd = Command::new(tool("containerd")?);
+        containerd_cmd.arg(format!("--config={}", containerd_config.display())).env("PATH", &path);
+        let mut containerd =
+            Server::spawn("containerd", containerd_cmd, &self.dir().join(format!("containerd-{}.log", config.name)))?;
+        let ctr = tool("ctr")?;
+        let ctr_cmd = |args: &[&str]| {
+            let mut cmd = Command::new(&ctr);
+            cmd.arg(format!("--address={}", socket.display())).args(["--namespace", "k8s.io"]).args(args);
+            cmd
+        };
+        containerd
+            .wait_until(CONTAINERD_TIMEOUT, || ctr_cmd(&["version"]).output().is_ok_and(|o| o.status.success()))?;
+        for archive in std::iter::once(&pause_archive).chain(&config.images) {
+            output(
+                &format!("importing {} into containerd", archive.display()),
+                ctr_cmd(&["images", "import", &archive.display().to_string()]),
+            )?;
+        }
+
+        let kubelet_config = dir.join("kubelet.json");
+        write(&kubelet_config, &kubelet_config_json(&dir, &socket, &cgroup_root).to_string())?;
+        let mut kubelet_cmd = Command::new(tool("kubelet")?);
+        kubelet_cmd
+            .arg(format!("--config={}", kubelet_config.display()))
+            .arg(format!("--kubeconfig={}", self.kubeconfig_path().display()))
+            .arg(format!("--root-dir={}", dir.join("kubelet").display()))
+            .arg(format!("--cert-dir={}", dir.join("kubelet-pki").display()))
+            .arg(format!("--hostname-override={}", config.name))
+            .arg(format!("--node-ip={NODE_IP}"))
+            .env("PATH", &path);
+        let kubelet = Server::spawn("kubelet", kubelet_cmd, &self.dir().join(format!("kubelet-{}.log", config.name)))?;
+
+        let mut proxy_cmd = Command::new(tool("kube-proxy")?);
+        proxy_cmd
+            .arg(format!("--kubeconfig={}", self.kubeconfig_path().display()))
+            .arg(format!("--hostname-override={}", config.name))
+            .arg(format!("--cluster-cidr={POD_CIDR}"))
+            .args(["--proxy-mode=iptables", "--conntrack-max-per-core=0", "--metrics-bind-address=127.0.0.1:0"])
+            .env("PATH", &path);
+        let kube_proxy =
+            Server::spawn("kube-proxy", proxy_cmd, &self.dir().join(format!("kube-proxy-{}.log", config.name)))?;
+
+        // From here on, a failure drops the node, which cleans up after it.
+        let mut node = Node { kube_proxy, kubelet, containerd, name: config.name, dir, cgroup_root };
+        let ready = r#"jsonpath={.status.conditions[?(@.type=="Ready")].status}"#;
+        let name = node.name.clone();
+        node.kubelet.wait_until(READY_TIMEOUT, || {
+            self.kubectl()
+                .args(["get", "node", &name, "-o", ready])
+                .output()
+                .is_ok_and(|o| o.status.success() && o.stdout == b"True")
+        })?;
+        Ok(node)
+    }
+}
+
+impl Node {
+    /// The Node's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The node's directory (containerd's root and state, the kubelet's root, pod logs).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The kubelet's log.
+    pub fn kubelet_log(&self) -> &Path {
+        self.kubelet.log_path()
+    }
+
+    /// The last lines of the kubelet's, containerd's and kube-proxy's logs.
+    pub fn log_tails(&self, lines: usize) -> String {
+        [&self.kubelet, &self.containerd, &self.kube_proxy]
+            .iter()
+            .map(|s| format!("--- {}\n{}", s.log_path().display(), s.log_tail(lines)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Kills (SIGKILL) the main process of every container of the pod `namespace/pod`
+    /// whose container is named `container`, as an OOM kill or a crash would; returns how
+    /// many it killed.
+    pub fn kill_container(&self, namespace: &str, pod: &str, container: &str) -> usize {
+        let mut killed = 0;
+        for task in tasks(&self.dir) {
+            let labels = std::fs::read_to_string(task.join("config.json")).unwrap_or_default();
+            let Ok(spec) = serde_json::from_str::<serde_json::Value>(&labels) else { continue };
+            let annotations = &spec["annotations"];
+            if annotations["io.kubernetes.cri.sandbox-namespace"] == namespace
+                && annotations["io.kubernetes.cri.sandbox-name"] == pod
+                && annotations["io.kubernetes.cri.container-name"] == container
+                && let Some(pid) = read_pid(&task.join("init.pid"))
+            {
+                killed += usize::from(rustix::process::kill_process(pid, rustix::process::Signal::KILL).is_ok());
+            }
+        }
+        killed
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kube_proxy.stop(STOP_GRACE);
+        self.kubelet.stop(STOP_GRACE);
+        // The kubelet leaves pods running; their processes and shims outlive containerd.
+        for task in tasks(&self.dir) {
+            if let Some(pid) = read_pid(&task.join("init.pid")) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        }
+        for pid in shims(&self.dir.join("containerd.sock")) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        self.containerd.stop(STOP_GRACE);
+        unmount_under(&self.dir);
+        for hierarchy in cgroup_hierarchies() {
+            remove_cgroup_tree(&hierarchy.join(self.cgroup_root.trim_start_matches('/')));
+        }
+    }
+}
+
+/// The pause image's OCI archive and name, made by `tests/env/build-servers.sh`.
+fn pause_image() -> Result<(PathBuf, String), Error> {
+    let dir = cache_dir().join("images");
+    let missing = || Error::Missing {
+        what: format!("the pause image in {}", dir.display()),
+        hint: "run `make test` (or tests/env/setup.sh) to build it".into(),
+    };
+    let name = std::fs::read_to_string(dir.join("pause.name")).map_err(|_| missing())?;
+    let archive = dir.join("pause.tar");
+    if !archive.is_file() {
+        return Err(missing());
+    }
+    Ok((archive, name.trim().to_string()))
+}
+
+fn cni_config(dir: &Path) -> String {
+    serde_json::json!({
+        "cniVersion": "1.0.0",
+        "name": "exrscan",
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": "exrscan0",
+                "isGateway": true,
+                "ipMasq": false,
+                "hairpinMode": true,
+                "ipam": {
+                    "type": "host-local",
+                    "dataDir": dir.join("cni/ipam"),
+                    "ranges": [[{ "subnet": POD_CIDR }]],
+                    "routes": [{ "dst": "0.0.0.0/0" }],
+                },
+            },
+            { "type": "portmap", "capabilities": { "portMappings": true } },
+        ],
+    })
+    .to_string()
+}
+
+/// containerd's configuration (version 3): its own root, state and socket; the CRI plugin
+/// with the local pause image, root's `oom_score_adj` left alone (root here may not lower
+/// it), network namespaces pinned under its state directory, and the node's CNI config.
+fn containerd_config_toml(dir: &Path, socket: &Path, pause: &str) -> String {
+    let d = |sub: &str| dir.join(sub).display().to_string();
+    format!(
+        r#"version = 3
+root = '{root}'
+state = '{state}'
+[grpc]
+  address = '{socket}'
+[plugins.'io.containerd.cri.v1.images']
+  snapshotter = 'overlayfs'
+  [plugins.'io.containerd.cri.v1.images'.pinned_images]
+    sandbox = '{pause}'
+[plugins.'io.containerd.cri.v1.runtime']
+  restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
+  [plugins.'io.containerd.cri.v1.runtime'.cni]
+    bin_dirs = ['{CNI_BIN_DIR}']
+    conf_dir = '{cni}'
+"#,
+        root = d("containerd/root"),
+        state = d("containerd/state"),
+        socket = socket.display(),
+        cni = d("cni/net.d"),
+    )
+}
+
+/// The KubeletConfiguration: cgroup v1 allowed (`failCgroupV1: false`) with the cgroupfs
+/// driver under the node's own cgroup parent; no eviction or image garbage collection on
+/// this machine's nearly full disk (the imported images cannot be pulled again); anonymous
+/// requests allowed (`kubectl logs` through the API server; the kubelet is reachable only
+/// inside the test's namespace).
+fn kubelet_config_json(dir: &Path, socket: &Path, cgroup_root: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "failCgroupV1": false,
+        "cgroupDriver": "cgroupfs",
+        "cgroupRoot": cgroup_root,
+        "containerRuntimeEndpoint": format!("unix://{}", socket.display()),
+        "address": NODE_IP.to_string(),
+        "healthzBindAddress": "127.0.0.1",
+        "readOnlyPort": 0,
+        "authentication": { "anonymous": { "enabled": true }, "webhook": { "enabled": false } },
+        "authorization": { "mode": "AlwaysAllow" },
+        "clusterDomain": "cluster.local",
+        "resolvConf": "",
+        "failSwapOn": false,
+        "podLogsDir": dir.join("pod-logs"),
+        "volumePluginDir": dir.join("kubelet-plugins"),
+        "evictionHard": {
+            "memory.available": "100Mi",
+            "nodefs.available": "1%",
+            "nodefs.inodesFree": "1%",
+            "imagefs.available": "1%",
+            "imagefs.inodesFree": "1%",
+        },
+        "imageGCHighThresholdPercent": 100,
+        "imageGCLowThresholdPercent": 99,
+        "shutdownGracePeriod": "0s",
+    })
+}
+
+fn write(path: &Path, content: &str) -> Result<(), Error> {
+    std::fs::write(path, content).map_err(|e| Error::Io { context: format!("writing {}", path.display()), source: e })
+}
+
+/// The bundle directories of containerd's running tasks (each has `init.pid` and the OCI
+/// `config.json`).
+fn tasks(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir.join("containerd/state/io.containerd.runtime.v2.task/k8s.io"))
+        .map(|entries| entries.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+/// The containerd shims serving the containerd at `socket` (`… -address SOCKET`).
+fn shims(socket: &Path) -> Vec<rustix::process::Pid> {
+    let address = socket.display().to_string();
+    std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| {
+                    let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+                    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+                    let shim = args.first().is_some_and(|a| a.ends_with(b"containerd-shim-runc-v2"));
+                    let ours = args.windows(2).any(|w| w[0] == b"-address" && w[1] == address.as_bytes());
+                    if !(shim && ours) {
+                        return None;
+                    }
+                    rustix::process::Pid::from_raw(e.file_name().to_str()?.parse().ok()?)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn read_pid(path: &Path) -> Option<rustix::process::Pid> {
+    let text = std::fs::read_to_string(path).ok()?;
+    rustix::process::Pid::from_raw(text.trim().parse().ok()?)
+}
+
+/// The cgroup v1 hierarchies this kubelet uses (one mount per controller set).
+fn cgroup_hierarchies() -> Vec<PathBuf> {
+    std::fs::read_dir("/sys/fs/cgroup")
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.join("cgroup.procs").exists() && !p.ends_with("unified"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Removes a cgroup and its children, deepest first (each must be empty of processes).
+fn remove_cgroup_tree(path: &Path) {
+    if let Ok(entries) = std::fs::read_dir(path) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_cgroup_tree(&entry.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(path);
+}
+
+/// Lazily unmounts every mount point under `dir`, deepest first (the kubelet's bind mount
+/// of its root, volumes, containerd's root filesystems, pinned network namespaces).
+fn unmount_under(dir: &Path) {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut points: Vec<&str> = mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .filter(|point| Path::new(point).starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for point in points {
+        let _ = Command::new("umount").args(["--lazy", point]).output();
+    }
+}

@@ -163,26 +163,6 @@ impl Node {
             .collect::<Vec<_>>()
             .join("\n")
     }
-
-    /// Kills (SIGKILL) the main process of every container of the pod `namespace/pod`
-    /// whose container is named `container`, as an OOM kill or a crash would; returns how
-    /// many it killed.
-    pub fn kill_container(&self, namespace: &str, pod: &str, container: &str) -> usize {
-        let mut killed = 0;
-        for task in tasks(&self.dir) {
-            let labels = std::fs::read_to_string(task.join("config.json")).unwrap_or_default();
-            let Ok(spec) = serde_json::from_str::<serde_json::Value>(&labels) else { continue };
-            let annotations = &spec["annotations"];
-            if annotations["io.kubernetes.cri.sandbox-namespace"] == namespace
-                && annotations["io.kubernetes.cri.sandbox-name"] == pod
-                && annotations["io.kubernetes.cri.container-name"] == container
-                && let Some(pid) = read_pid(&task.join("init.pid"))
-            {
-                killed += usize::from(rustix::process::kill_process(pid, rustix::process::Signal::KILL).is_ok());
-            }
-        }
-        killed
-    }
 }
 
 impl Drop for Node {

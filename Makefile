@@ -1,6 +1,7 @@
-# exrscan — the two commands a new machine needs:
-#   make demo   scan the sample EXRs shipped in samples/ (the embedded default)
-#   make test   install and start everything the tests need, then run the whole suite
+# exrscan — the commands a new machine needs:
+#   make demo     scan the sample EXRs shipped in samples/ (the embedded default)
+#   make install  install an optimised exrscan into ~/.cargo/bin (PREFIX=DIR: DIR/bin)
+#   make test     install and start everything the tests need, then run the whole suite
 # Builds are cached outside the clone: cargo's target dir and the test servers live in
 # $(EXRSCAN_CACHE) (default ~/.cache/exrscan), so warm runs are fast.
 
@@ -11,19 +12,27 @@ export EXRSCAN_PYTHON ?= $(EXRSCAN_CACHE)/venv/bin/python
 # Seconds of bounded fuzzing of the header reader in `make test`.
 FUZZ_SECONDS ?= 60
 
-.PHONY: demo test setup build images fuzz fmt fmt-check
+.PHONY: demo install test setup build images fuzz fmt fmt-check
 
 # The demo catalog: a DuckDB file outside the clone.
 DEMO_CATALOG ?= $(EXRSCAN_CACHE)/demo/catalog.duckdb
 
 # Index samples/ into DuckDB, index it again (nothing new is written), then ask for the
 # frames most similar to one of them.
+# The build shows cargo's progress: the first one compiles DuckDB's C++ for minutes.
 demo:
 	mkdir -p $(dir $(DEMO_CATALOG))
-	cargo build -q -p exrscan
-	$(CARGO_TARGET_DIR)/debug/exrscan scan samples --sink duckdb://$(DEMO_CATALOG)
-	$(CARGO_TARGET_DIR)/debug/exrscan scan samples --sink duckdb://$(DEMO_CATALOG)
+	cargo build -p exrscan
+	$(CARGO_TARGET_DIR)/debug/exrscan scan samples --scan-name demo --sink duckdb://$(DEMO_CATALOG)
+	$(CARGO_TARGET_DIR)/debug/exrscan scan samples --scan-name demo --sink duckdb://$(DEMO_CATALOG)
 	$(CARGO_TARGET_DIR)/debug/exrscan similar samples/shot010_beauty.1001.exr --sink duckdb://$(DEMO_CATALOG) -k 3
+
+# An optimised build on PATH, for indexing real shows (the demo's is a debug build). The
+# release target directory is shared with later runs, so a reinstall rebuilds only what
+# changed. PREFIX installs into PREFIX/bin instead of ~/.cargo/bin.
+PREFIX ?=
+install:
+	cargo install --path worker --locked $(if $(PREFIX),--root $(PREFIX))
 
 setup:
 	tests/env/setup.sh
@@ -56,16 +65,16 @@ test: fmt-check
 	exit $$built
 	cargo test --workspace --no-fail-fast
 	$${EXRSCAN_VAST_PYTHON:-$(EXRSCAN_CACHE)/venv-vast/bin/python} -m pytest -q tests/vast
-	worker/fuzz/run.sh $(FUZZ_SECONDS)
+	core/fuzz/run.sh $(FUZZ_SECONDS)
 
 fuzz:
-	worker/fuzz/run.sh $(FUZZ_SECONDS)
+	core/fuzz/run.sh $(FUZZ_SECONDS)
 
 # Formatting (rustfmt.toml) is checked first by `make test`; `make fmt` applies it.
 fmt:
 	cargo fmt --all
-	cd worker/fuzz && cargo fmt
+	cd core/fuzz && cargo fmt
 
 fmt-check:
 	cargo fmt --all --check
-	cd worker/fuzz && cargo fmt --check
+	cd core/fuzz && cargo fmt --check

@@ -8,7 +8,10 @@ pub mod report;
 pub mod spec;
 pub mod status;
 
-pub use spec::{DuckDbSink, EmbeddingsSpec, ExrScan, ExrScanSpec, FlightSink, FlightTls, Sink, Source, WorkerSpec};
+pub use spec::{
+    ConcurrencyPolicy, DuckDbSink, EmbeddingsSpec, ExrScan, ExrScanSpec, FlightSink, FlightTls, Sink, Source, VastSink,
+    WorkerSpec,
+};
 pub use status::{Counts, ExrScanStatus, Failure, Phase, RunSummary, ShardCounts};
 
 use kube::CustomResourceExt;

@@ -6,6 +6,7 @@
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::status::ExrScanStatus;
@@ -34,6 +35,7 @@ pub const HEADER_BYTES_RANGE: (i64, i64) = (1_024, 16 * 1024 * 1024);
     doc = "ExrScan indexes the OpenEXR headers under an S3 prefix into a catalog (Flight SQL or DuckDB).",
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "Shards", type_ = "string", json_path = ".status.shards.summary"),
+    printcolumn(name = "Discovered", type_ = "integer", json_path = ".status.counts.discovered"),
     printcolumn(name = "Processed", type_ = "integer", json_path = ".status.counts.processed"),
     printcolumn(name = "Inserted", type_ = "integer", json_path = ".status.counts.inserted"),
     printcolumn(name = "Failed", type_ = "integer", json_path = ".status.counts.failed"),
@@ -48,12 +50,14 @@ pub const HEADER_BYTES_RANGE: (i64, i64) = (1_024, 16 * 1024 * 1024);
         .field_path(".parallelism"),
     validation = Rule::new("!has(self.sink.duckdb) || self.shards == 1")
         .message("a duckdb sink has a single writer and needs spec.shards: 1; use a flight sink for sharded scans")
-        .field_path(".shards")
+        .field_path(".shards"),
+    validation = Rule::new("has(self.schedule) || !(has(self.timeZone) || has(self.concurrencyPolicy) || has(self.startingDeadlineSeconds))")
+        .message("spec.timeZone, spec.concurrencyPolicy and spec.startingDeadlineSeconds apply to a spec.schedule")
 )]
 pub struct ExrScanSpec {
     /// The S3 bucket and prefix to scan.
     pub source: Source,
-    /// Where the rows go: exactly one of `flight` or `duckdb`.
+    /// Where the rows go: exactly one of `vast`, `flight` or `duckdb`.
     pub sink: Sink,
     /// Number of shards (worker pods, each listing only its own partitions of the prefix).
     #[serde(default = "default_shards")]
@@ -91,6 +95,39 @@ pub struct ExrScanSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 31536000))]
     pub timeout_seconds: Option<i64>,
+    /// Runs the scan on a cron schedule (five fields, as CronJob's `schedule`, aliases such as
+    /// `@hourly` included): each tick starts a run that lists the prefix and indexes only new
+    /// and changed objects (unchanged ones cost their LIST entry alone). The first run is at
+    /// the first tick after the scan is created; a spec change alone starts no run (it applies
+    /// from the next tick). Without it, a scan runs once per change of its spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub schedule: Option<String>,
+    /// IANA time zone of `schedule` (e.g. `America/Los_Angeles`); UTC when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub time_zone: Option<String>,
+    /// What a tick does while the previous run still runs: `Forbid` (the default) starts the
+    /// tick's run once the previous one has finished, if still within
+    /// `startingDeadlineSeconds`; `Replace` stops the previous run and starts the new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_policy: Option<ConcurrencyPolicy>,
+    /// A tick whose run cannot start within this many seconds is skipped (a `MissedSchedule`
+    /// Event); ticks missed while the operator was down are never run one by one, only the
+    /// latest. Unbounded when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 31536000))]
+    pub starting_deadline_seconds: Option<i64>,
+}
+
+/// What a scheduled tick does while the previous run still runs.
+#[derive(JsonSchema, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConcurrencyPolicy {
+    /// Wait for the previous run to finish.
+    #[default]
+    Forbid,
+    /// Stop the previous run and start the new one.
+    Replace,
 }
 
 fn default_shards() -> i32 {
@@ -146,17 +183,68 @@ pub struct Source {
 }
 
 /// Where the rows go.
-#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.flight) != has(self.duckdb)")
-    .message("exactly one of spec.sink.flight or spec.sink.duckdb must be set"))]
+#[x_kube(validation = Rule::new("[has(self.vast), has(self.flight), has(self.duckdb)].filter(x, x).size() == 1")
+    .message("exactly one of spec.sink.vast, spec.sink.flight or spec.sink.duckdb must be set"))]
 pub struct Sink {
-    /// An Arrow Flight SQL server (VAST DataBase, or any Flight SQL server); the sink for sharded scans.
+    /// VAST DataBase through its native tabular API (the protocol of VAST's own clients); the
+    /// sink for sharded scans into VAST.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vast: Option<VastSink>,
+    /// An Arrow Flight SQL server (Dremio, the Arrow reference server, any Flight SQL engine);
+    /// sharded scans may write to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flight: Option<FlightSink>,
     /// An embedded DuckDB catalog file on a PersistentVolumeClaim; single writer, `shards: 1` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duckdb: Option<DuckDbSink>,
+}
+
+/// A VAST DataBase catalog: a schema in a database bucket, reached through a VIP.
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.caSecret) || self.endpoint.startsWith('https://')")
+    .message("spec.sink.vast.caSecret needs an https:// endpoint"))]
+pub struct VastSink {
+    /// `http://host[:port]` or `https://host[:port]` of a VIP pool (or load balancer) serving the
+    /// tabular API, as given to `vastdb.connect(endpoint=…)`.
+    #[schemars(length(min = 1, max = 512))]
+    #[x_kube(validation = Rule::new("self.matches('^https?://(\\\\[[0-9A-Fa-f:.]+\\\\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?/?$')")
+        .message("spec.sink.vast.endpoint must be http://host[:port] or https://host[:port], e.g. https://vip-pool.vast.example.com"))]
+    pub endpoint: String,
+    /// The database bucket holding the schema.
+    #[schemars(length(min = 1, max = 63))]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9._-]+$')")
+        .message("spec.sink.vast.bucket must be made of letters, digits, '.', '_' and '-'"))]
+    pub bucket: String,
+    /// Schema of the tables, nested levels joined by `/` (`exrscan`, `exrscan/prod`); created
+    /// when missing.
+    #[serde(default = "default_vast_schema")]
+    #[schemars(length(min = 1, max = 256))]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$')")
+        .message("spec.sink.vast.schema must be names of letters, digits, '.', '_' and '-' joined by '/'"))]
+    pub schema: String,
+    /// Prefix of the table names (`<prefix>files`, `<prefix>parts`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9._-]*$')")
+        .message("spec.sink.vast.tablePrefix must be made of letters, digits, '.', '_' and '-'"))]
+    pub table_prefix: Option<String>,
+    /// Secret with the keys `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` (the VAST identity's
+    /// S3 access key pair), in the scan's namespace; referenced by the shard pods, never read by
+    /// the operator. The same Secret can serve `spec.source.credentialsSecret`.
+    #[schemars(length(min = 1, max = 253))]
+    pub credentials_secret: String,
+    /// Secret whose key `ca.crt` is the PEM CA bundle that signs the VIP's certificate (default:
+    /// the worker image's system roots); `https://` endpoints only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub ca_secret: Option<String>,
+}
+
+fn default_vast_schema() -> String {
+    "exrscan".to_string()
 }
 
 /// An Arrow Flight SQL endpoint.
@@ -175,9 +263,11 @@ pub struct FlightSink {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub credentials_secret: Option<String>,
-    /// Database schema of the tables.
+    /// Database schema of the tables: letters, digits and `_` (the worker refuses other names).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 128))]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9_]+$')")
+        .message("spec.sink.flight.schema must be letters, digits and '_' (the worker refuses other names)"))]
     pub schema: Option<String>,
     /// Prefix of the table names (`<prefix>files`, `<prefix>parts`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 /// Most entries kept in `status.failures`.
 pub const MAX_FAILURES: usize = 20;
 
+/// Most runs kept in `status.history`.
+pub const MAX_HISTORY: usize = 10;
+
 /// Observed state of an ExrScan.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -17,7 +20,9 @@ pub struct ExrScanStatus {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready`, `Progressing`, `Complete` and `Failed`, following Kubernetes conventions.
+    /// `Ready`, `Progressing`, `Complete`, `Failed`, `Reconciling` and `Stalled` (the last
+    /// two as kstatus reads them), all always present; the reason of `Failed` names the cause
+    /// (`ShardFailed`, `JobFailed`, `ConfigurationError`, `DeadlineExceeded`, …).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -46,6 +51,19 @@ pub struct ExrScanStatus {
     /// The summary of the previous run, kept when a new run starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_run: Option<RunSummary>,
+    /// Earlier runs, newest first (at most 10): outcome, counts and times of each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub history: Vec<RunSummary>,
+    /// Scheduled scans: the latest tick handled (its run started, or skipped as missed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_schedule_time: Option<Time>,
+    /// Scheduled scans: when the latest run that succeeded finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_successful_time: Option<Time>,
+    /// Scheduled scans: the next tick.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_schedule_time: Option<Time>,
 }
 
 /// Where a scan is.
@@ -63,12 +81,21 @@ pub enum Phase {
     Failed,
     /// `spec.suspend` is true.
     Suspended,
+    /// A scheduled scan before its first tick: nothing to run yet.
+    Scheduled,
 }
 
 impl Phase {
     /// Every phase, for metrics.
-    pub const ALL: [Phase; 6] =
-        [Phase::Pending, Phase::Planning, Phase::Running, Phase::Succeeded, Phase::Failed, Phase::Suspended];
+    pub const ALL: [Phase; 7] = [
+        Phase::Pending,
+        Phase::Planning,
+        Phase::Running,
+        Phase::Succeeded,
+        Phase::Failed,
+        Phase::Suspended,
+        Phase::Scheduled,
+    ];
 
     /// The phase's name as it appears in the status.
     pub fn as_str(self) -> &'static str {
@@ -79,6 +106,7 @@ impl Phase {
             Phase::Succeeded => "Succeeded",
             Phase::Failed => "Failed",
             Phase::Suspended => "Suspended",
+            Phase::Scheduled => "Scheduled",
         }
     }
 

@@ -28,7 +28,7 @@ fn names_columns_and_subresources() {
     assert_eq!(v.name, "v1alpha1");
     assert!(v.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some(), "status subresource");
     let columns: Vec<&str> = v.additional_printer_columns.iter().flatten().map(|c| c.name.as_str()).collect();
-    assert_eq!(columns, ["Phase", "Shards", "Processed", "Inserted", "Failed", "Age"]);
+    assert_eq!(columns, ["Phase", "Shards", "Discovered", "Processed", "Inserted", "Failed", "Age"]);
 }
 
 #[test]
@@ -49,7 +49,18 @@ fn spec_bounds_and_rules() {
         spec_rules.iter().any(|r| r.contains("self.sink.duckdb") && r.contains("self.shards == 1")),
         "{spec_rules:?}"
     );
-    assert!(rules(&spec["properties"]["sink"]).iter().any(|r| r.contains("has(self.flight) != has(self.duckdb)")));
+    let sink_rules = rules(&spec["properties"]["sink"]);
+    assert!(
+        sink_rules
+            .iter()
+            .any(|r| r.contains("[has(self.vast), has(self.flight), has(self.duckdb)].filter(x, x).size() == 1")),
+        "{sink_rules:?}"
+    );
+    let vast = &spec["properties"]["sink"]["properties"]["vast"];
+    let vast_required: Vec<&str> =
+        vast["required"].as_array().expect("required").iter().filter_map(Value::as_str).collect();
+    assert_eq!(vast_required, ["bucket", "credentialsSecret", "endpoint"]);
+    assert_eq!(vast["properties"]["schema"]["default"], "exrscan");
     assert!(rules(&s).iter().any(|r| r.contains("self.metadata.name.size() <= 48")));
 }
 
@@ -57,7 +68,7 @@ fn spec_bounds_and_rules() {
 fn status_is_structural() {
     let s = schema();
     let status = &s["properties"]["status"]["properties"];
-    assert_eq!(status["phase"]["enum"].as_array().map(Vec::len), Some(6));
+    assert_eq!(status["phase"]["enum"].as_array().map(Vec::len), Some(7));
     assert_eq!(status["conditions"]["x-kubernetes-list-type"], "map");
     for counter in ["discovered", "processed", "inserted", "unchanged", "failed", "bytesRead"] {
         assert_eq!(status["counts"]["properties"][counter]["type"], "integer", "{counter}");

@@ -42,7 +42,7 @@ pub fn conditions(outcome: &Outcome, previous: &[Condition], generation: Option<
     let (progressing_reason, progressing_message) =
         if active { (o.reason.as_str(), o.message.as_str()) } else { (o.phase.as_str(), o.message.as_str()) };
     let desired: [(&str, bool, &str, &str); 6] = [
-        ("Ready", o.phase == Phase::Succeeded, o.reason.as_str(), o.message.as_str()),
+        ("Ready", matches!(o.phase, Phase::Succeeded | Phase::Scheduled), o.reason.as_str(), o.message.as_str()),
         ("Progressing", active, progressing_reason, progressing_message),
         ("Complete", o.phase == Phase::Succeeded, o.phase.as_str(), o.message.as_str()),
         ("Failed", o.phase == Phase::Failed, o.reason.as_str(), o.message.as_str()),

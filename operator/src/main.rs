@@ -17,6 +17,7 @@ mod objects;
 mod progress;
 mod reconcile;
 mod run_id;
+mod schedule;
 mod telemetry;
 mod written;
 

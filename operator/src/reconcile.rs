@@ -7,7 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use exrscan_crds::{ExrScan, ExrScanStatus, Phase, RunSummary};
+use exrscan_crds::status::MAX_HISTORY;
+use exrscan_crds::{ConcurrencyPolicy, ExrScan, ExrScanStatus, Phase, RunSummary};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, ObjectReference, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -27,7 +28,8 @@ use crate::metrics::Metrics;
 use crate::names::{self, Component};
 use crate::objects::{self, ScanRef, plan, rbac, shard_job};
 use crate::progress;
-use crate::run_id::run_id;
+use crate::run_id::{run_id, scheduled_run_id};
+use crate::schedule::{Due, Schedule, ScheduleError};
 use crate::written::Written;
 
 /// Failed attempts reported as Events in one reconcile (the rest are in the status).
@@ -184,6 +186,7 @@ async fn report_failure(scan: &ExrScan, error: &Error, ctx: &Context) {
 }
 
 /// Typed access to the namespace of one scan.
+#[derive(Clone)]
 struct Apis {
     jobs: Api<Job>,
     config_maps: Api<ConfigMap>,
@@ -217,68 +220,160 @@ struct Run<'a> {
 
 async fn reconcile_inner(scan: &ExrScan, ctx: &Context) -> Result<Action, Error> {
     let scan_ref = ScanRef::of(scan)?;
-    let run = Run {
-        scan,
-        apis: Apis::new(&ctx.client, &scan_ref.namespace),
-        id: run_id(&scan.spec),
-        scan_ref,
-        ctx,
-        now: now(),
-    };
-    let old = ctx.written.latest(&run.scan_ref.uid, scan.status.as_ref());
+    let apis = Apis::new(&ctx.client, &scan_ref.namespace);
+    let now = now();
+    let old = ctx.written.latest(&scan_ref.uid, scan.status.as_ref());
     let mut status = old.clone();
     let mut events = Vec::new();
 
-    if status.run.as_deref() != Some(run.id.as_str()) {
+    let target = match target(scan, &old, now.0, &mut status, &mut events) {
+        Ok(target) => target,
+        Err(invalid) => Target { id: None, tick: None, next_tick: None, invalid: Some(invalid) },
+    };
+    status.next_schedule_time = target.next_tick.map(Time);
+    if let Some(id) = target.id.as_ref().filter(|id| old.run.as_ref() != Some(*id)) {
         if let Some(previous) = &old.run {
-            events.push(normal(
-                "NewRun",
-                "Start",
-                format!("spec changed: run {previous} replaced by run {}; it starts once run {previous}'s pods have stopped", run.id),
-            ));
+            let why = match target.tick {
+                Some(tick) => format!("scheduled run {id} (tick {tick}) follows run {previous}"),
+                None => format!("spec changed: run {previous} replaced by run {id}"),
+            };
+            events.push(normal("NewRun", "Start", format!("{why}; it starts once run {previous}'s pods have stopped")));
+        }
+        let mut history = old.history.clone();
+        if old.run.is_some() {
+            history.insert(0, summary_of(&old));
+            history.truncate(MAX_HISTORY);
         }
         status = ExrScanStatus {
-            run: Some(run.id.clone()),
-            start_time: Some(run.now.clone()),
+            run: Some(id.clone()),
+            start_time: Some(now.clone()),
             last_run: old.run.is_some().then(|| summary_of(&old)),
+            history,
+            last_schedule_time: target.tick.map(Time).or(status.last_schedule_time),
+            last_successful_time: old.last_successful_time.clone(),
+            next_schedule_time: status.next_schedule_time,
             ..Default::default()
         };
     }
 
-    let recorded = old.run.as_deref() == Some(run.id.as_str()) && old.phase.is_some_and(Phase::is_finished);
-    let outcome = if recorded {
-        // The run is over; only a spec change (a new run hash) starts more work.
-        finished_outcome(&old)
-    } else {
-        run.advance(&mut status, &mut events).await?
+    let run = target.id.as_ref().map(|id| Run {
+        scan,
+        apis: apis.clone(),
+        id: id.clone(),
+        scan_ref: scan_ref.clone(),
+        ctx,
+        now: now.clone(),
+    });
+    let recorded = old.run.is_some() && old.run == target.id && old.phase.is_some_and(Phase::is_finished);
+    let outcome = match (&run, target.invalid) {
+        (_, Some(invalid)) => Outcome::new(Phase::Failed, "InvalidSchedule", invalid.to_string()),
+        // The run is over; only a spec change (a new run hash) or the next tick starts more work.
+        _ if recorded => finished_outcome(&old),
+        (Some(run), None) => run.advance(&mut status, &mut events).await?,
+        (None, None) => Outcome::new(
+            Phase::Scheduled,
+            "Scheduled",
+            status
+                .next_schedule_time
+                .as_ref()
+                .map_or("no tick ahead".into(), |t| format!("the first run starts at {}", t.0)),
+        ),
     };
 
     if status.phase != Some(outcome.phase) {
-        let job = status.job_name.as_deref().map(|name| reference("batch/v1", "Job", name, &run.scan_ref.namespace));
+        let job = status.job_name.as_deref().map(|name| reference("batch/v1", "Job", name, &scan_ref.namespace));
         events.extend(transition_event(old.phase.filter(|_| old.run == status.run), &outcome).map(|e| related(e, job)));
         if outcome.phase.is_finished() && status.completion_time.is_none() {
-            status.completion_time = Some(run.now.clone());
+            status.completion_time = Some(now.clone());
+        }
+        if outcome.phase == Phase::Succeeded && scan.spec.schedule.is_some() {
+            status.last_successful_time = status.completion_time.clone();
         }
     }
     status.phase = Some(outcome.phase);
     status.observed_generation = scan.metadata.generation;
-    status.conditions = conditions::conditions(&outcome, &old.conditions, scan.metadata.generation, &run.now);
+    status.conditions = conditions::conditions(&outcome, &old.conditions, scan.metadata.generation, &now);
 
     if status != old {
-        write_status(&run.apis.scans, &run.scan_ref, &status).await?;
-        ctx.written.record(&run.scan_ref.uid, status.clone());
+        write_status(&apis.scans, &scan_ref, &status).await?;
+        ctx.written.record(&scan_ref.uid, status.clone());
     }
-    if outcome.phase.is_finished() && !recorded {
+    if let Some(run) = run.as_ref().filter(|_| outcome.phase.is_finished() && !recorded) {
         run.finish(&outcome).await?;
     }
     let scan_object = scan.object_ref(&());
     for e in events {
         if let Err(error) = ctx.recorder.publish(&e, &scan_object).await {
-            tracing::warn!(scan = %run.scan_ref.name, namespace = %run.scan_ref.namespace, %error, "publishing an Event failed");
+            tracing::warn!(scan = %scan_ref.name, namespace = %scan_ref.namespace, %error, "publishing an Event failed");
         }
     }
-    tracing::debug!(scan = %run.scan_ref.name, namespace = %run.scan_ref.namespace, phase = outcome.phase.as_str(), run = run.id, "reconciled");
-    Ok(if outcome.phase.is_finished() { Action::requeue(ctx.resync) } else { Action::requeue(ctx.active_requeue) })
+    tracing::debug!(scan = %scan_ref.name, namespace = %scan_ref.namespace, phase = outcome.phase.as_str(), run = ?target.id, "reconciled");
+    let mut requeue = if outcome.phase.is_finished() { ctx.resync } else { ctx.active_requeue };
+    if let Some(next) = target.next_tick {
+        // A second past the tick, so that the tick is due when the reconcile comes.
+        let until = now.0.duration_until(next).unsigned_abs() + Duration::from_secs(1);
+        requeue = requeue.min(until);
+    }
+    Ok(Action::requeue(requeue))
+}
+
+/// Which run a reconcile works on.
+struct Target {
+    /// The run hash; none for a scheduled scan before its first tick (or with a bad schedule).
+    id: Option<String>,
+    /// The tick whose run this is, when it starts now.
+    tick: Option<Timestamp>,
+    /// A scheduled scan's next tick.
+    next_tick: Option<Timestamp>,
+    /// Why the schedule cannot be used.
+    invalid: Option<ScheduleError>,
+}
+
+/// The run `scan` works on at `now`: its spec's hash, or for a scheduled scan the run of a
+/// tick that is due (by `concurrencyPolicy`, `suspend` and `startingDeadlineSeconds`), else
+/// the current run. A tick past its deadline is recorded as handled in `status` and reported.
+fn target(
+    scan: &ExrScan,
+    old: &ExrScanStatus,
+    now: Timestamp,
+    status: &mut ExrScanStatus,
+    events: &mut Vec<Event>,
+) -> Result<Target, ScheduleError> {
+    let spec = &scan.spec;
+    let Some(expression) = spec.schedule.as_deref() else {
+        return Ok(Target { id: Some(run_id(spec)), tick: None, next_tick: None, invalid: None });
+    };
+    let schedule = Schedule::parse(expression, spec.time_zone.as_deref())?;
+    // Before its first tick: ticks before the scan existed, or before its current run started
+    // (a schedule added to a scan that already ran), are not due.
+    let handled = match &old.last_schedule_time {
+        Some(tick) => tick.0,
+        None => [scan.metadata.creation_timestamp.as_ref(), old.start_time.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|t| t.0)
+            .max()
+            .unwrap_or(now),
+    };
+    let running = old.run.is_some() && !old.phase.is_some_and(Phase::is_finished);
+    let wait_for_it = running && spec.concurrency_policy.unwrap_or_default() == ConcurrencyPolicy::Forbid;
+    let mut target = Target { id: old.run.clone(), tick: None, next_tick: schedule.next(now), invalid: None };
+    match schedule.due(handled, now, spec.starting_deadline_seconds) {
+        Due::Start(tick) if !spec.suspend && !wait_for_it => {
+            target.id = Some(scheduled_run_id(spec, tick));
+            target.tick = Some(tick);
+        }
+        Due::Missed(tick) => {
+            status.last_schedule_time = Some(Time(tick));
+            events.push(warning(
+                "MissedSchedule",
+                "Schedule",
+                format!("the run of the tick at {tick} could not start within spec.startingDeadlineSeconds; skipped"),
+            ));
+        }
+        Due::Start(_) | Due::Idle => {}
+    }
+    Ok(target)
 }
 
 /// Server-side applies `status` as the operator's.
@@ -960,5 +1055,99 @@ mod tests {
         let running = Outcome::new(Phase::Running, "Running", "");
         assert_eq!(transition_event(Some(Phase::Suspended), &running).map(|e| e.reason), Some("Resumed".into()));
         assert!(transition_event(Some(Phase::Planning), &running).is_none());
+    }
+
+    fn scheduled(policy: Option<ConcurrencyPolicy>, deadline: Option<i64>) -> ExrScan {
+        let mut spec = fixtures::flight_spec();
+        spec.schedule = Some("0 * * * *".into());
+        spec.concurrency_policy = policy;
+        spec.starting_deadline_seconds = deadline;
+        let mut scan = fixtures::scan(spec);
+        scan.metadata.creation_timestamp = Some(Time(at("2026-12-06T08:30:00Z")));
+        scan
+    }
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().expect("timestamp")
+    }
+
+    fn decide(scan: &ExrScan, old: &ExrScanStatus, now: &str) -> (Target, ExrScanStatus, Vec<Event>) {
+        let (mut status, mut events) = (old.clone(), Vec::new());
+        let target = target(scan, old, at(now), &mut status, &mut events).expect("valid schedule");
+        (target, status, events)
+    }
+
+    #[test]
+    fn a_tick_starts_its_own_run_once() {
+        let scan = scheduled(None, None);
+        let (before, ..) = decide(&scan, &ExrScanStatus::default(), "2026-12-06T08:59:00Z");
+        assert_eq!((before.id, before.next_tick), (None, Some(at("2026-12-06T09:00:00Z"))));
+        let (first, ..) = decide(&scan, &ExrScanStatus::default(), "2026-12-06T09:00:01Z");
+        assert_eq!(first.tick, Some(at("2026-12-06T09:00:00Z")));
+        let id = first.id.expect("a run");
+        assert_eq!(id, scheduled_run_id(&scan.spec, at("2026-12-06T09:00:00Z")));
+        assert_ne!(id, run_id(&scan.spec), "each tick is a run of its own");
+        let done = ExrScanStatus {
+            run: Some(id.clone()),
+            phase: Some(Phase::Succeeded),
+            last_schedule_time: Some(Time(at("2026-12-06T09:00:00Z"))),
+            ..Default::default()
+        };
+        let (again, ..) = decide(&scan, &done, "2026-12-06T09:40:00Z");
+        assert_eq!((again.id.as_ref(), again.tick), (Some(&id), None), "handled ticks do not run again");
+    }
+
+    #[test]
+    fn a_schedule_added_to_a_scan_that_ran_waits_for_the_next_tick() {
+        let scan = scheduled(None, None);
+        let ran = ExrScanStatus {
+            run: Some("0123abcd".into()),
+            phase: Some(Phase::Succeeded),
+            start_time: Some(Time(at("2026-12-06T10:10:00Z"))),
+            ..Default::default()
+        };
+        let (target, ..) = decide(&scan, &ran, "2026-12-06T10:20:00Z");
+        assert_eq!((target.id.as_deref(), target.tick), (Some("0123abcd"), None));
+    }
+
+    #[test]
+    fn forbid_waits_for_the_running_run_and_replace_does_not() {
+        let running = ExrScanStatus {
+            run: Some("0123abcd".into()),
+            phase: Some(Phase::Running),
+            last_schedule_time: Some(Time(at("2026-12-06T09:00:00Z"))),
+            ..Default::default()
+        };
+        let (forbid, ..) = decide(&scheduled(None, None), &running, "2026-12-06T10:00:05Z");
+        assert_eq!(forbid.id.as_deref(), Some("0123abcd"), "Forbid (the default) keeps the running run");
+        let (replace, ..) =
+            decide(&scheduled(Some(ConcurrencyPolicy::Replace), None), &running, "2026-12-06T10:00:05Z");
+        assert_eq!(replace.tick, Some(at("2026-12-06T10:00:00Z")), "Replace starts the tick's run");
+    }
+
+    #[test]
+    fn a_late_tick_is_skipped_and_reported() {
+        let scan = scheduled(None, Some(60));
+        let done = ExrScanStatus {
+            run: Some("0123abcd".into()),
+            phase: Some(Phase::Succeeded),
+            last_schedule_time: Some(Time(at("2026-12-06T09:00:00Z"))),
+            ..Default::default()
+        };
+        let (target, status, events) = decide(&scan, &done, "2026-12-06T10:05:00Z");
+        assert_eq!(target.id.as_deref(), Some("0123abcd"));
+        assert_eq!(status.last_schedule_time, Some(Time(at("2026-12-06T10:00:00Z"))), "the tick counts as handled");
+        assert_eq!(events.iter().map(|e| e.reason.as_str()).collect::<Vec<_>>(), ["MissedSchedule"]);
+    }
+
+    #[test]
+    fn a_bad_schedule_is_an_error_naming_the_field() {
+        let mut scan = scheduled(None, None);
+        scan.spec.time_zone = Some("Nowhere/Special".into());
+        let (mut status, mut events) = (ExrScanStatus::default(), Vec::new());
+        let error = target(&scan, &ExrScanStatus::default(), at("2026-12-06T10:00:00Z"), &mut status, &mut events)
+            .err()
+            .expect("an unknown time zone");
+        assert!(error.to_string().starts_with("spec.timeZone `Nowhere/Special`"), "{error}");
     }
 }

@@ -5,6 +5,7 @@
 //! not: they apply to the current run where Kubernetes allows it, or to the next one.
 
 use exrscan_crds::ExrScanSpec;
+use k8s_openapi::jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
 /// Hex digits of the run hash (names derived from it must stay DNS labels).
@@ -12,13 +13,27 @@ pub const RUN_ID_LEN: usize = 8;
 
 /// The run hash of `spec`.
 pub fn run_id(spec: &ExrScanSpec) -> String {
-    let defining = serde_json::json!({
+    digest(defining(spec))
+}
+
+/// The run hash of `spec`'s run for the scheduled `tick`.
+pub fn scheduled_run_id(spec: &ExrScanSpec, tick: Timestamp) -> String {
+    let mut defining = defining(spec);
+    defining["tick"] = tick.to_string().into();
+    digest(defining)
+}
+
+fn defining(spec: &ExrScanSpec) -> serde_json::Value {
+    serde_json::json!({
         "source": spec.source,
         "sink": spec.sink,
         "shards": spec.shards,
         "embeddings": spec.embeddings_enabled(),
         "rescan": spec.rescan,
-    });
+    })
+}
+
+fn digest(defining: serde_json::Value) -> String {
     // Keys in a fixed order and absent options omitted: the text is canonical, and fields
     // added to the API later (as options) do not change the hash of existing scans.
     let digest = Sha256::digest(defining.to_string().as_bytes());
@@ -33,7 +48,10 @@ mod tests {
     fn spec() -> ExrScanSpec {
         ExrScanSpec {
             source: Source { bucket: "renders".into(), prefix: "show/".into(), ..Default::default() },
-            sink: Sink { flight: Some(FlightSink { endpoint: "db:443".into(), ..Default::default() }), duckdb: None },
+            sink: Sink {
+                flight: Some(FlightSink { endpoint: "db:443".into(), ..Default::default() }),
+                ..Default::default()
+            },
             shards: 4,
             parallelism: None,
             worker: None,
@@ -43,6 +61,10 @@ mod tests {
             backoff_limit_per_index: 3,
             ttl_seconds_after_finished: None,
             timeout_seconds: None,
+            schedule: None,
+            time_zone: None,
+            concurrency_policy: None,
+            starting_deadline_seconds: None,
         }
     }
 

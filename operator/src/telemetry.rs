@@ -1,5 +1,6 @@
 //! Logging: JSON lines (the default, for pods) or human-readable text, filtered by
-//! `RUST_LOG` (default `info`).
+//! `EXRSCAN_LOG` as the worker is, else `RUST_LOG` (which the chart's `logLevel` sets),
+//! else `info`.
 
 use tracing_subscriber::EnvFilter;
 
@@ -14,7 +15,9 @@ pub enum LogFormat {
 
 /// Installs the global subscriber, writing to stderr.
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("EXRSCAN_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),

@@ -1,8 +1,9 @@
 //! End to end with every real part: the control plane, the node agent running the real
 //! `exrscan` worker binary as the planner and shard pods, MinIO holding a few thousand
-//! generated EXRs, and Apache Arrow's Flight SQL server (basic auth, credentials from a
-//! Secret) as the sink. The scan's final counts must equal the rows in the sink; a rescan
-//! inserts nothing and counts everything unchanged.
+//! generated EXRs, and as the sink either Apache Arrow's Flight SQL server (basic auth,
+//! credentials from a Secret) or the VAST protocol twin (SigV4 keys from a Secret, read back
+//! with VAST's official SDK). The scan's final counts must equal the rows in the sink; a
+//! rescan inserts nothing and counts everything unchanged.
 
 mod harness;
 
@@ -20,12 +21,15 @@ use kube::api::{Api, PostParams};
 use object_store::{ObjectStoreExt, PutPayload};
 use testenv::flightsql::FlightSqlOptions;
 use testenv::kube::NodeAgentConfig;
+use testenv::vasttwin::{self, VastTwin};
 use testenv::{FlightSqlServer, S3Server};
 
 const COPIES: usize = 25;
 const SHARDS: i32 = 4;
 /// Copies for the restart test: enough that the run outlives a kill and a Lease handover.
 const RESTART_COPIES: usize = 10;
+/// Copies for the scheduled test, before and between its two runs.
+const SCHEDULE_COPIES: usize = 4;
 
 /// Generates the corpus and asks `exrscan inspect` which files it reads: relative path → ok.
 fn corpus(dir: &Path) -> BTreeMap<String, (PathBuf, bool)> {
@@ -57,14 +61,17 @@ fn corpus(dir: &Path) -> BTreeMap<String, (PathBuf, bool)> {
     corpus
 }
 
-/// Uploads `COPIES` copies of the corpus under `show/shotNNN/` plus a non-EXR per shot;
+/// Uploads copies `copies` of the corpus under `show/shotNNN/` plus a non-EXR per shot;
 /// returns (EXR objects, readable EXR objects).
-async fn upload(s3: &S3Server, corpus: &BTreeMap<String, (PathBuf, bool)>, copies: usize) -> (usize, usize) {
-    s3.create_bucket("renders").unwrap_or_else(|e| panic!("{e}"));
+async fn upload(
+    s3: &S3Server,
+    corpus: &BTreeMap<String, (PathBuf, bool)>,
+    copies: std::ops::Range<usize>,
+) -> (usize, usize) {
     let store = s3.store("renders").unwrap_or_else(|e| panic!("{e}"));
     let mut objects = Vec::new();
     let (mut exr, mut readable) = (0, 0);
-    for copy in 0..copies {
+    for copy in copies {
         for (rel, (path, ok)) in corpus {
             if rel.ends_with(".exr") {
                 exr += 1;
@@ -106,24 +113,90 @@ async fn shard_jobs(h: &Harness) -> Vec<String> {
         .collect()
 }
 
-/// Rows of `files`, read back through the Flight SQL server with ADBC (basic auth).
-fn sink_rows(flight: &FlightSqlServer) -> i64 {
-    let code = "import sys\n\
-        import adbc_driver_flightsql.dbapi as fs\n\
-        with fs.connect(sys.argv[1], db_kwargs={'username': 'exrscan', 'password': 's3cret'}) as c:\n\
-        \x20   cur = c.cursor()\n\
-        \x20   cur.execute('SELECT count(*) FROM files')\n\
-        \x20   print(cur.fetchone()[0])\n";
-    let out = testenv::python::run(code, &[&flight.adbc_uri()]).unwrap_or_else(|e| panic!("ADBC read-back: {e}"));
-    out.trim().parse().unwrap_or_else(|e| panic!("row count {out:?}: {e}"))
+/// The catalog a scan writes to, read back with that catalog's own client.
+enum Catalog {
+    /// Apache Arrow's Flight SQL server with basic auth.
+    Flight(FlightSqlServer),
+    /// The VAST protocol twin.
+    Vast(VastTwin),
 }
 
-/// Everything but the operator: MinIO holding `copies` copies of the corpus, the Flight SQL
-/// server, the control plane with a node agent running the real worker, and the Secrets.
+impl Catalog {
+    fn start_flight() -> Catalog {
+        let flight = FlightSqlServer::start_with(FlightSqlOptions {
+            basic_auth: Some(("exrscan".into(), "s3cret".into())),
+            // Bulk ingest: arrow-rs 60's prepared-statement update sends its parameters in a
+            // separate DoPut, which arrow-go's server does not take (EOF reading the parameters).
+            bulk_ingest: true,
+            ..Default::default()
+        });
+        Catalog::Flight(flight.unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    fn start_vast() -> Catalog {
+        Catalog::Vast(VastTwin::start().unwrap_or_else(|e| panic!("{e}")))
+    }
+
+    /// The Secret the scan's `sink` names.
+    fn secret(&self) -> (&'static str, Vec<(&'static str, &'static str)>) {
+        match self {
+            Catalog::Flight(_) => ("sink-creds", vec![("username", "exrscan"), ("password", "s3cret")]),
+            Catalog::Vast(_) => (
+                "sink-creds",
+                vec![
+                    ("AWS_ACCESS_KEY_ID", vasttwin::ACCESS_KEY_ID),
+                    ("AWS_SECRET_ACCESS_KEY", vasttwin::SECRET_ACCESS_KEY),
+                ],
+            ),
+        }
+    }
+
+    /// The manifest's `spec.sink`.
+    fn sink_yaml(&self) -> String {
+        match self {
+            Catalog::Flight(f) => {
+                format!("  sink:\n    flight:\n      endpoint: {}\n      credentialsSecret: sink-creds\n", f.addr())
+            }
+            Catalog::Vast(v) => format!(
+                "  sink:\n    vast:\n      endpoint: {}\n      bucket: {}\n      schema: exrscan/e2e\n      credentialsSecret: sink-creds\n",
+                v.endpoint(),
+                vasttwin::BUCKET
+            ),
+        }
+    }
+
+    /// Rows of `files`: through the Flight SQL server with ADBC (basic auth), or through the
+    /// VAST twin with VAST's SDK.
+    fn rows(&self) -> i64 {
+        let out = match self {
+            Catalog::Flight(flight) => {
+                let code = "import sys\n\
+                    import adbc_driver_flightsql.dbapi as fs\n\
+                    with fs.connect(sys.argv[1], db_kwargs={'username': 'exrscan', 'password': 's3cret'}) as c:\n\
+                    \x20   cur = c.cursor()\n\
+                    \x20   cur.execute('SELECT count(*) FROM files')\n\
+                    \x20   print(cur.fetchone()[0])\n";
+                testenv::python::run(code, &[&flight.adbc_uri()]).unwrap_or_else(|e| panic!("ADBC read-back: {e}"))
+            }
+            Catalog::Vast(twin) => {
+                let args = ["--endpoint", &twin.endpoint(), "--bucket", vasttwin::BUCKET, "--schema", "exrscan/e2e"];
+                let json = vasttwin::run_sdk("sdk_sql.py", &[&args[..], &["SELECT count(*) AS n FROM files"]].concat())
+                    .unwrap_or_else(|e| panic!("SDK read-back: {e}"));
+                let rows: serde_json::Value = serde_json::from_str(&json).expect("JSON rows");
+                rows[0]["n"].to_string()
+            }
+        };
+        out.trim().parse().unwrap_or_else(|e| panic!("row count {out:?}: {e}"))
+    }
+}
+
+/// Everything but the operator: MinIO holding `copies` copies of the corpus, the catalog,
+/// the control plane with a node agent running the real worker, and the Secrets.
 struct Env {
     _work: tempfile::TempDir,
+    corpus: BTreeMap<String, (PathBuf, bool)>,
     s3: S3Server,
-    flight: FlightSqlServer,
+    catalog: Catalog,
     h: Harness,
     _agent: testenv::kube::NodeAgent,
     /// EXR objects uploaded.
@@ -133,19 +206,12 @@ struct Env {
 }
 
 impl Env {
-    async fn start(copies: usize) -> Env {
+    async fn start(copies: usize, catalog: Catalog) -> Env {
         let work = testenv::work_dir("operator-e2e").expect("work dir");
         let corpus = corpus(&work.path().join("corpus"));
         let s3 = S3Server::start().unwrap_or_else(|e| panic!("{e}"));
-        let (exr, readable) = upload(&s3, &corpus, copies).await;
-        let flight = FlightSqlServer::start_with(FlightSqlOptions {
-            basic_auth: Some(("exrscan".into(), "s3cret".into())),
-            // Bulk ingest: arrow-rs 60's prepared-statement update sends its parameters in a
-            // separate DoPut, which arrow-go's server does not take (EOF reading the parameters).
-            bulk_ingest: true,
-            ..Default::default()
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
+        s3.create_bucket("renders").unwrap_or_else(|e| panic!("{e}"));
+        let (exr, readable) = upload(&s3, &corpus, 0..copies).await;
         let h = Harness::start(false).await;
         let exrscan = testenv::paths::workspace_bin("exrscan").unwrap_or_else(|e| panic!("{e}"));
         let agent = h
@@ -155,7 +221,7 @@ impl Env {
         let secrets: Api<Secret> = Api::namespaced(h.client.clone(), "default");
         for (name, data) in [
             ("s3-creds", vec![("AWS_ACCESS_KEY_ID", s3.access_key()), ("AWS_SECRET_ACCESS_KEY", s3.secret_key())]),
-            ("flight-creds", vec![("username", "exrscan"), ("password", "s3cret")]),
+            catalog.secret(),
         ] {
             let secret = Secret {
                 metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
@@ -164,24 +230,39 @@ impl Env {
             };
             secrets.create(&PostParams::default(), &secret).await.expect("secret created");
         }
-        Env { _work: work, s3, flight, h, _agent: agent, exr, readable }
+        Env { _work: work, corpus, s3, catalog, h, _agent: agent, exr, readable }
     }
 
     /// The ExrScan `default/show` over every copy, with this `spec.rescan`.
     fn manifest(&self, rescan: &str) -> String {
+        self.manifest_with(rescan, "")
+    }
+
+    /// [`Self::manifest`] with more `spec` lines.
+    fn manifest_with(&self, rescan: &str, spec: &str) -> String {
         format!(
-            "apiVersion: exrscan.dev/v1alpha1\nkind: ExrScan\nmetadata:\n  name: show\n  namespace: default\nspec:\n  source:\n    bucket: renders\n    prefix: show/\n    endpoint: {endpoint}\n    region: {region}\n    forcePathStyle: true\n    credentialsSecret: s3-creds\n  sink:\n    flight:\n      endpoint: {flight}\n      credentialsSecret: flight-creds\n  shards: {SHARDS}\n  rescan: \"{rescan}\"\n",
+            "apiVersion: exrscan.dev/v1alpha1\nkind: ExrScan\nmetadata:\n  name: show\n  namespace: default\nspec:\n  source:\n    bucket: renders\n    prefix: show/\n    endpoint: {endpoint}\n    region: {region}\n    forcePathStyle: true\n    credentialsSecret: s3-creds\n{sink}  shards: {SHARDS}\n  rescan: \"{rescan}\"\n{spec}",
             endpoint = self.s3.endpoint(),
             region = testenv::s3::REGION,
-            flight = self.flight.addr(),
+            sink = self.catalog.sink_yaml(),
         )
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_worker_indexes_s3_into_flight_sql() {
-    let env = Env::start(COPIES).await;
-    let (h, flight, exr, readable) = (&env.h, &env.flight, env.exr, env.readable);
+    index_and_rescan(Env::start(COPIES, Catalog::start_flight()).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_worker_indexes_s3_into_vast() {
+    index_and_rescan(Env::start(COPIES, Catalog::start_vast()).await).await;
+}
+
+/// A sharded scan to Succeeded with counts equal to the rows in the catalog, then a rescan
+/// that writes nothing.
+async fn index_and_rescan(env: Env) {
+    let (h, catalog, exr, readable) = (&env.h, &env.catalog, env.exr, env.readable);
     assert!(exr > 2000, "a few thousand objects: {exr}");
     let _op = h.operator("op-1", &[]);
     let manifest = |rescan: &str| env.manifest(rescan);
@@ -214,7 +295,7 @@ async fn real_worker_indexes_s3_into_flight_sql() {
     assert_eq!(counts.inserted as usize, readable);
     assert_eq!(counts.failed as usize, exr - readable, "damaged files are counted, not fatal");
     assert!(counts.bytes_read > 0);
-    assert_eq!(sink_rows(flight), counts.inserted, "status counts equal the rows in the sink");
+    assert_eq!(catalog.rows(), counts.inserted, "status counts equal the rows in the sink");
     assert!(live_processed < counts.processed, "counts grew after {live_processed} were seen live");
     assert_eq!(st.shards.map(|s| (s.total, s.succeeded)), Some((SHARDS, SHARDS)));
     // kstatus: Ready and Complete true, nothing reconciling or stalled, generation observed.
@@ -259,7 +340,7 @@ async fn real_worker_indexes_s3_into_flight_sql() {
     let counts2 = st.counts.expect("counts");
     eprintln!("rescan: {counts2:?}");
     assert_eq!((counts2.inserted, counts2.unchanged as usize, counts2.failed), (0, readable, counts.failed));
-    assert_eq!(sink_rows(flight), counts.inserted, "the rescan wrote nothing");
+    assert_eq!(catalog.rows(), counts.inserted, "the rescan wrote nothing");
     assert_eq!(st.last_run.and_then(|r| r.counts).map(|c| c.inserted), Some(counts.inserted));
 }
 
@@ -268,7 +349,7 @@ async fn real_worker_indexes_s3_into_flight_sql() {
 /// in the sink.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_killed_mid_run_completes_with_one_job() {
-    let env = Env::start(RESTART_COPIES).await;
+    let env = Env::start(RESTART_COPIES, Catalog::start_flight()).await;
     let h = &env.h;
     let op = h.operator("op-1", &[]);
     let (ok, err) = h.apply(&env.manifest("1"));
@@ -300,5 +381,70 @@ async fn operator_killed_mid_run_completes_with_one_job() {
     let counts = st.counts.expect("counts");
     eprintln!("after the restart: {counts:?}");
     assert_eq!((counts.processed as usize, counts.inserted as usize), (env.exr, env.readable));
-    assert_eq!(sink_rows(&env.flight), counts.inserted, "status counts equal the rows in the sink");
+    assert_eq!(env.catalog.rows(), counts.inserted, "status counts equal the rows in the sink");
+}
+
+/// A scheduled scan (`* * * * *`): nothing runs before its first tick (phase Scheduled, Ready
+/// for kstatus); each tick's run indexes only what is new, the rest costing its LIST entry
+/// and no GET; a spec change alone starts no run; `status.history` keeps the earlier run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_runs_index_what_landed_since_the_last_tick() {
+    let env = Env::start(SCHEDULE_COPIES, Catalog::start_flight()).await;
+    let h = &env.h;
+    let _op = h.operator("op-1", &[]);
+    let schedule = "  schedule: \"* * * * *\"\n  startingDeadlineSeconds: 50\n";
+    let (ok, err) = h.apply(&env.manifest_with("1", schedule));
+    assert!(ok, "{err}");
+    let waiting = h
+        .wait_scan("default", "show", Duration::from_secs(30), "phase Scheduled", |s| {
+            s.status.as_ref().and_then(|s| s.phase) == Some(Phase::Scheduled)
+                || s.status.as_ref().is_some_and(|s| s.run.is_some())
+        })
+        .await;
+    let st = waiting.status.expect("status");
+    if st.run.is_none() {
+        assert!(st.next_schedule_time.is_some(), "{st:?}");
+        let ready = st.conditions.iter().find(|c| c.type_ == "Ready").map(|c| c.status.as_str());
+        assert_eq!(ready, Some("True"), "waiting for its first tick is Ready: {:?}", st.conditions);
+        assert!(shard_jobs(h).await.is_empty(), "no Job before the first tick");
+    }
+
+    let finished = |s: &exrscan_crds::ExrScan| {
+        s.status.as_ref().is_some_and(|s| s.run.is_some() && s.phase.is_some_and(Phase::is_finished))
+    };
+    let first = h.wait_scan("default", "show", Duration::from_secs(150), "the first tick's run", finished).await;
+    let st1 = first.status.expect("status");
+    assert_eq!(st1.phase, Some(Phase::Succeeded), "{:?}\n{}", st1.conditions, h.diagnostics());
+    let counts1 = st1.counts.expect("counts");
+    assert_eq!((counts1.processed as usize, counts1.inserted as usize), (env.exr, env.readable));
+    assert!(st1.last_schedule_time.is_some() && st1.last_successful_time.is_some(), "{st1:?}");
+
+    // New renders land, and the spec changes: no run starts before the next tick.
+    let (new_exr, new_readable) = upload(&env.s3, &env.corpus, SCHEDULE_COPIES..SCHEDULE_COPIES + 2).await;
+    let (ok, err) = h.apply(&env.manifest_with("2", schedule));
+    assert!(ok, "{err}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after_edit = h.scan("default", "show").await.status.expect("status");
+    assert!(
+        after_edit.run == st1.run || after_edit.last_schedule_time != st1.last_schedule_time,
+        "a spec change alone started run {:?}",
+        after_edit.run
+    );
+
+    let second = h
+        .wait_scan("default", "show", Duration::from_secs(150), "the next tick's run", |s| {
+            finished(s) && s.status.as_ref().is_some_and(|s| s.run != st1.run)
+        })
+        .await;
+    let st2 = second.status.expect("status");
+    assert_eq!(st2.phase, Some(Phase::Succeeded), "{:?}\n{}", st2.conditions, h.diagnostics());
+    let counts2 = st2.counts.expect("counts");
+    eprintln!("first tick: {counts1:?}\nnext tick: {counts2:?}");
+    assert_eq!(counts2.processed as usize, env.exr + new_exr);
+    assert_eq!((counts2.inserted as usize, counts2.unchanged as usize), (new_readable, env.readable));
+    // Copies are alike: the bytes read are those of the two new copies alone.
+    assert_eq!(counts2.bytes_read * SCHEDULE_COPIES as i64, counts1.bytes_read * 2, "unchanged objects cost no GET");
+    assert!(st2.last_schedule_time > st1.last_schedule_time, "{st2:?}");
+    assert_eq!(st2.history.first().and_then(|r| r.run.clone()), st1.run, "the first run is in the history");
+    assert_eq!(env.catalog.rows() as usize, env.readable + new_readable, "each file once in the catalog");
 }

@@ -78,7 +78,7 @@ async fn happy_path(h: &Harness, op: &Operator) {
     assert_eq!(condition(&live, "Reconciling").0, "True");
     let table = kubectl_ok(&h.cluster, &["get", "exs", "-n", ns]);
     let header: Vec<&str> = table.lines().next().unwrap_or_default().split_whitespace().collect();
-    assert_eq!(header, ["NAME", "PHASE", "SHARDS", "PROCESSED", "INSERTED", "FAILED", "AGE"], "{table}");
+    assert_eq!(header, ["NAME", "PHASE", "SHARDS", "DISCOVERED", "PROCESSED", "INSERTED", "FAILED", "AGE"], "{table}");
 
     let done = h.wait_scan(ns, "render", RUN_TIMEOUT, "Succeeded", |s| phase(s) == Some(Phase::Succeeded)).await;
     let st = done.status.clone().expect("status");
@@ -108,7 +108,7 @@ async fn happy_path(h: &Harness, op: &Operator) {
     assert_eq!(st.job_name.as_deref(), Some(format!("render-{run}").as_str()));
     let table = kubectl_ok(&h.cluster, &["get", "exs", "-n", ns, "--no-headers"]);
     let row: Vec<&str> = table.split_whitespace().collect();
-    assert_eq!(&row[..6], ["render", "Succeeded", "3/3", "30", "30", "0"], "{table}");
+    assert_eq!(&row[..7], ["render", "Succeeded", "3/3", "30", "30", "30", "0"], "{table}");
 
     // What it created, and how.
     let jobs = h.jobs(ns, "render").await;

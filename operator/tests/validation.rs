@@ -34,12 +34,12 @@ async fn api_server_refuses_bad_specs_with_readable_messages() {
                 "      endpoint: 127.0.0.1:1\n",
                 "      endpoint: 127.0.0.1:1\n    duckdb:\n      persistentVolumeClaim: c\n",
             ),
-            "exactly one of spec.sink.flight or spec.sink.duckdb must be set",
+            "exactly one of spec.sink.vast, spec.sink.flight or spec.sink.duckdb must be set",
         ),
         (
             "no sink",
             scan_yaml("default", "s7", 1, "").replace("    flight:\n      endpoint: 127.0.0.1:1\n", "    {}\n"),
-            "exactly one of spec.sink.flight or spec.sink.duckdb must be set",
+            "exactly one of spec.sink.vast, spec.sink.flight or spec.sink.duckdb must be set",
         ),
         (
             "sharded duckdb",
@@ -63,6 +63,46 @@ async fn api_server_refuses_bad_specs_with_readable_messages() {
             "globs must not contain ','",
         ),
         (
+            "vast endpoint without a scheme",
+            scan_yaml("default", "s12", 4, "").replace(
+                "    flight:\n      endpoint: 127.0.0.1:1\n",
+                &"    vast:\n      endpoint: https://vip.example.com\n      bucket: db\n      credentialsSecret: vast\n".replace("https://vip", "vip"),
+            ),
+            "spec.sink.vast.endpoint must be http://host[:port] or https://host[:port]",
+        ),
+        (
+            "vast schema with an empty level",
+            scan_yaml("default", "s13", 4, "").replace(
+                "    flight:\n      endpoint: 127.0.0.1:1\n",
+                &format!("{}      schema: a//b\n", "    vast:\n      endpoint: https://vip.example.com\n      bucket: db\n      credentialsSecret: vast\n"),
+            ),
+            "spec.sink.vast.schema must be names",
+        ),
+        (
+            "vast CA over plain HTTP",
+            scan_yaml("default", "s14", 4, "").replace(
+                "    flight:\n      endpoint: 127.0.0.1:1\n",
+                &"    vast:\n      endpoint: https://vip.example.com\n      bucket: db\n      credentialsSecret: vast\n      caSecret: ca\n".replace("https://", "http://"),
+            ),
+            "spec.sink.vast.caSecret needs an https:// endpoint",
+        ),
+        (
+            "vast without credentials",
+            scan_yaml("default", "s15", 4, "")
+                .replace("    flight:\n      endpoint: 127.0.0.1:1\n", "    vast:\n      endpoint: http://v\n      bucket: db\n"),
+            "credentialsSecret: Required value",
+        ),
+        (
+            "timeZone without a schedule",
+            scan_yaml("default", "s16", 1, "  timeZone: Europe/London\n"),
+            "spec.timeZone, spec.concurrencyPolicy and spec.startingDeadlineSeconds apply to a spec.schedule",
+        ),
+        (
+            "unknown concurrencyPolicy",
+            scan_yaml("default", "s17", 1, "  schedule: \"@hourly\"\n  concurrencyPolicy: Allow\n"),
+            "Unsupported value: \"Allow\"",
+        ),
+        (
             "name too long",
             scan_yaml("default", &"n".repeat(49), 1, ""),
             "metadata.name must be a DNS label of at most 48 characters",
@@ -84,8 +124,8 @@ async fn api_server_refuses_bad_specs_with_readable_messages() {
     let spec = ExrScanSpec {
         source: Source { bucket: "renders".into(), ..Default::default() },
         sink: Sink {
-            flight: None,
             duckdb: Some(DuckDbSink { persistent_volume_claim: "catalog".into(), path: "x.duckdb".into() }),
+            ..Default::default()
         },
         shards: 3,
         parallelism: Some(4),
@@ -96,6 +136,10 @@ async fn api_server_refuses_bad_specs_with_readable_messages() {
         backoff_limit_per_index: 3,
         ttl_seconds_after_finished: None,
         timeout_seconds: None,
+        schedule: None,
+        time_zone: None,
+        concurrency_policy: None,
+        starting_deadline_seconds: None,
     };
     match api.create(&PostParams::default(), &ExrScan::new("client-side", spec.clone())).await {
         Err(kube::Error::Api(status)) => {
@@ -124,5 +168,9 @@ async fn api_server_refuses_bad_specs_with_readable_messages() {
     kubectl_ok(&h.cluster, &["create", "namespace", "pipeline"]);
     let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     let out = kubectl_ok(&h.cluster, &["apply", "--dry-run=server", "-f", &examples.display().to_string()]);
-    assert_eq!(out.lines().count(), 4, "four examples: {out}");
+    let files = std::fs::read_dir(&examples)
+        .expect("examples/")
+        .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "yaml")))
+        .count();
+    assert_eq!(out.lines().count(), files, "every example is accepted: {out}");
 }

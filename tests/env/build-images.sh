@@ -2,7 +2,7 @@
 # Builds the exrscan images from the project's Dockerfiles with buildah, without pulling
 # from any registry:
 #   base     a distroless-like runtime made from Debian's packages with mmdebstrap: glibc,
-#            libgcc, libstdc++, the CA bundle, /etc/passwd with nonroot (65532), /tmp; no
+#            libgcc, libstdc++, libssl3 (librdkafka), the CA bundle, /etc/passwd with nonroot (65532), /tmp; no
 #            shell, no package manager                             → RUNTIME_IMAGE
 #   binaries the already-built exrscan and exrscan-operator in a scratch image under /out
 #            (what the Dockerfiles' builder stage produces)        → --build-arg BINARIES
@@ -33,7 +33,7 @@ bah() { buildah --root "$storage/root" --runroot "$storage/run" --storage-driver
 
 # The runtime base, rebuilt when this script or the Debian suite's packages change.
 suite=bookworm
-base_packages=libc6,libgcc-s1,libstdc++6
+base_packages=libc6,libgcc-s1,libstdc++6,libssl3
 base=localhost/exrscan-base:$suite
 base_key=$( (cat "$0"; echo "$suite $base_packages") | sha256sum | cut -c1-16)
 if [ "$(cat "$cache/stamps/image-base" 2>/dev/null)" != "$base_key" ] || ! bah inspect --type image "$base" >/dev/null 2>&1; then

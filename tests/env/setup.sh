@@ -9,6 +9,7 @@
 #   Go:      etcd, kube-apiserver, kube-controller-manager, kubectl, kubelet, kube-proxy,
 #            kube-scheduler, containerd, MinIO, Apache Arrow's Flight SQL server, helm,
 #            promtool; the pause image                                 tests/env/build-servers.sh
+#   Maven:   Apache Kafka's broker jars (run on the machine's Java)    tests/env/build-kafka.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -20,6 +21,10 @@ step() { echo "setup: $*"; }
 need=()
 command -v exrheader >/dev/null || need+=(openexr)
 command -v openssl >/dev/null || need+=(openssl)
+command -v java >/dev/null || need+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null || need+=(maven)
+# The Kafka client's librdkafka (built from source by cargo) links the system OpenSSL.
+[ -f /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
 command -v runc >/dev/null || need+=(runc)
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
 command -v iptables >/dev/null || need+=(iptables)
@@ -53,5 +58,8 @@ venv "$cache/venv-vast" "$here/requirements-vast.txt"
 
 # Go-built servers.
 "$here/build-servers.sh"
+
+# The Kafka broker (Maven Central).
+"$here/build-kafka.sh"
 
 step "ready"

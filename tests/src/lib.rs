@@ -6,12 +6,14 @@
 //! (run by `make test`), cached under `~/.cache/exrscan`.
 
 pub use flightsql::FlightSqlServer;
-pub use s3::{S3Options, S3Server};
+pub use kafka::KafkaServer;
+pub use s3::{KafkaTarget, S3Options, S3Server};
 pub use vasttwin::{VastTwin, VastTwinOptions};
 
 pub mod audit;
 pub mod flightsql;
 pub mod images;
+pub mod kafka;
 pub mod kube;
 pub mod netns;
 pub mod node_agent;

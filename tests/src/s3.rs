@@ -27,7 +27,22 @@ pub struct S3Options {
     /// Listen on this address instead of 127.0.0.1 (e.g. [`crate::netns::NODE_IP`], where
     /// a real node's pods reach it).
     pub address: Option<std::net::Ipv4Addr>,
+    /// Publish bucket notifications to this Kafka broker and topic (MinIO's Kafka target
+    /// [`KAFKA_TARGET`]); a bucket then needs [`S3Server::notify_kafka`].
+    pub kafka: Option<KafkaTarget>,
 }
+
+/// Where MinIO publishes bucket notifications.
+#[derive(Debug, Clone)]
+pub struct KafkaTarget {
+    /// `host:port` of the broker.
+    pub brokers: String,
+    /// The topic.
+    pub topic: String,
+}
+
+/// The id of MinIO's Kafka notification target (`arn:minio:sqs::EXRSCAN:kafka`).
+pub const KAFKA_TARGET: &str = "EXRSCAN";
 
 /// A running MinIO server with its data directory; stopped and removed on drop.
 #[derive(Debug)]
@@ -96,6 +111,13 @@ impl S3Server {
         }
         if let Some(certs) = &self.certs {
             cmd.arg("--certs-dir").arg(certs);
+        }
+        if let Some(kafka) = &self.options.kafka {
+            // Events MinIO cannot deliver (broker down) wait in the queue directory.
+            cmd.env(format!("MINIO_NOTIFY_KAFKA_ENABLE_{KAFKA_TARGET}"), "on")
+                .env(format!("MINIO_NOTIFY_KAFKA_BROKERS_{KAFKA_TARGET}"), &kafka.brokers)
+                .env(format!("MINIO_NOTIFY_KAFKA_TOPIC_{KAFKA_TARGET}"), &kafka.topic)
+                .env(format!("MINIO_NOTIFY_KAFKA_QUEUE_DIR_{KAFKA_TARGET}"), self.dir.path().join("events"));
         }
         if let Some(audit) = &self.audit {
             cmd.env("MINIO_AUDIT_WEBHOOK_ENABLE_EXRSCAN", "on")
@@ -178,6 +200,54 @@ impl S3Server {
                     });
                 }
             }
+        }
+    }
+
+    /// Sends `bucket`'s object creations and removals (every key) to the Kafka target of
+    /// [`S3Options::kafka`] (PutBucketNotificationConfiguration).
+    pub fn notify_kafka(&self, bucket: &str) -> Result<(), Error> {
+        let failed = |reason: String| Error::Start { what: format!("S3 notifications of {bucket}"), reason };
+        let url = self.endpoint().parse().map_err(|e| failed(format!("bad endpoint: {e}")))?;
+        let handle = Bucket::new(url, UrlStyle::Path, bucket.to_string(), REGION).map_err(|e| failed(e.to_string()))?;
+        let body = format!(
+            "<NotificationConfiguration><QueueConfiguration><Id>exrscan</Id>\
+             <Queue>arn:minio:sqs::{KAFKA_TARGET}:kafka</Queue>\
+             <Event>s3:ObjectCreated:*</Event><Event>s3:ObjectRemoved:*</Event>\
+             </QueueConfiguration></NotificationConfiguration>"
+        );
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .new_agent();
+        // A freshly started MinIO registers its notification targets in the background: until
+        // then it refuses the ARN as unknown.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let signed = rusty_s3::signing::sign(
+                &jiff::Timestamp::now(),
+                rusty_s3::Method::Put,
+                handle.object_url(""),
+                &self.access_key,
+                &self.secret_key,
+                None,
+                REGION,
+                60,
+                [("notification", "")].into_iter(),
+                std::iter::empty(),
+            );
+            let mut response = agent.put(signed.as_str()).send(body.as_str()).map_err(|e| failed(e.to_string()))?;
+            if response.status() == 200 {
+                return Ok(());
+            }
+            let text = response.body_mut().read_to_string().unwrap_or_default();
+            if !text.contains("ARN") || std::time::Instant::now() > deadline {
+                return Err(failed(format!(
+                    "PutBucketNotificationConfiguration answered {}: {text}",
+                    response.status()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(500));
         }
     }
 

@@ -58,7 +58,8 @@ def run(
     with session.transaction() as tx:
         files_table = tx.bucket(bucket).schema("exrscan").schema(shard).table("files")
         files_table.select(
-            columns=["source_uri", "size_bytes", "etag"], predicate=files_table["source_uri"].isin(uris)
+            columns=["source_uri", "size_bytes", "etag", "last_modified"],
+            predicate=files_table["source_uri"].isin(uris),
         ).read_all()
 
 

@@ -319,7 +319,6 @@ fn main() -> Result<()> {
             "--s3-endpoint",
             &s3.endpoint(),
             "--s3-force-path-style",
-            "true",
         ])
         .env("AWS_ACCESS_KEY_ID", s3.access_key())
         .env("AWS_SECRET_ACCESS_KEY", s3.secret_key())

@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn seed(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/header").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/fuzz/corpus/header").join(name)
 }
 
 fn inspect(args: &[&str], files: &[&Path]) -> Output {
@@ -87,4 +87,53 @@ fn readable_summary_without_json() {
     assert!(text.contains("3 parts, multi-part, tiled"), "{text}");
     assert!(text.contains("part 2 \"depth\": tiledimage, piz, 4x4, tiles 2x2 one"), "{text}");
     assert!(text.contains("RY:half/2x2"), "{text}");
+}
+
+fn text(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The text view prints every attribute with its type and value, as exrheader does.
+#[test]
+fn text_view_prints_attribute_values() {
+    let output = inspect(&[], &[&seed("every_attribute_type.exr"), &seed("beauty_aovs.1001.exr")]);
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    let out = text(&output);
+    for expected in [
+        "    compression (compression): ",
+        "    dataWindow (box2i): ",
+        "    lineOrder (lineOrder): increasing_y",
+        "    pixelAspectRatio (float): 1",
+    ] {
+        assert!(out.contains(expected), "missing `{expected}` in:\n{out}");
+    }
+    assert!(!out.contains("(chlist)"), "channels are listed once, on their own line:\n{out}");
+    let strings: Vec<&str> = out.lines().filter(|l| l.contains(" (string): ")).collect();
+    assert!(!strings.is_empty() && strings.iter().all(|l| l.ends_with('"')), "strings are quoted: {strings:?}");
+}
+
+/// A directory is searched recursively; --include/--exclude choose the files, as for scan.
+#[test]
+fn directories_are_searched_recursively_with_globs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("shot010/comp")).unwrap();
+    std::fs::copy(seed("beauty_aovs.1001.exr"), dir.path().join("shot010/beauty.1001.exr")).unwrap();
+    std::fs::copy(seed("deep_scanline.exr"), dir.path().join("shot010/comp/deep.EXR")).unwrap();
+    std::fs::write(dir.path().join("shot010/notes.txt"), b"not an image").unwrap();
+    std::fs::copy(seed("deep_tile.exr"), dir.path().join("shot010/comp/deep.exr.bak")).unwrap();
+
+    let output = inspect(&["--json"], &[dir.path()]);
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    let paths: Vec<String> = records(&output).iter().map(|r| r["path"].as_str().unwrap().to_string()).collect();
+    assert_eq!(paths.len(), 2, "{paths:?}");
+    assert!(paths[0].ends_with("shot010/beauty.1001.exr") && paths[1].ends_with("shot010/comp/deep.EXR"), "{paths:?}");
+
+    // A pattern with a `/` is anchored at the directory given (as in .gitignore).
+    let output = inspect(&["--json", "--include", "*.exr,*.bak", "--exclude", "shot010/comp/deep.EXR"], &[dir.path()]);
+    let paths: Vec<String> = records(&output).iter().map(|r| r["path"].as_str().unwrap().to_string()).collect();
+    assert_eq!(paths.len(), 2, "{paths:?}");
+    assert!(paths[0].ends_with("beauty.1001.exr") && paths[1].ends_with("deep.exr.bak"), "{paths:?}");
+
+    let output = inspect(&["--json"], &[&dir.path().join("no-such-dir")]);
+    assert_eq!(output.status.code(), Some(1), "a missing path fails the run");
 }

@@ -262,3 +262,42 @@ fn include_and_exclude_globs_choose_what_is_planned_and_read() -> TestResult {
     assert_eq!(read, wanted);
     Ok(())
 }
+
+/// `exrscan inspect` on S3: one object by its key (one HEAD, then ranged GETs), or every
+/// object under a prefix that the globs keep; a missing object fails the run.
+#[test]
+fn inspect_reads_objects_and_prefixes() -> TestResult {
+    let s3 = S3Server::start().unwrap_or_else(|e| panic!("{e}"));
+    let uploaded = upload(&s3, 1);
+    let shot = format!("{PREFIX}shot000/");
+    let url = format!("s3://{BUCKET}/{shot}");
+    let out = run(exrscan_s3(&s3).args(["inspect", "--json", &url]));
+    let records: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout)?.lines().map(serde_json::from_str).collect::<Result<_, _>>()?;
+    let listed: BTreeSet<String> =
+        records.iter().filter_map(|r| r["path"].as_str()).map(|p| p.replace(&format!("s3://{BUCKET}/"), "")).collect();
+    assert_eq!(listed, uploaded.exr, "one record per EXR key under the prefix, nothing else");
+    let ok: BTreeSet<String> = records
+        .iter()
+        .filter(|r| r["ok"] == true)
+        .filter_map(|r| r["path"].as_str())
+        .map(|p| p.replace(&format!("s3://{BUCKET}/"), ""))
+        .collect();
+    assert_eq!(ok, uploaded.readable, "the same headers read as from local copies");
+
+    let one = uploaded.readable.iter().next().ok_or("a readable key")?;
+    let out = run(exrscan_s3(&s3).args(["inspect", &format!("s3://{BUCKET}/{one}")]));
+    let text = String::from_utf8(out.stdout)?;
+    assert!(text.starts_with(&format!("s3://{BUCKET}/{one}: ")), "{text}");
+    assert!(text.contains("    dataWindow (box2i): "), "attribute values: {text}");
+
+    let filtered = run(exrscan_s3(&s3).args(["inspect", "--json", "--include", "*deep*", &url]));
+    let paths: Vec<String> = String::from_utf8(filtered.stdout)?.lines().map(str::to_owned).collect();
+    let deep = uploaded.exr.iter().filter(|k| k.rsplit('/').next().is_some_and(|n| n.contains("deep"))).count();
+    assert!(deep > 0 && paths.len() == deep, "{} records for {deep} deep keys", paths.len());
+
+    let missing = exrscan_s3(&s3).args(["inspect", &format!("s3://{BUCKET}/{shot}missing.1001.exr")]).output()?;
+    assert_eq!(missing.status.code(), Some(1), "{}", String::from_utf8_lossy(&missing.stderr));
+    assert!(String::from_utf8_lossy(&missing.stdout).contains("missing.1001.exr: error: not found"));
+    Ok(())
+}

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use exrscan::catalog::{CatalogBatch, SourceFile, WriteId};
 use exrscan::scan::{self, CancellationToken, ScanError, Tally};
-use exrscan::sink::{AnySink, GcCounts, Neighbour, SimilarBy, Sink, SinkError, Writer};
+use exrscan::sink::{AnySink, GcCounts, IndexedFile, Neighbour, SimilarBy, Sink, SinkError, Stored, Writer};
 use exrscan::source::local::LocalSource;
 use exrscan::source::{ReadHeader, Source, SourceError};
 use fixtures::{TestResult, duckdb_rows, expected_rows, sample_tree, scalar};
@@ -166,6 +166,104 @@ fn similar_lists_the_nearest_indexed_files() -> TestResult {
     Ok(())
 }
 
+/// `similar` by the catalog's own names: the stored vector of the newest version is the
+/// query, and the file itself is not among the results.
+#[test]
+fn similar_by_key_uri_or_file_id_leaves_the_file_itself_out() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let tree = dir.path().join("renders");
+    sample_tree(&tree, 1);
+    let db = dir.path().join("catalog.duckdb");
+    let sink = format!("duckdb://{}", db.display());
+    run(exrscan().args(["scan", "--sink", &sink]).arg(&tree));
+    let uri = format!("file://{}", tree.join("shot000/shot010_beauty.1002.exr").canonicalize()?.display());
+    let id_rows = duckdb_rows(&db, &format!("SELECT file_id FROM files WHERE source_uri = '{uri}'"));
+    let file_id = id_rows[0]["file_id"].as_str().ok_or("a file_id")?.to_string();
+
+    let by_file = run(exrscan()
+        .args(["similar", "--json", "-k", "3", "--sink", &sink])
+        .arg(tree.join("shot000/shot010_beauty.1002.exr")));
+    for reference in [["--key", "shot000/shot010_beauty.1002.exr"], ["--uri", &uri], ["--file-id", &file_id]] {
+        let out = run(exrscan().args(["similar", "--json", "-k", "3", "--sink", &sink]).args(reference));
+        assert_eq!(out, by_file, "{reference:?} finds what the file itself finds");
+        let results: Vec<Value> = out.lines().map(serde_json::from_str).collect::<Result<_, _>>()?;
+        assert_eq!(results.len(), 3, "{out}");
+        assert!(results.iter().all(|r| r["source_uri"] != uri.as_str() && r["file_id"] != file_id.as_str()), "{out}");
+        assert!(results[0]["score"].as_f64().unwrap_or_default() > 0.99, "{out}");
+    }
+
+    // A key under two roots is ambiguous; an unknown one is not in the catalog.
+    let second = dir.path().join("other");
+    sample_tree(&second, 1);
+    run(exrscan().args(["scan", "--sink", &sink]).arg(&second));
+    for (reference, message) in [
+        (["--key", "shot000/shot010_beauty.1002.exr"], "2 indexed files have the key"),
+        (["--file-id", "0000"], "no indexed file has file_id `0000`"),
+    ] {
+        let out = exrscan().args(["similar", "--sink", &sink]).args(reference).output()?;
+        assert_eq!(out.status.code(), Some(1), "{reference:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(message), "{reference:?}: {stderr}");
+    }
+    let usage = exrscan().args(["similar", "--sink", &sink]).output()?;
+    assert_eq!(usage.status.code(), Some(2), "nothing to compare with is a usage error");
+    let usage = exrscan().args(["similar", "--key", "a", "--uri", "b", "--sink", &sink]).output()?;
+    assert_eq!(usage.status.code(), Some(2), "one reference at a time");
+    Ok(())
+}
+
+/// --include/--exclude choose the files of a local directory, as the keys of a prefix.
+#[test]
+fn include_and_exclude_globs_apply_to_local_directories() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let tree = dir.path().join("renders");
+    sample_tree(&tree, 2);
+    let sink = format!("duckdb://{}", dir.path().join("catalog.duckdb").display());
+    let out = run(exrscan()
+        .args(["scan", "--json", "--sink", &sink, "--include", "shot010_*.exr", "--exclude", "shot001/**,*deep*"])
+        .arg(&tree));
+    let summary: Value = serde_json::from_str(out.trim())?;
+    let expected = fixtures::sample_names().iter().filter(|n| n.starts_with("shot010_") && !n.contains("deep")).count();
+    assert_eq!(summary["discovered"], expected as u64, "only shot000's shot010 frames but the deep one: {summary}");
+    let bad = exrscan().args(["scan", "--sink", &sink, "--include", "a[b"]).arg(&tree).output()?;
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("bad glob `a[b`"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    Ok(())
+}
+
+/// A local rescan reads only files whose size or modification time changed.
+#[test]
+fn local_rescans_skip_unchanged_files_by_size_and_mtime() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let tree = dir.path().join("renders");
+    let files = sample_tree(&tree, 2) as u64;
+    let sink = format!("duckdb://{}", dir.path().join("catalog.duckdb").display());
+    let scan = || -> Result<Value, Box<dyn std::error::Error>> {
+        Ok(serde_json::from_str(run(exrscan().args(["scan", "--json", "--sink", &sink]).arg(&tree)).trim())?)
+    };
+    assert_eq!(scan()?["inserted"], files);
+    let again = scan()?;
+    assert_eq!((again["processed"].as_u64(), again["unchanged"].as_u64()), (Some(0), Some(files)), "{again}");
+    assert_eq!(again["bytes_read"], 0, "{again}");
+
+    // Same bytes, new mtime: read again, and found unchanged by its header.
+    let touched = std::fs::File::options().write(true).open(tree.join("shot001/plate_yc.1001.exr"))?;
+    touched.set_modified(std::time::SystemTime::now() + Duration::from_secs(5))?;
+    let after_touch = scan()?;
+    assert_eq!(
+        (after_touch["processed"].as_u64(), after_touch["inserted"].as_u64()),
+        (Some(1), Some(0)),
+        "{after_touch}"
+    );
+    // Read once more: the catalog holds the old mtime only (nothing was written).
+    assert_eq!(scan()?["processed"], 1);
+    Ok(())
+}
+
 #[test]
 fn bad_sink_uris_are_refused_clearly() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -205,6 +303,9 @@ impl Sink for FailingSink {
     }
     async fn collect_garbage(&mut self, _: &WriteId) -> Result<GcCounts, SinkError> {
         Ok(GcCounts::default())
+    }
+    async fn stored(&mut self, _: SimilarBy, _: &IndexedFile) -> Result<Vec<Stored>, SinkError> {
+        Ok(Vec::new())
     }
     async fn similar(
         &mut self,

@@ -580,3 +580,44 @@ fn an_abandoned_transaction_blocks_others_only_until_the_server_expires_it() -> 
     );
     Ok(())
 }
+
+/// The CLI over Flight SQL: `exrscan query`, `exrscan similar --uri` (the stored vector read
+/// through a bound parameter), and a local rescan that reads nothing unchanged.
+#[test]
+fn query_similar_by_uri_and_rescans_over_flight_sql() -> TestResult {
+    let server = FlightSqlServer::start()?;
+    let dir = tempfile::tempdir()?;
+    let tree = dir.path().join("tree");
+    let files = sample_tree(&tree, 1) as u64;
+    let exrscan = || {
+        let mut cmd =
+            std::process::Command::new(testenv::paths::workspace_bin("exrscan").unwrap_or_else(|e| panic!("{e}")));
+        cmd.env("EXRSCAN_LOG", "warn");
+        cmd
+    };
+    let ok = |cmd: &mut std::process::Command| -> Result<String, Box<dyn std::error::Error>> {
+        let out = cmd.output()?;
+        assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+        Ok(String::from_utf8(out.stdout)?)
+    };
+    let sink = server.uri();
+    let first: Value =
+        serde_json::from_str(ok(exrscan().args(["scan", "--json", "--sink", &sink]).arg(&tree))?.trim())?;
+    assert_eq!(first["inserted"], files, "{first}");
+    let again: Value =
+        serde_json::from_str(ok(exrscan().args(["scan", "--json", "--sink", &sink]).arg(&tree))?.trim())?;
+    assert_eq!((again["processed"].as_u64(), again["unchanged"].as_u64()), (Some(0), Some(files)), "{again}");
+
+    let csv = ok(exrscan().args(["query", "-f", "csv", "SELECT count(*) AS n FROM indexed_files", "--sink", &sink]))?;
+    assert_eq!(csv, format!("n\n{files}\n"));
+    let bad = exrscan().args(["query", "SELECT nope FROM indexed_files", "--sink", &sink]).output()?;
+    assert_eq!(bad.status.code(), Some(1));
+
+    let uri = format!("file://{}", tree.join("shot000/shot010_beauty.1001.exr").canonicalize()?.display());
+    let out = ok(exrscan().args(["similar", "--json", "-k", "3", "--uri", &uri, "--sink", &sink]))?;
+    let results: Vec<Value> = out.lines().map(serde_json::from_str).collect::<Result<_, _>>()?;
+    assert_eq!(results.len(), 3, "{out}");
+    assert!(results.iter().all(|r| r["source_uri"] != uri.as_str()), "not itself: {out}");
+    assert!(results[0]["source_uri"].as_str().is_some_and(|u| u.contains("shot010_beauty.")), "{out}");
+    Ok(())
+}

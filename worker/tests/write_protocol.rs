@@ -231,9 +231,12 @@ fn duckdb_catalog_from_before_write_ids_is_upgraded() -> TestResult {
     catalog.with_sink(async |mut sink| sink.write(&stamped).await)??;
     downgrade(&path)?;
     assert_eq!(catalog.count("files"), batch.files() as u64);
+    let source_uri_index = || read("SELECT count(*) AS n FROM duckdb_indexes() WHERE index_name = 'files_source_uri'");
+    assert_eq!(source_uri_index(), vec![json!({"n": 0})]);
 
     catalog.with_sink(async |_| ())?;
     assert_eq!(catalog.counts(true), Table::ALL.map(|t| rows(&batch, t)));
+    assert_eq!(source_uri_index(), vec![json!({"n": 1})], "the resume check's index is added on open");
     let ids = read("SELECT DISTINCT write_id FROM indexed_attributes");
     assert_eq!(ids, vec![json!({"write_id": ""})]);
     Ok(())

@@ -138,7 +138,7 @@ pub(crate) mod fixtures {
                     schema: Some("vfx".into()),
                     table_prefix: Some("exr_".into()),
                 }),
-                duckdb: None,
+                ..Default::default()
             },
             shards: 4,
             parallelism: Some(2),
@@ -149,6 +149,10 @@ pub(crate) mod fixtures {
             backoff_limit_per_index: 3,
             ttl_seconds_after_finished: Some(600),
             timeout_seconds: None,
+            schedule: None,
+            time_zone: None,
+            concurrency_policy: None,
+            starting_deadline_seconds: None,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! the worker contract, Secret *references* (never values), volumes and a locked-down
 //! security context.
 
-use exrscan_crds::{ExrScan, Sink};
+use exrscan_crds::{ExrScan, Sink, VastSink};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, ObjectFieldSelector,
     PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, SecretKeySelector,
@@ -17,6 +17,8 @@ use crate::names::{self, Component};
 pub const PROGRAM: &str = "exrscan";
 /// Where a Flight CA Secret is mounted.
 pub const FLIGHT_CA_MOUNT: &str = "/etc/exrscan/flight-ca";
+/// Where a VAST CA Secret is mounted.
+pub const VAST_CA_MOUNT: &str = "/etc/exrscan/vast-ca";
 /// Where a DuckDB claim is mounted.
 pub const DUCKDB_MOUNT: &str = "/var/lib/exrscan/catalog";
 
@@ -115,16 +117,35 @@ pub fn source_uri(scan: &ExrScan) -> String {
 
 /// The sink URI of `EXRSCAN_SINK`.
 pub fn sink_uri(sink: &Sink) -> String {
-    match (&sink.flight, &sink.duckdb) {
-        (Some(f), _) => {
+    match (&sink.vast, &sink.flight, &sink.duckdb) {
+        (Some(v), _, _) => vast_uri(v),
+        (None, Some(f), _) => {
             let scheme = if f.tls.is_some() { "flight+grpc+tls" } else { "flight+grpc" };
             format!("{scheme}://{}", f.endpoint)
         }
-        (None, Some(d)) => format!("duckdb://{DUCKDB_MOUNT}/{}", d.path),
+        (None, None, Some(d)) => format!("duckdb://{DUCKDB_MOUNT}/{}", d.path),
         // The CRD's CEL rule makes exactly one sink present; an empty sink gets an empty URI
         // that the worker refuses (exit code 2).
-        (None, None) => String::new(),
+        (None, None, None) => String::new(),
     }
+}
+
+/// `vast://host[:port]?bucket=…&schema=…&tls=…`: the CRD's patterns admit only characters
+/// that need no escaping in a query.
+fn vast_uri(v: &VastSink) -> String {
+    let (tls, authority) = match v.endpoint.strip_prefix("https://") {
+        Some(rest) => (true, rest),
+        None => (false, v.endpoint.strip_prefix("http://").unwrap_or(&v.endpoint)),
+    };
+    let mut uri =
+        format!("vast://{}?bucket={}&schema={}&tls={tls}", authority.trim_end_matches('/'), v.bucket, v.schema);
+    if let Some(prefix) = v.table_prefix.as_deref().filter(|p| !p.is_empty()) {
+        uri.push_str(&format!("&table_prefix={prefix}"));
+    }
+    if v.ca_secret.is_some() {
+        uri.push_str(&format!("&ca={VAST_CA_MOUNT}/ca.crt"));
+    }
+    uri
 }
 
 fn source_env(scan: &ExrScan) -> Vec<EnvVar> {
@@ -153,6 +174,10 @@ fn source_env(scan: &ExrScan) -> Vec<EnvVar> {
 
 fn sink_env(sink: &Sink) -> Vec<EnvVar> {
     let mut env = vec![literal("EXRSCAN_SINK", &sink_uri(sink))];
+    if let Some(v) = &sink.vast {
+        env.push(secret_ref("EXRSCAN_VAST_ACCESS_KEY_ID", &v.credentials_secret, "AWS_ACCESS_KEY_ID", false));
+        env.push(secret_ref("EXRSCAN_VAST_SECRET_ACCESS_KEY", &v.credentials_secret, "AWS_SECRET_ACCESS_KEY", false));
+    }
     if let Some(f) = &sink.flight {
         if let Some(secret) = &f.credentials_secret {
             env.push(secret_ref("EXRSCAN_FLIGHT_USERNAME", secret, "username", true));
@@ -188,13 +213,17 @@ fn tuning_env(scan: &ExrScan) -> Vec<EnvVar> {
 fn sink_volumes(sink: &Sink) -> (Vec<Volume>, Vec<VolumeMount>) {
     let mut volumes = Vec::new();
     let mut mounts = Vec::new();
-    if let Some(ca) = sink.flight.as_ref().and_then(|f| f.tls.as_ref()).and_then(|t| t.ca_secret.as_ref()) {
-        volumes.push(Volume {
-            name: "flight-ca".into(),
-            secret: Some(SecretVolumeSource { secret_name: Some(ca.clone()), ..Default::default() }),
-            ..Default::default()
-        });
-        mounts.push(mount("flight-ca", FLIGHT_CA_MOUNT, true));
+    let flight_ca = sink.flight.as_ref().and_then(|f| f.tls.as_ref()).and_then(|t| t.ca_secret.as_ref());
+    let vast_ca = sink.vast.as_ref().and_then(|v| v.ca_secret.as_ref());
+    for (name, secret, path) in [("flight-ca", flight_ca, FLIGHT_CA_MOUNT), ("vast-ca", vast_ca, VAST_CA_MOUNT)] {
+        if let Some(secret) = secret {
+            volumes.push(Volume {
+                name: name.into(),
+                secret: Some(SecretVolumeSource { secret_name: Some(secret.clone()), ..Default::default() }),
+                ..Default::default()
+            });
+            mounts.push(mount(name, path, true));
+        }
     }
     if let Some(d) = &sink.duckdb {
         volumes.push(Volume {
@@ -244,7 +273,7 @@ fn secret_ref(name: &str, secret: &str, key: &str, optional: bool) -> EnvVar {
 mod tests {
     use super::*;
     use crate::objects::fixtures;
-    use exrscan_crds::{DuckDbSink, Sink};
+    use exrscan_crds::{DuckDbSink, Sink, VastSink};
 
     fn env_of(t: &PodTemplateSpec) -> Vec<EnvVar> {
         t.spec.as_ref().expect("spec").containers[0].env.clone().unwrap_or_default()
@@ -314,8 +343,8 @@ mod tests {
         let mut spec = fixtures::flight_spec();
         spec.shards = 1;
         spec.sink = Sink {
-            flight: None,
             duckdb: Some(DuckDbSink { persistent_volume_claim: "catalog-pvc".into(), path: "db/exr.duckdb".into() }),
+            ..Default::default()
         };
         let scan = fixtures::scan(spec);
         let r = ScanRef::of(&scan).expect("ref");
@@ -329,6 +358,59 @@ mod tests {
         assert_eq!(claim.claim_name, "catalog-pvc");
         let security = t.spec.as_ref().and_then(|s| s.security_context.clone()).expect("pod security context");
         assert_eq!(security.fs_group, Some(65532), "the claim is writable by the non-root worker");
+    }
+
+    #[test]
+    fn vast_sink_passes_the_uri_and_secret_references() {
+        let mut spec = fixtures::flight_spec();
+        spec.sink = Sink {
+            vast: Some(VastSink {
+                endpoint: "https://vip.vast.example.com:8443/".into(),
+                bucket: "exrscan-db".into(),
+                schema: "exrscan/prod".into(),
+                table_prefix: Some("exr_".into()),
+                credentials_secret: "vast-keys".into(),
+                ca_secret: Some("vast-ca".into()),
+            }),
+            ..Default::default()
+        };
+        let scan = fixtures::scan(spec);
+        let r = ScanRef::of(&scan).expect("ref");
+        let t = template(&scan, &r, "abcd1234", Component::Shard, "exrscan:1", vec![]);
+        let env = env_of(&t);
+        assert_eq!(
+            value(&env, "EXRSCAN_SINK").as_deref(),
+            Some(
+                "vast://vip.vast.example.com:8443?bucket=exrscan-db&schema=exrscan/prod&tls=true\
+                 &table_prefix=exr_&ca=/etc/exrscan/vast-ca/ca.crt"
+            )
+        );
+        for (name, key) in [
+            ("EXRSCAN_VAST_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"),
+            ("EXRSCAN_VAST_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"),
+        ] {
+            let var = env.iter().find(|e| e.name == name).expect(name);
+            assert!(var.value.is_none(), "{name} is a reference, never a value");
+            let selector = var.value_from.as_ref().and_then(|f| f.secret_key_ref.as_ref()).expect("secretKeyRef");
+            assert_eq!(
+                (selector.name.as_str(), selector.key.as_str(), selector.optional),
+                ("vast-keys", key, Some(false))
+            );
+        }
+        let c = &t.spec.as_ref().expect("spec").containers[0];
+        let mounts: Vec<_> = c.volume_mounts.clone().unwrap_or_default().into_iter().map(|m| m.mount_path).collect();
+        assert_eq!(mounts, vec!["/etc/exrscan/plan", "/etc/exrscan/vast-ca"]);
+
+        let plain = VastSink {
+            endpoint: "http://127.0.0.1:9090".into(),
+            bucket: "b".into(),
+            schema: "s".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            sink_uri(&Sink { vast: Some(plain), ..Default::default() }),
+            "vast://127.0.0.1:9090?bucket=b&schema=s&tls=false"
+        );
     }
 
     #[test]

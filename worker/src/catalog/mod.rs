@@ -1,7 +1,9 @@
 //! The catalog's four tables (`files`, `parts`, `channels`, `attributes`) as Arrow record
-//! batches: their schemas, the builder from parsed headers, and the batch a sink writes.
+//! batches: their schemas, the builder from parsed headers, and the batch a sink writes;
+//! and the `removals` table of objects reported removed.
 
 mod batch;
+mod removals;
 mod rows;
 pub mod schema;
 mod write_id;
@@ -9,7 +11,8 @@ mod write_id;
 use sha2::{Digest, Sha256};
 
 pub use batch::{CatalogBatch, Oversize, row_sizes};
-pub use rows::{CatalogBuilder, ScanInfo, SourceFile};
+pub use removals::{REMOVALS, REMOVALS_KEY, Removal, removals_schema};
+pub use rows::{CatalogBuilder, ScanInfo, SourceFile, micros};
 pub use schema::Table;
 pub use write_id::WriteId;
 

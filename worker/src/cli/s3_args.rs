@@ -24,8 +24,13 @@ pub struct S3Args {
     pub region: Option<String>,
     /// Path-style requests (endpoint/bucket/key), as MinIO and many on-premises stores want.
     #[arg(long = "s3-force-path-style", env = "EXRSCAN_S3_FORCE_PATH_STYLE", default_value_t = false,
-          action = clap::ArgAction::Set, value_name = "BOOL")]
+          action = clap::ArgAction::Set, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_name = "BOOL",
+          overrides_with = "no_force_path_style")]
     pub force_path_style: bool,
+    /// Virtual-host-style requests (bucket.endpoint/key), the default.
+    #[arg(long = "no-s3-force-path-style", overrides_with = "force_path_style")]
+    pub no_force_path_style: bool,
     /// PEM file of extra CA certificates to trust (a private endpoint's CA).
     #[arg(long = "s3-ca", env = "EXRSCAN_S3_CA", value_name = "PATH")]
     pub ca: Option<PathBuf>,
@@ -52,11 +57,12 @@ pub struct S3Args {
 /// Which keys are scanned.
 #[derive(Debug, clap::Args)]
 pub struct FilterArgs {
-    /// S3 sources: comma-separated globs of keys to scan, relative to the prefix (default
-    /// `*.exr`, any depth; case-insensitive; `*` stays within a path segment, `**` crosses them).
+    /// Comma-separated globs of the files to scan: keys below the S3 prefix, or paths below
+    /// the directory (default `*.exr`, any depth; case-insensitive; `*` stays within a path
+    /// segment, `**` crosses them).
     #[arg(long, env = "EXRSCAN_INCLUDE", value_name = "GLOBS")]
     pub include: Option<String>,
-    /// S3 sources: comma-separated globs of keys to leave out.
+    /// Comma-separated globs of the files to leave out (as --include).
     #[arg(long, env = "EXRSCAN_EXCLUDE", value_name = "GLOBS")]
     pub exclude: Option<String>,
 }
@@ -66,6 +72,12 @@ impl FilterArgs {
     pub fn patterns(&self) -> (Vec<String>, Vec<String>) {
         let split = |v: &Option<String>| v.as_deref().map(split_patterns).unwrap_or_default();
         (split(&self.include), split(&self.exclude))
+    }
+
+    /// The filter the patterns make.
+    pub fn filter(&self) -> Result<KeyFilter, GlobError> {
+        let (include, exclude) = self.patterns();
+        KeyFilter::new(&include, &exclude)
     }
 }
 
@@ -84,7 +96,7 @@ impl S3Args {
         S3Options {
             endpoint: self.endpoint.clone().filter(|e| !e.is_empty()),
             region: self.region.clone().filter(|r| !r.is_empty()),
-            force_path_style: self.force_path_style,
+            force_path_style: self.force_path_style && !self.no_force_path_style,
             ca_file: self.ca.clone(),
             credentials_dir: self.credentials_dir.clone(),
             user_agent: Some(user_agent),

@@ -43,7 +43,7 @@ pub struct Args {
     #[command(flatten)]
     reads: HeaderReadArgs,
     /// Headers read at once.
-    #[arg(long, env = "EXRSCAN_CONCURRENCY", default_value_t = 32)]
+    #[arg(long, env = "EXRSCAN_CONCURRENCY", default_value_t = scan::DEFAULT_CONCURRENCY)]
     concurrency: usize,
     /// Files per sink batch (at most).
     #[arg(long, env = "EXRSCAN_BATCH_FILES", default_value_t = 1000)]
@@ -54,9 +54,13 @@ pub struct Args {
     /// Catalog rows (over the four tables) per sink batch (at most).
     #[arg(long, env = "EXRSCAN_BATCH_ROWS", default_value_t = 100_000)]
     batch_rows: usize,
-    /// Compute and store embeddings (`false`: vector columns stay null).
-    #[arg(long, env = "EXRSCAN_EMBEDDINGS", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    /// Compute and store embeddings (the default; EXRSCAN_EMBEDDINGS=false turns them off).
+    #[arg(long, env = "EXRSCAN_EMBEDDINGS", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
+          require_equals = true, default_missing_value = "true", value_name = "BOOL", overrides_with = "no_embeddings")]
     embeddings: bool,
+    /// Do not compute embeddings: the vector columns stay null.
+    #[arg(long, overrides_with = "embeddings")]
+    no_embeddings: bool,
     /// Scan name stamped on the files rows.
     #[arg(long, env = "EXRSCAN_SCAN_NAME")]
     scan_name: Option<String>,
@@ -72,7 +76,9 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let display = Display::for_stderr();
+    // Quiet: the progress goes to log lines, which -q filters out.
+    let display =
+        if log::quiet() { Display::Log { every: std::time::Duration::from_secs(10) } } else { Display::for_stderr() };
     let bar = match &display {
         Display::Bar(bar) => Some(bar.clone()),
         Display::Log { .. } => None,
@@ -102,11 +108,11 @@ async fn scan(args: &Args, display: Display) -> anyhow::Result<Ended> {
     let sink = args.sink.open().await?;
     let mut writer = Writer::new(sink, args.sink.retry());
     let options = ScanOptions {
-        concurrency: args.concurrency,
+        concurrency: args.concurrency.max(1),
         batch_files: args.batch_files.max(1),
         batch_bytes: args.batch_bytes.max(1),
         batch_rows: args.batch_rows.max(1),
-        embeddings: args.embeddings,
+        embeddings: args.embeddings && !args.no_embeddings,
         scan: ScanInfo { name: args.scan_name.clone(), uid: args.scan_uid.clone() },
         skip_indexed: true,
     };
@@ -128,7 +134,7 @@ async fn scan(args: &Args, display: Display) -> anyhow::Result<Ended> {
         );
         return Ok(ended);
     }
-    let source = Arc::new(LocalSource::new(Path::new(&args.source))?);
+    let source = Arc::new(LocalSource::new(Path::new(&args.source))?.with_filter(args.filter.filter()?));
     tracing::info!(source = %source.root().display(), sink = %args.sink.uri()?, "scan started");
     scan_source(source, &mut writer, &options, display).await
 }

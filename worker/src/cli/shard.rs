@@ -48,7 +48,7 @@ pub struct Args {
     #[command(flatten)]
     reads: HeaderReadArgs,
     /// Headers read at once.
-    #[arg(long, env = "EXRSCAN_CONCURRENCY", default_value_t = 64)]
+    #[arg(long, env = "EXRSCAN_CONCURRENCY", default_value_t = scan::DEFAULT_CONCURRENCY)]
     concurrency: usize,
     /// Files per sink batch (at most).
     #[arg(long, env = "EXRSCAN_BATCH_FILES", default_value_t = 1000)]
@@ -56,9 +56,13 @@ pub struct Args {
     /// Bytes of rows per sink batch (at most, approximately).
     #[arg(long, env = "EXRSCAN_BATCH_BYTES", default_value_t = 16 * 1024 * 1024)]
     batch_bytes: usize,
-    /// Compute and store embeddings.
-    #[arg(long, env = "EXRSCAN_EMBEDDINGS", default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    /// Compute and store embeddings (the default; EXRSCAN_EMBEDDINGS=false turns them off).
+    #[arg(long, env = "EXRSCAN_EMBEDDINGS", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1,
+          require_equals = true, default_missing_value = "true", value_name = "BOOL", overrides_with = "no_embeddings")]
     embeddings: bool,
+    /// Do not compute embeddings: the vector columns stay null.
+    #[arg(long, overrides_with = "embeddings")]
+    no_embeddings: bool,
     /// Scan name stamped on the files rows.
     #[arg(long, env = "EXRSCAN_SCAN_NAME")]
     scan_name: Option<String>,
@@ -147,7 +151,7 @@ async fn run_shard(args: &Args, tally: &Arc<Tally>, shards: &mut u32, s3: &mut S
         batch_files: args.batch_files.max(1),
         batch_bytes: args.batch_bytes.max(1),
         batch_rows: ScanOptions::default().batch_rows,
-        embeddings: args.embeddings,
+        embeddings: args.embeddings && !args.no_embeddings,
         scan: ScanInfo { name: args.scan_name.clone(), uid: args.scan_uid.clone() },
         skip_indexed: true,
     };

@@ -39,9 +39,14 @@ pub struct ScanOptions {
     /// Stamped on every `files` row.
     pub scan: ScanInfo,
     /// Skip, without reading them, listed files the sink already holds with the same URI,
-    /// size and ETag (resume after an interrupted run).
+    /// size and ETag, or size and modification time for local files (resume after an
+    /// interrupted run; a local rescan reads only what changed).
     pub skip_indexed: bool,
 }
+
+/// Headers read at once by default, by `exrscan scan` and by a shard alike (the S3 latency
+/// of a ranged GET is hidden behind the others; see docs/operations.md for memory).
+pub const DEFAULT_CONCURRENCY: usize = 64;
 
 /// Listed files checked against the catalog per lookup (at most).
 const LOOKUP_CHUNK: usize = 512;
@@ -49,7 +54,7 @@ const LOOKUP_CHUNK: usize = 512;
 impl Default for ScanOptions {
     fn default() -> Self {
         Self {
-            concurrency: 32,
+            concurrency: DEFAULT_CONCURRENCY,
             batch_files: 1000,
             batch_bytes: 16 * 1024 * 1024,
             batch_rows: 100_000,
@@ -122,7 +127,12 @@ pub async fn run<S: Source, K: Sink>(
             .ready_chunks(LOOKUP_CHUNK);
         while let Some(mut files) = chunks.next().await {
             if options.skip_indexed {
-                let known = writer.lock().await.indexed(&files).await;
+                let known = {
+                    let mut writer = writer.lock().await;
+                    let known = writer.indexed(&files).await;
+                    tally.retried(writer.take_lookup_retries());
+                    known
+                };
                 match known {
                     Ok(known) if !known.is_empty() => {
                         files.retain(|f| !known.contains(&f.uri));

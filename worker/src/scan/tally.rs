@@ -101,6 +101,11 @@ impl Tally {
         self.unchanged.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Counts sink requests retried outside a batch's write (the resume check's lookups).
+    pub(super) fn retried(&self, n: u32) {
+        self.retries.fetch_add(u64::from(n), Ordering::Relaxed);
+    }
+
     pub(super) fn written(&self, outcome: &crate::sink::PutOutcome) {
         self.inserted.fetch_add(outcome.inserted, Ordering::Relaxed);
         self.unchanged.fetch_add(outcome.unchanged, Ordering::Relaxed);

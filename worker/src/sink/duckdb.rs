@@ -21,15 +21,17 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use arrow::datatypes::{DataType, Field};
+use arrow::array::RecordBatch;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use duckdb::Connection;
 use duckdb::types::Value;
 
 use super::canonical::{self, GcCounts, SqlNames, ViewDdl};
 use super::lookup::IndexedQuery;
-use super::{Neighbour, SimilarBy, Sink, SinkError};
+use super::similar::Newest;
+use super::{IndexedFile, Neighbour, SimilarBy, Sink, SinkError, Stored};
 use crate::catalog::schema::WRITE_ID;
-use crate::catalog::{CatalogBatch, SourceFile, Table, WriteId};
+use crate::catalog::{CatalogBatch, REMOVALS, REMOVALS_KEY, Removal, SourceFile, Table, WriteId, removals_schema};
 
 /// DuckDB threads for appends and lookups; [`Sink::similar`] scans with every core.
 const WRITER_THREADS: usize = 1;
@@ -65,20 +67,26 @@ fn column_type(field: &Field) -> Result<String, SinkError> {
     })
 }
 
-fn create_table(table: Table) -> Result<String, SinkError> {
+fn create_table(name: &str, schema: &Schema, key: &[&str]) -> Result<String, SinkError> {
     let mut columns = Vec::new();
-    for field in table.schema().fields() {
+    for field in schema.fields() {
         let null = if field.is_nullable() { "" } else { " NOT NULL" };
         columns.push(format!("{} {}{null}", field.name(), column_type(field)?));
     }
-    if table == Table::Files {
-        columns.push("PRIMARY KEY (file_id)".into());
+    if !key.is_empty() {
+        columns.push(format!("PRIMARY KEY ({})", key.join(", ")));
     }
-    Ok(format!("CREATE TABLE IF NOT EXISTS {} ({})", table.name(), columns.join(", ")))
+    Ok(format!("CREATE TABLE IF NOT EXISTS {name} ({})", columns.join(", ")))
 }
 
-/// Fails with [`SinkError::Schema`] unless `table` has exactly the catalog's columns.
-fn check_columns(conn: &Connection, table: Table) -> Result<(), SinkError> {
+/// A catalog table's name, schema and primary key (`files.file_id`; none for the others).
+fn table_def(table: Table) -> (&'static str, SchemaRef, &'static [&'static str]) {
+    let key: &[&str] = if table == Table::Files { &["file_id"] } else { &[] };
+    (table.name(), table.schema(), key)
+}
+
+/// Fails with [`SinkError::Schema`] unless table `name` has exactly the columns of `schema`.
+fn check_columns(conn: &Connection, name: &str, schema: &Schema) -> Result<(), SinkError> {
     let mut stmt = conn
         .prepare(
             "SELECT column_name, data_type FROM information_schema.columns \
@@ -86,19 +94,18 @@ fn check_columns(conn: &Connection, table: Table) -> Result<(), SinkError> {
         )
         .map_err(failed("reading the schema"))?;
     let found: Vec<(String, String)> = stmt
-        .query_map([table.name()], |row| Ok((row.get(0)?, row.get(1)?)))
+        .query_map([name], |row| Ok((row.get(0)?, row.get(1)?)))
         .and_then(Iterator::collect)
         .map_err(failed("reading the schema"))?;
     let mut expected = Vec::new();
-    for field in table.schema().fields() {
+    for field in schema.fields() {
         expected.push((field.name().clone(), column_type(field)?));
     }
     if found != expected {
         let show =
             |cols: &[(String, String)]| cols.iter().map(|(n, t)| format!("{n} {t}")).collect::<Vec<_>>().join(", ");
         return Err(SinkError::Schema(format!(
-            "table `{}` has columns ({}), exrscan writes ({})",
-            table.name(),
+            "table `{name}` has columns ({}), exrscan writes ({})",
             show(&found),
             show(&expected)
         )));
@@ -111,6 +118,10 @@ fn check_columns(conn: &Connection, table: Table) -> Result<(), SinkError> {
 fn text_list<'a>(values: impl IntoIterator<Item = &'a str>) -> Value {
     Value::List(values.into_iter().map(|v| Value::Text(v.to_owned())).collect())
 }
+
+/// The index that makes the resume check a lookup of each listed URI: without it DuckDB
+/// scans `files.source_uri` for every check, a cost that grows with the catalog.
+const SOURCE_URI_INDEX: &str = "CREATE INDEX IF NOT EXISTS files_source_uri ON files (source_uri)";
 
 impl DuckdbSink {
     /// Opens (creating if missing) the database at `path` and its four tables, and hands the
@@ -159,17 +170,35 @@ impl Drop for DuckdbSink {
     }
 }
 
+/// Runs one SQL statement on the catalog at `path`, opened read-only (so that it fails,
+/// rather than waits, while a scan writes the file), and returns the result's schema and rows.
+pub fn query(path: &Path, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), SinkError> {
+    let config = duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly).map_err(failed("settings"))?;
+    let conn = Connection::open_with_flags(path, config)
+        .map_err(|e| SinkError::Config(format!("opening {} read-only: {e}", path.display())))?;
+    let mut stmt = conn.prepare(sql).map_err(failed("query"))?;
+    let result = stmt.query_arrow([]).map_err(failed("query"))?;
+    let schema = result.get_schema();
+    Ok((schema, result.collect()))
+}
+
 /// Opens the database at `path` with the writer's settings, checks its four tables (adding
-/// the write id column to a catalog written before it existed) and creates the views.
+/// the write id column to a catalog written before it existed) and `removals`, and creates
+/// the views.
 fn connect(path: &Path) -> Result<Connection, SinkError> {
     let conn = Connection::open(path).map_err(|e| SinkError::Config(format!("opening {}: {e}", path.display())))?;
     conn.execute_batch(&format!("SET threads = {WRITER_THREADS}; SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'"))
         .map_err(failed("settings"))?;
     for table in Table::ALL {
-        conn.execute_batch(&create_table(table)?).map_err(failed("creating tables"))?;
+        let (name, schema, key) = table_def(table);
+        conn.execute_batch(&create_table(name, &schema, key)?).map_err(failed("creating tables"))?;
         add_write_id(&conn, table)?;
-        check_columns(&conn, table)?;
+        check_columns(&conn, name, &schema)?;
     }
+    conn.execute_batch(SOURCE_URI_INDEX).map_err(failed("indexing files.source_uri"))?;
+    let removals = removals_schema();
+    conn.execute_batch(&create_table(REMOVALS, &removals, &REMOVALS_KEY)?).map_err(failed("creating tables"))?;
+    check_columns(&conn, REMOVALS, &removals)?;
     for view in canonical::create_views(&SqlNames::default(), ViewDdl::OrReplace) {
         conn.execute_batch(&view).map_err(failed("creating views"))?;
     }
@@ -194,6 +223,25 @@ fn add_write_id(conn: &Connection, table: Table) -> Result<(), SinkError> {
             .map_err(failed("adding write_id"))?;
     }
     Ok(())
+}
+
+/// A UTC timestamp as DuckDB casts it to `TIMESTAMPTZ` (microseconds, `Z`).
+fn rfc3339(time: std::time::SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(time).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// The parameters of a `removals` row; the last (`recorded_at`) is set per transaction.
+fn removal_row(removal: &Removal) -> [Value; 7] {
+    let text = |s: &str| Value::Text(s.to_owned());
+    [
+        text(&removal.source_uri),
+        text(&removal.bucket),
+        text(&removal.key),
+        text(&removal.sequencer),
+        text(&removal.event_name),
+        removal.event_time.map_or(Value::Null, |t| Value::Text(rfc3339(t))),
+        Value::Null,
+    ]
 }
 
 impl Sink for DuckdbSink {
@@ -234,19 +282,17 @@ impl Sink for DuckdbSink {
 
     async fn indexed(&mut self, files: &[SourceFile]) -> Result<HashSet<String>, SinkError> {
         let query = IndexedQuery::new(files);
-        if query.uris().is_empty() {
+        let Some(sql) = query.sql("files") else {
             return Ok(HashSet::new());
-        }
-        let uris = text_list(query.uris().iter().copied());
+        };
+        // A placeholder per URI, so that DuckDB looks each one up in `files_source_uri`; a
+        // list parameter would be joined against the whole column.
+        let uris: Vec<String> = query.uris().iter().map(|u| u.to_string()).collect();
         let batches = self
             .with_conn(move |conn| {
-                let mut stmt = conn
-                    .prepare_cached(
-                        "SELECT source_uri, size_bytes, etag FROM files \
-                         WHERE etag IS NOT NULL AND source_uri IN (SELECT unnest(?::VARCHAR[]))",
-                    )
-                    .map_err(failed("resume check"))?;
-                Ok(stmt.query_arrow([uris]).map_err(failed("resume check"))?.collect::<Vec<_>>())
+                let mut stmt = conn.prepare_cached(&sql).map_err(failed("resume check"))?;
+                let rows = stmt.query_arrow(duckdb::params_from_iter(&uris)).map_err(failed("resume check"))?;
+                Ok(rows.collect::<Vec<_>>())
             })
             .await?;
         let mut found = HashSet::new();
@@ -254,6 +300,28 @@ impl Sink for DuckdbSink {
             query.collect(batch, &mut found)?;
         }
         Ok(found)
+    }
+
+    async fn record_removals(&mut self, removals: &[Removal]) -> Result<(), SinkError> {
+        let rows: Vec<[Value; 7]> = removals.iter().map(removal_row).collect();
+        let recorded_at = Value::Text(rfc3339(std::time::SystemTime::now()));
+        self.with_conn(move |conn| {
+            let tx = conn.transaction().map_err(failed("begin"))?;
+            {
+                let mut stmt = tx
+                    .prepare_cached(&format!(
+                        "INSERT INTO {REMOVALS} VALUES (?, ?, ?, ?, ?, ?::TIMESTAMPTZ, ?::TIMESTAMPTZ) \
+                         ON CONFLICT DO NOTHING"
+                    ))
+                    .map_err(failed("recording removals"))?;
+                for [uri, bucket, key, sequencer, name, time, _] in rows {
+                    let params = [uri, bucket, key, sequencer, name, time, recorded_at.clone()];
+                    stmt.execute(duckdb::params_from_iter(params)).map_err(failed("recording removals"))?;
+                }
+            }
+            tx.commit().map_err(failed("commit"))
+        })
+        .await
     }
 
     async fn recover(&mut self) -> Result<(), SinkError> {
@@ -273,6 +341,22 @@ impl Sink for DuckdbSink {
             Ok(counts)
         })
         .await
+    }
+
+    async fn stored(&mut self, by: SimilarBy, which: &IndexedFile) -> Result<Vec<Stored>, SinkError> {
+        let sql = which.sql(by, "files");
+        let value = which.value().to_owned();
+        let batches = self
+            .with_conn(move |conn| {
+                let mut stmt = conn.prepare(&sql).map_err(failed("vector lookup"))?;
+                Ok(stmt.query_arrow([value]).map_err(failed("vector lookup"))?.collect::<Vec<_>>())
+            })
+            .await?;
+        let mut newest = Newest::default();
+        for batch in &batches {
+            newest.collect(batch)?;
+        }
+        Ok(newest.finish())
     }
 
     async fn similar(
@@ -337,6 +421,35 @@ mod tests {
         assert!(found.is_empty(), "an empty catalog has no neighbours: {found:?}");
         assert_eq!(setting(&sink, "threads").await?, WRITER_THREADS.to_string());
         assert_eq!(sink.existing(&["a".repeat(64)]).await?, HashSet::new());
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn removals_are_recorded_once_per_uri_and_sequencer() -> Result<(), SinkError> {
+        let dir = tempfile::tempdir().map_err(|e| SinkError::Config(e.to_string()))?;
+        let mut sink = DuckdbSink::open(&dir.path().join("c.duckdb"))?;
+        let removal = |sequencer: &str| Removal {
+            source_uri: "s3://b/a.exr".into(),
+            bucket: "b".into(),
+            key: "a.exr".into(),
+            sequencer: sequencer.into(),
+            event_name: "ObjectRemoved:Delete".into(),
+            event_time: Some(std::time::UNIX_EPOCH + std::time::Duration::from_micros(1_796_518_923_456_789)),
+        };
+        sink.record_removals(&[removal("01"), removal("02")]).await?;
+        // Redelivered: nothing new.
+        sink.record_removals(&[removal("02")]).await?;
+        let rows = sink
+            .with_conn(|conn| {
+                let mut stmt = conn
+                    .prepare("SELECT sequencer, epoch_us(event_time) FROM removals ORDER BY sequencer")
+                    .map_err(failed("reading removals"))?;
+                stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))
+                    .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+                    .map_err(failed("reading removals"))
+            })
+            .await?;
+        assert_eq!(rows, vec![("01".into(), 1_796_518_923_456_789), ("02".into(), 1_796_518_923_456_789)]);
         Ok(())
     }
 }

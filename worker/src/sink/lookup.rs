@@ -1,6 +1,7 @@
 //! The catalog lookups of a batch: which file_ids the catalog holds (the write's idempotence
-//! check), and the resume check — which listed objects it already holds with the same URI,
-//! size and ETag, so that a re-run skips them without reading their headers. Flight SQL
+//! check), and the resume check — which listed files it already holds with the same URI,
+//! size and ETag (S3 objects) or modification time (local files, which have no ETag), so
+//! that a re-run skips them without reading their headers. Flight SQL
 //! binds the values as the parameters of a prepared statement (one row, a column per
 //! value: `IN (?, ?, …)`); DuckDB binds them as one list parameter. Results are read
 //! through [`text_column`], which takes any of Arrow's text types.
@@ -9,10 +10,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Field, Int64Type, Schema};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
 
 use super::SinkError;
-use crate::catalog::SourceFile;
+use crate::catalog::{SourceFile, micros};
 
 /// Keys bound in one lookup statement (at most): larger lookups take several. Servers cap
 /// the parameters of a statement (SQLite: 32,766).
@@ -74,10 +75,23 @@ pub(super) fn collect_ids(result: &RecordBatch, found: &mut HashSet<String>) -> 
     Ok(())
 }
 
-/// The objects of a resume check and how to read its answer.
+/// The columns a resume check reads, in this order.
+pub(super) const INDEXED_COLUMNS: [&str; 4] = ["source_uri", "size_bytes", "etag", "last_modified"];
+
+/// What, besides the size, tells that a listed file is the one the catalog holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Version<'a> {
+    /// An S3 object's ETag.
+    Etag(&'a str),
+    /// A local file's modification time, in microseconds since the epoch.
+    Modified(i64),
+}
+
+/// The files of a resume check and how to read its answer.
 pub(super) struct IndexedQuery<'a> {
-    /// URI → (size, ETag) as listed, for the objects with an ETag (no NUL in the URI).
-    wanted: HashMap<&'a str, (u64, &'a str)>,
+    /// URI → (size, version) as listed, for the files with an ETag or a modification time
+    /// (no NUL in the URI).
+    wanted: HashMap<&'a str, (u64, Version<'a>)>,
     /// The URIs of `wanted`, in listing order.
     uris: Vec<&'a str>,
 }
@@ -88,25 +102,31 @@ impl<'a> IndexedQuery<'a> {
         let mut wanted = HashMap::with_capacity(files.len());
         let mut uris = Vec::with_capacity(files.len());
         for file in files {
-            let Some(etag) = file.etag.as_deref() else { continue };
-            if !file.uri.contains('\0') && wanted.insert(file.uri.as_str(), (file.size_bytes, etag)).is_none() {
+            let version = match (file.etag.as_deref(), file.last_modified) {
+                (Some(etag), _) => Version::Etag(etag),
+                (None, Some(modified)) => Version::Modified(micros(modified)),
+                (None, None) => continue,
+            };
+            if !file.uri.contains('\0') && wanted.insert(file.uri.as_str(), (file.size_bytes, version)).is_none() {
                 uris.push(file.uri.as_str());
             }
         }
         Self { wanted, uris }
     }
 
-    /// The URIs to look up; empty when no object can be checked (none has an ETag).
+    /// The URIs to look up; empty when no file can be checked.
     pub fn uris(&self) -> &[&'a str] {
         &self.uris
     }
 
-    /// `SELECT source_uri, size_bytes, etag FROM <table> WHERE …` with a placeholder per
-    /// URI (bound by [`Self::parameters`]), or `None` when there is nothing to check.
+    /// `SELECT source_uri, size_bytes, etag, last_modified FROM <table> WHERE …` with a
+    /// placeholder per URI (bound by [`Self::parameters`]), or `None` when there is nothing
+    /// to check.
     pub fn sql(&self, table: &str) -> Option<String> {
         (!self.uris.is_empty()).then(|| {
             format!(
-                "SELECT source_uri, size_bytes, etag FROM {table} WHERE etag IS NOT NULL AND source_uri IN ({})",
+                "SELECT {} FROM {table} WHERE source_uri IN ({})",
+                INDEXED_COLUMNS.join(", "),
                 placeholders(self.uris.len())
             )
         })
@@ -117,28 +137,49 @@ impl<'a> IndexedQuery<'a> {
         parameters(self.uris.iter().copied())
     }
 
-    /// Adds to `found` the URIs of rows of `batch` (the query's result) that match the
-    /// listing. A result without the three columns, or with columns of other types than
-    /// text, integer, text, is an error.
+    /// Adds to `found` the URIs of rows of `batch` (the query's result, [`INDEXED_COLUMNS`])
+    /// that match the listing. A result without the first three columns, or with columns
+    /// of other types than text, integer, text, is an error. A `last_modified` that cannot
+    /// be read as a time matches no local file (they are read again, nothing is lost).
     pub fn collect(&self, batch: &RecordBatch, found: &mut HashSet<String>) -> Result<(), SinkError> {
         let uris = text_column(batch, 0, "files.source_uri")?;
         let sizes = int_column(batch, 1, "files.size_bytes")?;
         let etags = text_column(batch, 2, "files.etag")?;
+        let modified = micros_column(batch, 3);
         let sizes = sizes.as_primitive::<Int64Type>();
+        let modified = modified.as_ref().map(|m| m.as_primitive::<Int64Type>());
         for row in 0..batch.num_rows() {
-            if uris.is_null(row) || etags.is_null(row) || sizes.is_null(row) {
+            if uris.is_null(row) || sizes.is_null(row) {
                 continue;
             }
             let uri = uris.value(row);
-            if let Some((size, etag)) = self.wanted.get(uri)
-                && u64::try_from(sizes.value(row)).ok() == Some(*size)
-                && etags.value(row) == *etag
-            {
+            let Some((size, version)) = self.wanted.get(uri) else { continue };
+            let same = match version {
+                Version::Etag(etag) => etags.is_valid(row) && etags.value(row) == *etag,
+                Version::Modified(t) => modified.is_some_and(|m| m.is_valid(row) && m.value(row) == *t),
+            };
+            if same && u64::try_from(sizes.value(row)).ok() == Some(*size) {
                 found.insert(uri.to_string());
             }
         }
         Ok(())
     }
+}
+
+/// Column `index` of `result` as microseconds since the epoch: a timestamp of any unit, or
+/// integers (a sink storing times as `scalars=integer`); `None` otherwise.
+fn micros_column(result: &RecordBatch, index: usize) -> Option<ArrayRef> {
+    let column = result.columns().get(index)?;
+    let strict = arrow::compute::CastOptions { safe: false, ..Default::default() };
+    let column = match column.data_type() {
+        DataType::Timestamp(_, _) => {
+            arrow::compute::cast_with_options(column, &DataType::Timestamp(TimeUnit::Microsecond, None), &strict)
+                .ok()?
+        }
+        DataType::Int64 | DataType::Int32 => column.clone(),
+        _ => return None,
+    };
+    arrow::compute::cast_with_options(&column, &DataType::Int64, &strict).ok()
 }
 
 #[cfg(test)]
@@ -192,6 +233,44 @@ mod tests {
         assert!(query.collect(&batch, &mut found).is_ok());
         assert_eq!(found, HashSet::from(["s3://b/a.exr".to_string()]), "the size of it's.exr changed");
         assert!(IndexedQuery::new(&files[2..]).sql("files").is_none());
+        Ok(())
+    }
+
+    /// Local files have no ETag: their size and modification time (to the microsecond, as
+    /// the catalog keeps it) tell whether the catalog holds them.
+    #[test]
+    fn matches_local_files_by_size_and_mtime() -> Result<(), arrow::error::ArrowError> {
+        use arrow::array::TimestampMicrosecondArray;
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(1_700_000_000_123_456_789);
+        let local = |uri: &str, size| SourceFile { last_modified: Some(t), bucket: None, ..file(uri, size, None) };
+        let files = [local("file:///r/a.exr", 10), local("file:///r/b.exr", 10), local("file:///r/c.exr", 10)];
+        let query = IndexedQuery::new(&files);
+        assert_eq!(query.uris().len(), 3);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("source_uri", DataType::Utf8, false),
+            Field::new("size_bytes", DataType::Int64, false),
+            Field::new("etag", DataType::Utf8, true),
+            Field::new("last_modified", DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())), true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(vec!["file:///r/a.exr", "file:///r/b.exr", "file:///r/c.exr"])),
+                Arc::new(Int64Array::from(vec![10, 10, 11])),
+                Arc::new(StringArray::from(vec![None::<&str>, None, None])),
+                Arc::new(
+                    TimestampMicrosecondArray::from(vec![
+                        Some(1_700_000_000_123_456),
+                        Some(1_700_000_000_123_457),
+                        Some(1_700_000_000_123_456),
+                    ])
+                    .with_timezone("UTC"),
+                ),
+            ],
+        )?;
+        let mut found = HashSet::new();
+        assert!(query.collect(&batch, &mut found).is_ok());
+        assert_eq!(found, HashSet::from(["file:///r/a.exr".to_string()]), "b was touched, c changed size");
         Ok(())
     }
 

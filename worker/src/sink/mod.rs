@@ -24,12 +24,12 @@ use std::collections::HashSet;
 use std::future::Future;
 
 pub use retry::RetryPolicy;
-pub use similar::{Neighbour, SimilarBy};
+pub use similar::{IndexedFile, Neighbour, SimilarBy, Stored};
 pub use uri::SinkUri;
 
 pub use canonical::GcCounts;
 
-use crate::catalog::{CatalogBatch, CatalogError, Oversize, SourceFile, WriteId};
+use crate::catalog::{CatalogBatch, CatalogError, Oversize, Removal, SourceFile, WriteId};
 use crate::retry::Backoff;
 
 /// Why a sink operation failed. Only [`SinkError::Transient`] is retried.
@@ -47,6 +47,9 @@ pub enum SinkError {
     /// A failure that a later attempt may not see (server unavailable, overloaded, slow).
     #[error("transient sink failure: {0}")]
     Transient(String),
+    /// The sink does not do this yet.
+    #[error("this sink does not support {0} yet")]
+    Unsupported(&'static str),
     /// Any other failure of the database.
     #[error("sink failure: {0}")]
     Failed(String),
@@ -72,14 +75,23 @@ pub trait Sink: Send {
     fn write(&mut self, batch: &CatalogBatch) -> impl Future<Output = Result<(), SinkError>> + Send;
 
     /// The URIs of those `files` (as listed, before reading) that the catalog already holds
-    /// with the same URI, size and ETag, in one round trip. Files without an ETag are never
-    /// in the answer.
+    /// with the same URI, size and ETag (or, for files listed without an ETag, such as local
+    /// ones, the same modification time), in one round trip. Files listed with neither are
+    /// never in the answer.
     fn indexed(&mut self, files: &[SourceFile]) -> impl Future<Output = Result<HashSet<String>, SinkError>> + Send;
 
     /// The most bytes one row may take (as [`crate::catalog::row_sizes`] counts them), if the
     /// sink has such a limit: a file with a larger row cannot be written and is not tried.
     fn max_row_bytes(&self) -> Option<usize> {
         None
+    }
+
+    /// Records `removals` in the `removals` table, in one transaction where the sink has
+    /// them; a removal already recorded (same URI and sequencer) is not written again.
+    /// Sinks without the table refuse with [`SinkError::Unsupported`].
+    fn record_removals(&mut self, removals: &[Removal]) -> impl Future<Output = Result<(), SinkError>> + Send {
+        let _ = removals;
+        std::future::ready(Err(SinkError::Unsupported("recording removals")))
     }
 
     /// Repairs what a transient failure may have broken (e.g. a session or token lost in a
@@ -92,6 +104,14 @@ pub trait Sink: Send {
     /// to an attempt still writing).
     fn collect_garbage(&mut self, orphans_before: &WriteId)
     -> impl Future<Output = Result<GcCounts, SinkError>> + Send;
+
+    /// The stored `by` vectors of the indexed files `which` names, the newest version of each
+    /// URI (none when no such file has one; more than one for a key several roots share).
+    fn stored(
+        &mut self,
+        by: SimilarBy,
+        which: &IndexedFile,
+    ) -> impl Future<Output = Result<Vec<Stored>, SinkError>> + Send;
 
     /// The `k` indexed files nearest to `vector` by cosine similarity of the `by` vectors,
     /// best first, leaving out `exclude_uri`. Only the newest `file_id` of a URI counts.
@@ -193,6 +213,14 @@ impl Sink for AnySink {
         }
     }
 
+    async fn record_removals(&mut self, removals: &[Removal]) -> Result<(), SinkError> {
+        match self {
+            AnySink::Duckdb(s) => s.record_removals(removals).await,
+            AnySink::Flight(s) => s.record_removals(removals).await,
+            AnySink::Vast(s) => s.record_removals(removals).await,
+        }
+    }
+
     async fn recover(&mut self) -> Result<(), SinkError> {
         match self {
             AnySink::Duckdb(s) => s.recover().await,
@@ -206,6 +234,14 @@ impl Sink for AnySink {
             AnySink::Duckdb(s) => s.collect_garbage(orphans_before).await,
             AnySink::Flight(s) => s.collect_garbage(orphans_before).await,
             AnySink::Vast(s) => s.collect_garbage(orphans_before).await,
+        }
+    }
+
+    async fn stored(&mut self, by: SimilarBy, which: &IndexedFile) -> Result<Vec<Stored>, SinkError> {
+        match self {
+            AnySink::Duckdb(s) => s.stored(by, which).await,
+            AnySink::Flight(s) => s.stored(by, which).await,
+            AnySink::Vast(s) => s.stored(by, which).await,
         }
     }
 
@@ -243,12 +279,14 @@ pub struct PutOutcome {
 pub struct Writer<S> {
     sink: S,
     retry: RetryPolicy,
+    /// Failed lookups retried since [`Self::take_lookup_retries`] was last called.
+    lookup_retries: u32,
 }
 
 impl<S: Sink> Writer<S> {
     /// Wraps `sink`, retrying transient failures under `retry`.
     pub fn new(sink: S, retry: RetryPolicy) -> Self {
-        Self { sink, retry }
+        Self { sink, retry, lookup_retries: 0 }
     }
 
     /// The sink, e.g. for queries.
@@ -304,6 +342,27 @@ impl<S: Sink> Writer<S> {
             match self.sink.indexed(files).await {
                 Ok(found) => return Ok(found),
                 Err(error) => self.recover_from(error, &mut waits, "sink lookup").await?,
+            }
+            self.lookup_retries += 1;
+        }
+    }
+
+    /// The lookups [`Self::indexed`] retried since the last call (for the scan's count of
+    /// retries; writes count theirs in [`PutOutcome::retries`]).
+    pub fn take_lookup_retries(&mut self) -> u32 {
+        std::mem::take(&mut self.lookup_retries)
+    }
+
+    /// [`Sink::record_removals`] under the retry policy (recording is idempotent).
+    pub async fn record_removals(&mut self, removals: &[Removal]) -> Result<(), SinkError> {
+        if removals.is_empty() {
+            return Ok(());
+        }
+        let mut waits = self.retry.backoff();
+        loop {
+            match self.sink.record_removals(removals).await {
+                Ok(()) => return Ok(()),
+                Err(error) => self.recover_from(error, &mut waits, "recording removals").await?,
             }
         }
     }

@@ -1,6 +1,8 @@
-//! A local directory tree (or one file) as a [`Source`]. Files ending in `.exr` (any case)
-//! are listed in a deterministic order (sorted per directory); symbolic links to files are
-//! followed, links to directories are not (no cycles).
+//! A local directory tree (or one file) as a [`Source`]. Files ending in `.exr` (any case),
+//! or those an include/exclude [`KeyFilter`] keeps (matched against the path below the
+//! directory, as S3 keys below the prefix are), are listed in a deterministic order (sorted
+//! per directory); symbolic links to files are followed, links to directories are not (no
+//! cycles). A file named on its own is listed whatever its name.
 
 use std::ffi::OsStr;
 use std::fs::{self, File};
@@ -9,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc;
 
+use super::filter::KeyFilter;
 use super::{Held, ReadHeader, Source, SourceError};
 use crate::catalog::SourceFile;
 use crate::header::{self, ReadError};
@@ -20,6 +23,8 @@ pub struct LocalSource {
     root: PathBuf,
     /// Set when the source is a single file: its name.
     single: Option<String>,
+    /// Which files of a directory are listed (else those ending in `.exr`).
+    filter: Option<KeyFilter>,
 }
 
 /// Whether a file name ends in `.exr` (any case), UTF-8 or not.
@@ -35,13 +40,28 @@ impl LocalSource {
         let absolute = fs::canonicalize(path).map_err(|e| unusable(e.to_string()))?;
         let meta = fs::metadata(&absolute).map_err(|e| unusable(e.to_string()))?;
         if meta.is_dir() {
-            return Ok(Self { root: absolute, single: None });
+            return Ok(Self { root: absolute, single: None, filter: None });
         }
         match (absolute.parent(), absolute.file_name().and_then(|n| n.to_str())) {
             (Some(dir), Some(name)) if meta.is_file() => {
-                Ok(Self { root: dir.to_path_buf(), single: Some(name.to_string()) })
+                Ok(Self { root: dir.to_path_buf(), single: Some(name.to_string()), filter: None })
             }
             _ => Err(unusable("neither a directory nor a file".into())),
+        }
+    }
+
+    /// Lists the files of a directory that `filter` keeps instead of those ending in `.exr`.
+    pub fn with_filter(self, filter: KeyFilter) -> Self {
+        Self { filter: Some(filter), ..self }
+    }
+
+    /// Whether the file at `path` (under the root) is listed.
+    fn keeps(&self, path: &Path) -> bool {
+        match &self.filter {
+            None => path.file_name().is_some_and(is_exr),
+            Some(filter) => path.strip_prefix(&self.root).is_ok_and(|relative| {
+                filter.keeps(&relative.to_string_lossy().replace(std::path::MAIN_SEPARATOR, "/"))
+            }),
         }
     }
 
@@ -99,7 +119,7 @@ impl LocalSource {
                     subdirs.push(path);
                     continue;
                 }
-                if !is_exr(&entry.file_name()) {
+                if !self.keeps(&path) {
                     continue;
                 }
                 // Follows a link to a file; a link to a directory is skipped.
@@ -193,6 +213,15 @@ mod tests {
         assert!(keys[1].1.ends_with("/with%20space.exr"), "{}", keys[1].1);
         assert!(keys.iter().all(|(_, uri, size)| uri.starts_with("file:///") && *size == 1));
         assert!(LocalSource::new(&dir.path().join("missing")).is_err());
+
+        let include = ["b/**/*.exr".to_string(), "*.exr.bak".to_string()];
+        let filtered = source.with_filter(KeyFilter::new(&include, &["z.*".to_string()])?);
+        let mut keys = Vec::new();
+        filtered.walk(&mut |item| {
+            keys.extend(item.ok().map(|file| file.key));
+            true
+        })?;
+        assert_eq!(keys, ["b/a.EXR", "b/c/frame.exr.bak"], "include and exclude globs, case-insensitive");
         Ok(())
     }
 

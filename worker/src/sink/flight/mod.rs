@@ -46,12 +46,13 @@ use tonic::metadata::MetadataMap;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 pub use options::{Choice, Credentials, FlightOptions, IngestPath, ScalarEncoding, VectorEncoding};
+pub(super) use wire::decode_vector;
 pub use wire::{Dialect, Plan};
 
 use super::canonical::{self, GcCounts, ViewDdl};
 use super::lookup::{self, IndexedQuery};
-use super::similar::TopK;
-use super::{Neighbour, SimilarBy, Sink, SinkError};
+use super::similar::{Newest, TopK};
+use super::{IndexedFile, Neighbour, SimilarBy, Sink, SinkError, Stored};
 use crate::catalog::schema::WRITE_ID;
 use crate::catalog::{CatalogBatch, SourceFile, Table, WriteId};
 
@@ -247,6 +248,19 @@ impl FlightSink {
     ) -> Result<Option<SchemaRef>, SinkError> {
         let info = self.client.execute(sql, None).await.map_err(|e| self.error(e, "query"))?;
         self.fetch(info, "query", each).await
+    }
+
+    /// Runs one SQL statement (no deadline: a reader's query may be long) and returns the
+    /// result's schema, when the server sent one, and its rows.
+    pub async fn sql(&mut self, sql: &str) -> Result<(Option<SchemaRef>, Vec<RecordBatch>), SinkError> {
+        let mut rows = Vec::new();
+        let schema = self
+            .query(sql.to_owned(), |batch| {
+                rows.push(batch.clone());
+                Ok(())
+            })
+            .await?;
+        Ok((schema, rows))
     }
 
     /// Runs the query `sql` with its placeholders bound to `params` (a prepared statement,
@@ -651,6 +665,13 @@ impl Sink for FlightSink {
     async fn collect_garbage(&mut self, orphans_before: &WriteId) -> Result<GcCounts, SinkError> {
         // A full pass over every table: no deadline of a batch write.
         self.collect_garbage_within(orphans_before).await
+    }
+
+    async fn stored(&mut self, by: SimilarBy, which: &IndexedFile) -> Result<Vec<Stored>, SinkError> {
+        let sql = which.sql(by, &self.options.table_name(Table::Files));
+        let mut newest = Newest::default();
+        self.query_bound(sql, lookup::parameters([which.value()])?, |batch| newest.collect(batch)).await?;
+        Ok(newest.finish())
     }
 
     async fn similar(

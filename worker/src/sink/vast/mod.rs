@@ -32,9 +32,9 @@ pub use options::{Credentials, VastOptions};
 use self::client::{Call, Client, MAX_REQUEST_BYTES, is_exists};
 use self::query::{Filter, Select};
 use super::canonical::GcCounts;
-use super::lookup::IndexedQuery;
-use super::similar::TopK;
-use super::{Neighbour, SimilarBy, Sink, SinkError};
+use super::lookup::{INDEXED_COLUMNS, IndexedQuery};
+use super::similar::{Newest, TopK};
+use super::{IndexedFile, Neighbour, SimilarBy, Sink, SinkError, Stored};
 use crate::catalog::{CatalogBatch, SourceFile, Table, WriteId};
 
 /// `file_id`s or URIs per existence or resume query (keeps a request far below 5 MiB).
@@ -240,8 +240,8 @@ impl VastSink {
         let query = IndexedQuery::new(files);
         let mut found = HashSet::new();
         for chunk in query.uris().chunks(VALUES_PER_QUERY) {
-            let columns = ["source_uri", "size_bytes", "etag"];
-            let select = self.select(Table::Files, &columns, Filter::In("source_uri", chunk), NARROW_LIMIT_ROWS);
+            let select =
+                self.select(Table::Files, &INDEXED_COLUMNS, Filter::In("source_uri", chunk), NARROW_LIMIT_ROWS);
             let mut bad = None;
             select
                 .run(&self.client, txid, |batch| {
@@ -271,6 +271,25 @@ impl VastSink {
             }
         }
         Ok(())
+    }
+
+    async fn stored_in(&mut self, txid: u64, by: SimilarBy, which: &IndexedFile) -> Result<Vec<Stored>, SinkError> {
+        let columns = ["source_uri", "inspected_at", by.column()];
+        let values = [which.value()];
+        let select = self.select(Table::Files, &columns, Filter::In(which.column(), &values), VECTOR_LIMIT_ROWS);
+        let mut newest = Newest::default();
+        let mut bad = None;
+        select
+            .run(&self.client, txid, |batch| {
+                if let Err(e) = newest.collect(batch) {
+                    bad = Some(e);
+                }
+            })
+            .await?;
+        match bad {
+            Some(e) => Err(e),
+            None => Ok(newest.finish()),
+        }
     }
 
     async fn similar_in(&mut self, txid: u64, by: SimilarBy, vector: &[f32], top: &mut TopK) -> Result<(), SinkError> {
@@ -353,6 +372,12 @@ impl Sink for VastSink {
         // A full pass over every table: no deadline of a batch write.
         let txid = self.begin().await?;
         let result = self.collect_garbage_in(txid, orphans_before).await;
+        self.end(txid, result).await
+    }
+
+    async fn stored(&mut self, by: SimilarBy, which: &IndexedFile) -> Result<Vec<Stored>, SinkError> {
+        let txid = self.begin().await?;
+        let result = self.stored_in(txid, by, which).await;
         self.end(txid, result).await
     }
 

@@ -193,6 +193,32 @@ impl S3Source {
         ))
     }
 
+    /// The catalog entry of the object `key` (one HEAD request), whatever the filter says:
+    /// for reading one named object without listing. A missing object is an
+    /// [`SourceError::Entry`]; an outage or refused credentials as for a listing.
+    pub async fn object(&self, key: &str) -> Result<SourceFile, SourceError> {
+        let uri = object_uri(&self.bucket, key);
+        let entry = |reason: String| SourceError::Entry { location: uri.clone(), reason };
+        let path = Self::request_path(key).map_err(entry)?;
+        let head = || async {
+            let options = GetOptions { head: true, ..GetOptions::default() };
+            Ok(self.store.get_opts(&path, options).await?.meta)
+        };
+        let meta = self
+            .retrier
+            .run("HEAD", head)
+            .await
+            .map_err(|failure| scan_stopper(&uri, &failure).unwrap_or_else(|| entry(failure.to_string())))?;
+        Ok(SourceFile {
+            uri: uri.clone(),
+            bucket: Some(self.bucket.clone()),
+            key: key.to_string(),
+            size_bytes: meta.size,
+            last_modified: Some(SystemTime::from(meta.last_modified)),
+            etag: meta.e_tag,
+        })
+    }
+
     /// One ranged GET of `range`; the response's object metadata and bytes.
     async fn get(
         &self,

@@ -4,14 +4,14 @@
 Every file is written by the official OpenEXR Python bindings (PyPI `openexr`), with tiny
 data windows so the files stay small:
 
-    ~/.cache/exrscan/venv/bin/python worker/fuzz/make_seeds.py worker/fuzz/corpus/header
+    ~/.cache/exrscan/venv/bin/python core/fuzz/make_seeds.py core/fuzz/corpus/header
 
 and, with `--bench DIR`, the realistic 1920x1080 multi-AOV header used by the benchmark
 (`worker/benches/header.rs`):
 
-    ~/.cache/exrscan/venv/bin/python worker/fuzz/make_seeds.py --bench worker/benches/data
+    ~/.cache/exrscan/venv/bin/python core/fuzz/make_seeds.py --bench worker/benches/data
 
-The Rust unit tests (`worker/src/header/tests.rs`) assert values from these files, so keep
+The Rust unit tests (`core/src/header/tests.rs`) assert values from these files, so keep
 the two in step when changing either.
 """
 

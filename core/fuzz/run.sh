@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Fuzzes the header reader for a bounded time; fails on any crash, panic, leak or timeout.
 #
-#   worker/fuzz/run.sh [SECONDS]        (default 60)
+#   core/fuzz/run.sh [SECONDS]        (default 60)
 #
 # Installs cargo-fuzz under ~/.cache/exrscan/cargo-tools when missing. Uses the nightly
 # toolchain when present, else stable with RUSTC_BOOTSTRAP=1 (cargo-fuzz needs nightly flags).
 # Starts from the committed seeds in corpus/header/ (copied, so the repository stays clean);
-# a crashing input is written to worker/fuzz/artifacts/header/.
+# a crashing input is written to core/fuzz/artifacts/header/.
 set -euo pipefail
 
 seconds="${1:-60}"

@@ -1,23 +1,11 @@
 //! Fuzz target for `header::parse` and everything downstream of a parsed header (embeddings,
 //! the JSON record).
 //!
-//! The three modules are compiled into the target from their sources instead of depending on
-//! the `exrscan` crate: that crate also carries the sinks (DuckDB's C++, Arrow, kube), and
-//! building those under the fuzzer's sanitizers would cost far more than the fuzzing itself.
-//! The modules only need what `Cargo.toml` lists here.
+//! It depends on `exrscan-core` alone (no sinks, no async, no DuckDB), so the sanitizer build
+//! stays small.
 #![no_main]
 
-// Parts of the modules that only the `exrscan` binary or the sinks use are unused here.
-#[allow(dead_code)]
-#[path = "../../src/embed/mod.rs"]
-mod embed;
-#[allow(dead_code)]
-#[path = "../../src/header/mod.rs"]
-mod header;
-#[allow(dead_code)]
-#[path = "../../src/record/mod.rs"]
-mod record;
-
+use exrscan_core::{embed, header, record};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

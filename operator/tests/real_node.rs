@@ -2,7 +2,7 @@
 //! Dockerfiles (`testenv::images`), a kubelet running them with containerd and runc on a
 //! CNI bridge, and `helm install` of the chart (the operator in a pod, with in-cluster
 //! config and its own ServiceAccount under RBAC). The ExrScan of
-//! `examples/sharded-backfill.yaml`, pointed at MinIO and Apache Arrow's Flight SQL server,
+//! `examples/flight-sql-scan.yaml`, pointed at MinIO and Apache Arrow's Flight SQL server,
 //! runs its planner and shards as pods in a namespace enforcing the restricted Pod Security
 //! level, and succeeds with counts equal to the rows read back from the sink.
 //!
@@ -72,7 +72,7 @@ async fn sharded_example() {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
     for (name, data) in [
         ("renders-s3", [("AWS_ACCESS_KEY_ID", s3.access_key()), ("AWS_SECRET_ACCESS_KEY", s3.secret_key())]),
-        ("vastdb-creds", [("username", "exrscan"), ("password", "s3cret")]),
+        ("flightsql-creds", [("username", "exrscan"), ("password", "s3cret")]),
     ] {
         let secret = Secret {
             metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
@@ -91,7 +91,7 @@ async fn sharded_example() {
     assert_eq!(st.phase, Some(Phase::Succeeded), "{st:?}\n{}", env.diagnostics().await);
     let counts = st.counts.expect("counts");
     eprintln!("the example's counts: {counts:?}");
-    assert_eq!(counts.discovered as usize, samples.exr, "every *.exr key outside tmp/ found once");
+    assert_eq!(counts.discovered as usize, samples.exr, "every *.exr key under the prefix found once");
     assert_eq!(counts.processed as usize, samples.exr);
     assert_eq!(counts.inserted as usize, samples.readable);
     assert_eq!(counts.failed as usize, samples.exr - samples.readable);
@@ -202,18 +202,30 @@ async fn restricted_namespace(client: &kube::Client, name: &str) {
     Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.expect("namespace created");
 }
 
-/// `examples/sharded-backfill.yaml` pointed at the test's servers: MinIO instead of VAST's
-/// S3, the Flight SQL server over plain gRPC with the example's credentials Secret, and
-/// fewer shards for two cores. The SQLite-backed server has no schemas.
+/// An example of `examples/`, as YAML.
+fn example(name: &str) -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The prefix `examples/flight-sql-scan.yaml` scans.
+fn example_prefix() -> String {
+    example("flight-sql-scan.yaml")["spec"]["source"]["prefix"].as_str().expect("the example has a prefix").to_string()
+}
+
+/// `examples/flight-sql-scan.yaml` pointed at the test's servers: MinIO (path-style) and
+/// the Flight SQL server over plain gRPC with the example's credentials Secret, the tables
+/// named `exr_*`, and fewer shards for two cores. The SQLite-backed server has no schemas.
 fn example_scan(s3: &S3Server, flight: &FlightSqlServer) -> ExrScan {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sharded-backfill.yaml");
-    let text = std::fs::read_to_string(&path).expect("the example");
-    let mut scan: serde_json::Value = serde_yaml::from_str(&text).expect("the example is YAML");
+    let mut scan = example("flight-sql-scan.yaml");
     let spec = &mut scan["spec"];
     spec["source"]["endpoint"] = s3.endpoint().into();
     spec["source"]["region"] = testenv::s3::REGION.into();
+    spec["source"]["forcePathStyle"] = true.into();
     let sink = spec["sink"]["flight"].as_object_mut().expect("a Flight SQL sink");
     sink.insert("endpoint".into(), flight.addr().to_string().into());
+    sink.insert("tablePrefix".into(), "exr_".into());
     sink.remove("tls");
     sink.remove("schema");
     spec["shards"] = SHARDS.into();
@@ -230,8 +242,8 @@ struct Samples {
 }
 
 /// MinIO on the node's address with the bucket `renders` holding `COPIES` copies of
-/// `samples/` under `shows/shotNNN/`, a text file per shot, and an EXR under `tmp/` (the
-/// example excludes it).
+/// `samples/` under the example's prefix (`…/shotNNN/`), a text file per shot (not
+/// `*.exr`), and an EXR outside the prefix.
 async fn s3_with_samples() -> (S3Server, Samples) {
     let s3 = S3Server::start_with(S3Options { address: Some(NODE_IP), ..Default::default() })
         .unwrap_or_else(|e| panic!("{e}"));
@@ -242,15 +254,16 @@ async fn s3_with_samples() -> (S3Server, Samples) {
     files.retain(|p| p.extension().is_some_and(|e| e == "exr"));
     files.sort();
     let readable_here = readable(&files);
+    let prefix = example_prefix();
     let mut objects = Vec::new();
     for copy in 0..COPIES {
         for file in &files {
             let name = file.file_name().expect("a file name").to_string_lossy();
-            objects.push((format!("shows/shot{copy:03}/{name}"), std::fs::read(file).expect("a sample")));
+            objects.push((format!("{prefix}shot{copy:03}/{name}"), std::fs::read(file).expect("a sample")));
         }
-        objects.push((format!("shows/shot{copy:03}/notes.txt"), b"not an image".to_vec()));
+        objects.push((format!("{prefix}shot{copy:03}/notes.txt"), b"not an image".to_vec()));
     }
-    objects.push(("shows/shot000/tmp/partial.exr".into(), std::fs::read(&files[0]).expect("a sample")));
+    objects.push(("elsewhere/outside.exr".into(), std::fs::read(&files[0]).expect("a sample")));
     for (key, body) in objects {
         store.put(&object_store::path::Path::from(key.as_str()), PutPayload::from(body)).await.expect("uploaded");
     }
@@ -267,7 +280,7 @@ fn readable(files: &[PathBuf]) -> usize {
         .count()
 }
 
-/// Rows of `exr_files` (the example's table prefix), read back through the Flight SQL
+/// Rows of `exr_files` (the table prefix the test sets), read back through the Flight SQL
 /// server with ADBC.
 fn sink_rows(flight: &FlightSqlServer) -> i64 {
     let code = "import sys\n\

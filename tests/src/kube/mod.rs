@@ -50,8 +50,10 @@ pub const CONTROLLERS: &[&str] = &[
 ];
 
 /// The controllers a real node's workloads also need: Deployments (the operator's chart),
-/// Services, PodDisruptionBudgets (drains), PersistentVolumeClaims and node health.
+/// Services, PodDisruptionBudgets (drains), PersistentVolumeClaims and node health (the
+/// node lifecycle controller lifts the `not-ready` taint a kubelet registers with).
 pub const NODE_CONTROLLERS: &[&str] = &[
+    "node-lifecycle-controller",
     "deployment-controller",
     "replicaset-controller",
     "endpointslice-controller",

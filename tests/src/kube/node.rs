@@ -16,7 +16,7 @@ use std::time::Duration;
 use super::ControlPlane;
 use crate::netns::NODE_IP;
 use crate::paths::{cache_dir, tool};
-use crate::process::Server;
+use crate::process::{Server, free_port};
 use crate::{Error, output};
 
 /// The pods' subnet on the node's bridge.
@@ -52,11 +52,19 @@ impl NodeConfig {
 
 /// A running node; its pods are killed and its mounts and cgroups removed on drop.
 pub struct Node {
-    // Fields drop in order: the agents first, containerd last (see `Drop`).
+    // Fields drop in order: the agents first, containerd, then what they left behind.
     kube_proxy: Server,
     kubelet: Server,
     containerd: Server,
+    leftovers: Leftovers,
     name: String,
+}
+
+/// What a node's processes leave behind, removed on drop: the pods' processes (the kubelet
+/// leaves them running, their shims outlive containerd), the mounts under the node's
+/// directory and its cgroups. Made before anything is started, so that a node that fails
+/// to start is cleaned up too.
+struct Leftovers {
     dir: PathBuf,
     cgroup_root: String,
 }
@@ -72,6 +80,7 @@ impl ControlPlane {
         }
         // One cgroup parent per node, in every v1 hierarchy (the kubelet wants it to exist).
         let cgroup_root = format!("/exrscan-{}-{}", std::process::id(), config.name);
+        let leftovers = Leftovers { dir: dir.clone(), cgroup_root: cgroup_root.clone() };
         for hierarchy in cgroup_hierarchies() {
             let path = hierarchy.join(cgroup_root.trim_start_matches('/'));
             std::fs::create_dir_all(&path).map_err(io(format!("creating the cgroup {}", path.display())))?;
@@ -115,18 +124,21 @@ impl ControlPlane {
             .env("PATH", &path);
         let kubelet = Server::spawn("kubelet", kubelet_cmd, &self.dir().join(format!("kubelet-{}.log", config.name)))?;
 
+        let proxy_healthz = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()?));
         let mut proxy_cmd = Command::new(tool("kube-proxy")?);
         proxy_cmd
             .arg(format!("--kubeconfig={}", self.kubeconfig_path().display()))
             .arg(format!("--hostname-override={}", config.name))
             .arg(format!("--cluster-cidr={POD_CIDR}"))
-            .args(["--proxy-mode=iptables", "--conntrack-max-per-core=0", "--metrics-bind-address=127.0.0.1:0"])
+            .args(["--proxy-mode=iptables", "--conntrack-max-per-core=0"])
+            .arg(format!("--metrics-bind-address=127.0.0.1:{}", free_port()?))
+            .arg(format!("--healthz-bind-address={proxy_healthz}"))
             .env("PATH", &path);
-        let kube_proxy =
+        let mut kube_proxy =
             Server::spawn("kube-proxy", proxy_cmd, &self.dir().join(format!("kube-proxy-{}.log", config.name)))?;
+        kube_proxy.wait_for_port(proxy_healthz, READY_TIMEOUT)?;
 
-        // From here on, a failure drops the node, which cleans up after it.
-        let mut node = Node { kube_proxy, kubelet, containerd, name: config.name, dir, cgroup_root };
+        let mut node = Node { kube_proxy, kubelet, containerd, leftovers, name: config.name };
         let ready = r#"jsonpath={.status.conditions[?(@.type=="Ready")].status}"#;
         let name = node.name.clone();
         node.kubelet.wait_until(READY_TIMEOUT, || {
@@ -147,7 +159,7 @@ impl Node {
 
     /// The node's directory (containerd's root and state, the kubelet's root, pod logs).
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.leftovers.dir
     }
 
     /// The kubelet's log.
@@ -169,20 +181,32 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.kube_proxy.stop(STOP_GRACE);
         self.kubelet.stop(STOP_GRACE);
-        // The kubelet leaves pods running; their processes and shims outlive containerd.
-        for task in tasks(&self.dir) {
-            if let Some(pid) = read_pid(&task.join("init.pid")) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-            }
+        self.containerd.stop(STOP_GRACE);
+    }
+}
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        let cgroups: Vec<PathBuf> = cgroup_hierarchies()
+            .into_iter()
+            .map(|hierarchy| hierarchy.join(self.cgroup_root.trim_start_matches('/')))
+            .collect();
+        for pid in cgroups.iter().flat_map(|cgroup| processes_under(cgroup)) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
         }
         for pid in shims(&self.dir.join("containerd.sock")) {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
         }
         std::thread::sleep(Duration::from_millis(500));
-        self.containerd.stop(STOP_GRACE);
         unmount_under(&self.dir);
-        for hierarchy in cgroup_hierarchies() {
-            remove_cgroup_tree(&hierarchy.join(self.cgroup_root.trim_start_matches('/')));
+        // A killed process leaves its cgroup only once it is reaped.
+        let deadline = std::time::Instant::now() + STOP_GRACE;
+        for cgroup in &cgroups {
+            remove_cgroup_tree(cgroup);
+            while cgroup.exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+                remove_cgroup_tree(cgroup);
+            }
         }
     }
 }
@@ -295,12 +319,21 @@ fn write(path: &Path, content: &str) -> Result<(), Error> {
     std::fs::write(path, content).map_err(|e| Error::Io { context: format!("writing {}", path.display()), source: e })
 }
 
-/// The bundle directories of containerd's running tasks (each has `init.pid` and the OCI
-/// `config.json`).
-fn tasks(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(dir.join("containerd/state/io.containerd.runtime.v2.task/k8s.io"))
-        .map(|entries| entries.flatten().map(|e| e.path()).collect())
+/// The processes in a cgroup and its children (the pods' containers).
+fn processes_under(cgroup: &Path) -> Vec<rustix::process::Pid> {
+    let mut pids: Vec<rustix::process::Pid> = std::fs::read_to_string(cgroup.join("cgroup.procs"))
         .unwrap_or_default()
+        .lines()
+        .filter_map(|line| rustix::process::Pid::from_raw(line.trim().parse().ok()?))
+        .collect();
+    if let Ok(entries) = std::fs::read_dir(cgroup) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                pids.extend(processes_under(&entry.path()));
+            }
+        }
+    }
+    pids
 }
 
 /// The containerd shims serving the containerd at `socket` (`… -address SOCKET`).
@@ -325,21 +358,11 @@ fn shims(socket: &Path) -> Vec<rustix::process::Pid> {
         .unwrap_or_default()
 }
 
-fn read_pid(path: &Path) -> Option<rustix::process::Pid> {
-    let text = std::fs::read_to_string(path).ok()?;
-    rustix::process::Pid::from_raw(text.trim().parse().ok()?)
-}
-
-/// The cgroup v1 hierarchies this kubelet uses (one mount per controller set).
+/// The cgroup hierarchies (one mount per v1 controller set, and the hybrid layout's
+/// `unified` v2 tree, where runc puts the containers too).
 fn cgroup_hierarchies() -> Vec<PathBuf> {
     std::fs::read_dir("/sys/fs/cgroup")
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.path())
-                .filter(|p| p.join("cgroup.procs").exists() && !p.ends_with("unified"))
-                .collect()
-        })
+        .map(|entries| entries.flatten().map(|e| e.path()).filter(|p| p.join("cgroup.procs").exists()).collect())
         .unwrap_or_default()
 }
 

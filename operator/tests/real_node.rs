@@ -1,13 +1,19 @@
 //! End to end on a real node, as a user installs it: the images built from the project's
 //! Dockerfiles (`testenv::images`), a kubelet running them with containerd and runc on a
 //! CNI bridge, and `helm install` of the chart (the operator in a pod, with in-cluster
-//! config and its own ServiceAccount under RBAC). The ExrScan of
-//! `examples/flight-sql-scan.yaml`, pointed at MinIO and Apache Arrow's Flight SQL server,
-//! runs its planner and shards as pods in a namespace enforcing the restricted Pod Security
-//! level, and succeeds with counts equal to the rows read back from the sink.
+//! config and its own ServiceAccount under RBAC), in namespaces enforcing the restricted
+//! Pod Security level. Against MinIO and Apache Arrow's Flight SQL server, one cluster runs:
+//!
+//! 1. `examples/flight-sql-scan.yaml`, sharded, to Succeeded with counts equal to the rows
+//!    read back, each shard's progress in its `kubectl logs` (through the kubelet);
+//! 2. `examples/minimal-scan.yaml` into DuckDB on a claim bound to a local PersistentVolume,
+//!    its rows read back from the volume's directory by DuckDB's own client;
+//! 3. a shard whose container is SIGKILLed through containerd after its first batch is in
+//!    the sink: retried in a new pod, every object in the sink exactly once;
+//! 4. `kubectl drain` of the node while a shard runs: the evicted pods carry
+//!    DisruptionTarget, and after `kubectl uncordon` the scan succeeds, exactly once too.
 //!
 //! The whole cluster runs in a network namespace of the test's own (`testenv::netns`).
-//! No kubectl: the test talks to the API server with kube-rs, as the operator does.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,7 +21,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use exrscan_crds::{ExrScan, Phase};
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, ListParams, LogParams, PostParams};
 use object_store::{ObjectStoreExt, PutPayload};
 use testenv::flightsql::FlightSqlOptions;
@@ -25,15 +34,20 @@ use testenv::netns::NODE_IP;
 use testenv::s3::S3Options;
 use testenv::{FlightSqlServer, S3Server};
 
-/// Copies of `samples/` uploaded under `shows/shotNNN/`.
+/// Copies of `samples/` uploaded under each example's prefix.
 const COPIES: usize = 12;
 const SHARDS: i64 = 4;
+/// Objects under `bulk/` for the kill and drain scans: one shard writes them in batches of
+/// 1000 files (the worker's default), so a run outlasts its first batch by seconds.
+const BULK: usize = 2500;
+const NODE: &str = "node-1";
 const RELEASE_NAMESPACE: &str = "exrscan-system";
-/// The example's namespace.
+/// The examples' namespace.
 const NAMESPACE: &str = "pipeline";
+const SCAN_TIMEOUT: Duration = Duration::from_secs(600);
 
 #[test]
-fn helm_installed_operator_runs_the_sharded_example_in_real_pods() {
+fn helm_installed_operator_runs_the_examples_in_real_pods() {
     // First, before any thread or server exists: everything below lives in the namespace.
     testenv::netns::enter().unwrap_or_else(|e| panic!("{e}"));
     tokio::runtime::Builder::new_multi_thread()
@@ -41,17 +55,33 @@ fn helm_installed_operator_runs_the_sharded_example_in_real_pods() {
         .enable_all()
         .build()
         .expect("runtime")
-        .block_on(sharded_example());
+        .block_on(real_node());
 }
 
-async fn sharded_example() {
+async fn real_node() {
+    let started = Instant::now();
     let images = TestImages::build().unwrap_or_else(|e| panic!("{e}"));
-    let (s3, samples) = s3_with_samples().await;
+    eprintln!("[{:?}] images built", started.elapsed());
+    let s3 = S3Server::start_with(S3Options { address: Some(NODE_IP), ..Default::default() })
+        .unwrap_or_else(|e| panic!("{e}"));
+    s3.create_bucket("renders").unwrap_or_else(|e| panic!("{e}"));
+    let samples = Samples::read();
+    let flight_prefix = example_prefix("flight-sql-scan.yaml");
+    let duckdb_prefix = example_prefix("minimal-scan.yaml");
+    let mut objects = samples.copies(&flight_prefix, COPIES);
+    objects.extend(samples.copies(&duckdb_prefix, COPIES));
+    objects.push(("elsewhere/outside.exr".into(), samples.readable_body()));
+    objects.extend((0..BULK).map(|i| (format!("bulk/{i:05}.exr"), samples.readable_body())));
+    upload(&s3, objects).await;
+    eprintln!("[{:?}] uploaded", started.elapsed());
     let flight = FlightSqlServer::start_with(FlightSqlOptions {
         basic_auth: Some(("exrscan".into(), "s3cret".into())),
         // arrow-rs 60's prepared-statement update sends its parameters in a separate DoPut,
         // which arrow-go's server does not take.
         bulk_ingest: true,
+        // A killed shard's open transaction would hold SQLite's write lock until the
+        // server stops; its retry must not wait for that.
+        transaction_idle_timeout: Some(Duration::from_secs(3)),
         address: Some(NODE_IP),
         ..Default::default()
     })
@@ -59,64 +89,27 @@ async fn sharded_example() {
     let cluster = ControlPlane::start_with(ControlPlaneOptions { address: NODE_IP, real_node: true })
         .unwrap_or_else(|e| panic!("{e}"));
     let node = cluster
-        .start_node(NodeConfig::new("node-1").image(&images.operator).image(&images.worker))
+        .start_node(NodeConfig::new(NODE).image(&images.operator).image(&images.worker))
         .unwrap_or_else(|e| panic!("{e}\n{}", cluster.log_tails(20)));
     let client = cluster.client().await.unwrap_or_else(|e| panic!("{e}"));
-    let env = Env { cluster: &cluster, node: &node, client: client.clone() };
+    let env = Env { cluster: &cluster, node: &node, client: client.clone(), s3: &s3, flight: &flight };
+    eprintln!("[{:?}] control plane and node ready", started.elapsed());
 
     for ns in [RELEASE_NAMESPACE, NAMESPACE] {
         restricted_namespace(&client, ns).await;
     }
     env.helm_install();
+    eprintln!("[{:?}] chart installed", started.elapsed());
+    env.secrets().await;
 
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
-    for (name, data) in [
-        ("renders-s3", [("AWS_ACCESS_KEY_ID", s3.access_key()), ("AWS_SECRET_ACCESS_KEY", s3.secret_key())]),
-        ("flightsql-creds", [("username", "exrscan"), ("password", "s3cret")]),
-    ] {
-        let secret = Secret {
-            metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
-            string_data: Some(data.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
-            ..Default::default()
-        };
-        secrets.create(&PostParams::default(), &secret).await.expect("secret created");
-    }
-
-    let scans: Api<ExrScan> = Api::namespaced(client.clone(), NAMESPACE);
-    let scan = example_scan(&s3, &flight);
-    let name = scan.metadata.name.clone().expect("the example is named");
-    scans.create(&PostParams::default(), &scan).await.unwrap_or_else(|e| panic!("creating the example scan: {e}"));
-    let done = env.wait_finished(&name, Duration::from_secs(600)).await;
-    let st = done.status.expect("status");
-    assert_eq!(st.phase, Some(Phase::Succeeded), "{st:?}\n{}", env.diagnostics().await);
-    let counts = st.counts.expect("counts");
-    eprintln!("the example's counts: {counts:?}");
-    assert_eq!(counts.discovered as usize, samples.exr, "every *.exr key under the prefix found once");
-    assert_eq!(counts.processed as usize, samples.exr);
-    assert_eq!(counts.inserted as usize, samples.readable);
-    assert_eq!(counts.failed as usize, samples.exr - samples.readable);
-    assert_eq!(sink_rows(&flight), counts.inserted, "status counts equal the rows in the sink");
-    assert_eq!(st.shards.map(|s| (i64::from(s.total), i64::from(s.succeeded))), Some((SHARDS, SHARDS)));
-
-    // The pods were real containers of the images, admitted under the restricted level.
-    let pods: Api<Pod> = Api::namespaced(client.clone(), NAMESPACE);
-    let shard_pods: Vec<Pod> =
-        pods.list(&ListParams::default().labels("app.kubernetes.io/component=shard")).await.expect("pods listed").items;
-    assert!(shard_pods.len() as i64 >= SHARDS, "a pod per shard: {}", shard_pods.len());
-    for pod in &shard_pods {
-        let status = pod.status.as_ref().expect("pod status");
-        let container = status.container_statuses.as_ref().and_then(|c| c.first()).expect("a container status");
-        assert!(
-            container.container_id.as_deref().is_some_and(|id| id.starts_with("containerd://")),
-            "run by containerd: {container:?}"
-        );
-        assert_eq!(container.image, format!("{}/exrscan:{}", testenv::images::REPOSITORY, testenv::images::TAG));
-    }
-    // `kubectl logs` of a shard: the API server fetches it from the kubelet.
-    let shard = shard_pods[0].metadata.name.clone().expect("pod name");
-    let log = pods.logs(&shard, &LogParams::default()).await.unwrap_or_else(|e| panic!("logs of {shard}: {e}"));
-    eprintln!("log of {shard}:\n{log}");
-    assert!(log.contains("processed"), "the shard's log shows its progress: {log}");
+    env.sharded_flight_example(&samples).await;
+    eprintln!("[{:?}] sharded Flight SQL example done", started.elapsed());
+    env.duckdb_example_on_a_local_volume(&samples).await;
+    eprintln!("[{:?}] DuckDB example done", started.elapsed());
+    env.killed_shard_is_retried().await;
+    eprintln!("[{:?}] killed shard done", started.elapsed());
+    env.drained_node_is_survived().await;
+    eprintln!("[{:?}] drain done", started.elapsed());
 }
 
 /// What the test talks to.
@@ -124,6 +117,8 @@ struct Env<'a> {
     cluster: &'a ControlPlane,
     node: &'a Node,
     client: kube::Client,
+    s3: &'a S3Server,
+    flight: &'a FlightSqlServer,
 }
 
 impl Env<'_> {
@@ -150,28 +145,305 @@ impl Env<'_> {
         );
     }
 
-    /// Polls the scan until it has Succeeded or Failed.
-    async fn wait_finished(&self, name: &str, timeout: Duration) -> ExrScan {
-        let scans: Api<ExrScan> = Api::namespaced(self.client.clone(), NAMESPACE);
-        let deadline = Instant::now() + timeout;
-        loop {
-            let scan = scans.get(name).await.expect("the scan exists");
-            let phase = scan.status.as_ref().and_then(|s| s.phase);
-            if matches!(phase, Some(Phase::Succeeded | Phase::Failed)) {
-                return scan;
-            }
-            if Instant::now() > deadline {
-                panic!("{name}: not finished after {timeout:?}: {:?}\n{}", scan.status, self.diagnostics().await);
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+    /// The examples' Secrets: S3 keys and the Flight SQL server's credentials.
+    async fn secrets(&self) {
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), NAMESPACE);
+        for (name, data) in [
+            (
+                "renders-s3",
+                [("AWS_ACCESS_KEY_ID", self.s3.access_key()), ("AWS_SECRET_ACCESS_KEY", self.s3.secret_key())],
+            ),
+            ("flightsql-creds", [("username", "exrscan"), ("password", "s3cret")]),
+        ] {
+            let secret = Secret {
+                metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
+                string_data: Some(data.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+                ..Default::default()
+            };
+            secrets.create(&PostParams::default(), &secret).await.expect("secret created");
         }
     }
 
-    /// Pods, their states and the operator's log, with the servers' log tails.
+    /// `examples/flight-sql-scan.yaml`: sharded, counts equal to the rows, shard pods run by
+    /// containerd from the worker image, each shard's progress in its log.
+    async fn sharded_flight_example(&self, samples: &Samples) {
+        let scan = self.flight_scan("flight-catalog", &example_prefix("flight-sql-scan.yaml"), "exr_", SHARDS);
+        let st = self.run_to_success(scan).await;
+        let counts = st.counts.expect("counts");
+        eprintln!("the Flight SQL example's counts: {counts:?}");
+        let (exr, readable) = (samples.exr * COPIES, samples.readable * COPIES);
+        assert_eq!(counts.discovered as usize, exr, "every *.exr key under the prefix found once");
+        assert_eq!(counts.processed as usize, exr);
+        assert_eq!(counts.inserted as usize, readable);
+        assert_eq!(counts.failed as usize, exr - readable);
+        assert_eq!(sink_rows(self.flight, "exr_"), (counts.inserted, counts.inserted), "status counts equal the rows");
+        assert_eq!(st.shards.map(|s| (i64::from(s.total), i64::from(s.succeeded))), Some((SHARDS, SHARDS)));
+
+        // The pods were real containers of the worker image, admitted under the restricted level.
+        let shard_pods = self.shard_pods("flight-catalog").await;
+        assert_eq!(shard_pods.len() as i64, SHARDS, "a pod per shard");
+        let mut logged = 0;
+        for pod in &shard_pods {
+            let container = container_status(pod);
+            assert!(
+                container.container_id.as_deref().is_some_and(|id| id.starts_with("containerd://")),
+                "run by containerd: {container:?}"
+            );
+            assert_eq!(container.image, format!("{}/exrscan:{}", testenv::images::REPOSITORY, testenv::images::TAG));
+            // `kubectl logs`: the API server fetches the log from the kubelet.
+            let name = pod.metadata.name.clone().expect("pod name");
+            let log =
+                self.pods(NAMESPACE).logs(&name, &LogParams::default()).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+            logged += shard_log_processed(&log).unwrap_or_else(|| panic!("no progress in the log of {name}:\n{log}"));
+        }
+        assert_eq!(logged, counts.processed, "the shards' logs account for every processed object");
+    }
+
+    /// `examples/minimal-scan.yaml`: one shard into a DuckDB catalog on a claim bound to a
+    /// local PersistentVolume (a directory of the node), read back by DuckDB's own client.
+    async fn duckdb_example_on_a_local_volume(&self, samples: &Samples) {
+        let volume_dir = self.cluster.dir().join("catalog-volume");
+        std::fs::create_dir_all(&volume_dir).expect("the volume's directory");
+        let mut scan = example("minimal-scan.yaml");
+        let claim = scan["spec"]["sink"]["duckdb"]["persistentVolumeClaim"].as_str().expect("a claim").to_string();
+        let file = scan["spec"]["sink"]["duckdb"]["path"].as_str().expect("a path").to_string();
+        self.local_volume(&claim, &volume_dir).await;
+        scan["metadata"]["namespace"] = NAMESPACE.into();
+        scan["spec"]["source"]["endpoint"] = self.s3.endpoint().into();
+        scan["spec"]["source"]["region"] = testenv::s3::REGION.into();
+        let scan: ExrScan = serde_json::from_value(scan).expect("an ExrScan");
+        let st = self.run_to_success(scan).await;
+        let counts = st.counts.expect("counts");
+        eprintln!("the DuckDB example's counts: {counts:?}");
+        assert_eq!(counts.processed as usize, samples.exr * COPIES);
+        assert_eq!(counts.inserted as usize, samples.readable * COPIES);
+        let db = volume_dir.join(&file);
+        let rows = testenv::python::run(
+            "import sys, duckdb\nc = duckdb.connect(sys.argv[1], read_only=True)\n\
+             print(c.execute('SELECT count(*) FROM files').fetchone()[0])",
+            &[&db.to_string_lossy()],
+        )
+        .unwrap_or_else(|e| panic!("reading {}: {e}", db.display()));
+        assert_eq!(rows.trim(), counts.inserted.to_string(), "status counts equal the rows on the volume");
+    }
+
+    /// A StorageClass `local` (no provisioner, bound when a pod needs it), a local
+    /// PersistentVolume at `dir` on the node, and the claim `claim` in the examples' namespace.
+    async fn local_volume(&self, claim: &str, dir: &Path) {
+        let class: StorageClass = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "local"},
+            "provisioner": "kubernetes.io/no-provisioner",
+            "volumeBindingMode": "WaitForFirstConsumer",
+        }))
+        .expect("a StorageClass");
+        Api::<StorageClass>::all(self.client.clone()).create(&PostParams::default(), &class).await.expect("class");
+        let volume: PersistentVolume = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "catalog"},
+            "spec": {
+                "capacity": {"storage": "1Gi"},
+                "accessModes": ["ReadWriteOnce"],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": "local",
+                "local": {"path": dir},
+                "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+                    {"key": "kubernetes.io/hostname", "operator": "In", "values": [NODE]}
+                ]}]}},
+            },
+        }))
+        .expect("a PersistentVolume");
+        Api::<PersistentVolume>::all(self.client.clone()).create(&PostParams::default(), &volume).await.expect("PV");
+        let pvc: PersistentVolumeClaim = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": claim},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "storageClassName": "local",
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        }))
+        .expect("a PersistentVolumeClaim");
+        Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), NAMESPACE)
+            .create(&PostParams::default(), &pvc)
+            .await
+            .expect("PVC");
+    }
+
+    /// One shard over `bulk/`, its container SIGKILLed (through containerd) once its first
+    /// batch is in the sink: the Job retries it in a new pod, which finishes the shard.
+    async fn killed_shard_is_retried(&self) {
+        let name = "killed";
+        let scans: Api<ExrScan> = Api::namespaced(self.client.clone(), NAMESPACE);
+        scans.create(&PostParams::default(), &self.flight_scan(name, "bulk/", "killed_", 1)).await.expect("created");
+        let at_kill = wait_rows(self.flight, "killed_", 1, Duration::from_secs(300));
+        let pod = self.running_shard_pod(name).await;
+        let id = container_status(&pod).container_id.clone().expect("a container id");
+        self.node
+            .kill_container(id.trim_start_matches("containerd://"))
+            .unwrap_or_else(|e| panic!("{e}\n{}", self.node.log_tails(20)));
+        eprintln!("killed {id} with {at_kill} of {BULK} rows in the sink");
+        assert!(at_kill < BULK as i64, "the kill came before the shard was done");
+
+        let st = self.wait_succeeded(name).await;
+        let counts = st.counts.expect("counts");
+        eprintln!("the killed scan's counts: {counts:?}");
+        let pods = self.shard_pods(name).await;
+        let killed = pods.iter().find(|p| p.metadata.name == pod.metadata.name).expect("the killed pod");
+        let terminated = container_status(killed).state.as_ref().and_then(|s| s.terminated.clone());
+        assert_eq!(terminated.map(|t| t.exit_code), Some(137), "the container died of the SIGKILL");
+        assert_eq!(pods.len(), 2, "the shard ran again in a new pod");
+        assert_exactly_once(self.flight, "killed_", &counts);
+    }
+
+    /// `kubectl drain` of the node while a shard runs: the shard pod is evicted (with
+    /// DisruptionTarget, not counted as a failure), the operator's pod too; after
+    /// `kubectl uncordon` both come back and the scan succeeds, every object once.
+    async fn drained_node_is_survived(&self) {
+        let name = "drained";
+        let scans: Api<ExrScan> = Api::namespaced(self.client.clone(), NAMESPACE);
+        scans.create(&PostParams::default(), &self.flight_scan(name, "bulk/", "drained_", 1)).await.expect("created");
+        let pod = self.running_shard_pod(name).await;
+        let pod_name = pod.metadata.name.clone().expect("named");
+        let mut drain = self
+            .cluster
+            .kubectl()
+            .args(["drain", NODE, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=180s"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("kubectl drain runs");
+        // The Job controller deletes the evicted pod once it has counted it: look meanwhile.
+        let mut disrupted = None;
+        while disrupted.is_none() && matches!(drain.try_wait(), Ok(None)) {
+            let Some(pod) = self.pods(NAMESPACE).get_opt(&pod_name).await.expect("pod read") else { break };
+            let conditions = pod.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
+            disrupted = conditions.into_iter().find(|c| c.type_ == "DisruptionTarget" && c.status == "True");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let disrupted = disrupted.expect("the evicted shard pod is marked DisruptionTarget");
+        eprintln!("{pod_name}: {disrupted:?}");
+        while matches!(drain.try_wait(), Ok(None)) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let out = drain.wait_with_output().expect("kubectl drain");
+        assert!(
+            out.status.success(),
+            "kubectl drain: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let operator_pods = self.pods(RELEASE_NAMESPACE).list(&ListParams::default()).await.expect("pods").items;
+        assert!(
+            operator_pods.iter().all(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none()),
+            "the operator was evicted too and waits for a node: {operator_pods:?}"
+        );
+        self.kubectl(&["uncordon", NODE]);
+
+        let st = self.wait_succeeded(name).await;
+        let counts = st.counts.expect("counts");
+        eprintln!("the drained scan's counts: {counts:?}");
+        assert_exactly_once(self.flight, "drained_", &counts);
+        let jobs: Api<Job> = Api::namespaced(self.client.clone(), NAMESPACE);
+        let selector = format!("exrscan.dev/scan={name},app.kubernetes.io/component=shard");
+        let job = jobs.list(&ListParams::default().labels(&selector)).await.expect("jobs").items;
+        let failed: Vec<i32> = job.iter().map(|j| j.status.as_ref().and_then(|s| s.failed).unwrap_or(0)).collect();
+        assert_eq!(failed, [0], "one shard Job, the eviction not counted as a failed pod");
+    }
+
+    /// A Flight SQL scan of `examples/flight-sql-scan.yaml` named `name` over `prefix`,
+    /// pointed at the test's servers: MinIO (path-style) and the Flight SQL server over
+    /// plain gRPC with the example's credentials Secret, tables `<table_prefix>*`. The
+    /// SQLite-backed server has no schemas.
+    fn flight_scan(&self, name: &str, prefix: &str, table_prefix: &str, shards: i64) -> ExrScan {
+        let mut scan = example("flight-sql-scan.yaml");
+        scan["metadata"]["name"] = name.into();
+        let spec = &mut scan["spec"];
+        spec["source"]["prefix"] = prefix.into();
+        spec["source"]["endpoint"] = self.s3.endpoint().into();
+        spec["source"]["region"] = testenv::s3::REGION.into();
+        spec["source"]["forcePathStyle"] = true.into();
+        let sink = spec["sink"]["flight"].as_object_mut().expect("a Flight SQL sink");
+        sink.insert("endpoint".into(), self.flight.addr().to_string().into());
+        sink.insert("tablePrefix".into(), table_prefix.into());
+        sink.remove("tls");
+        sink.remove("schema");
+        spec["shards"] = shards.into();
+        spec["parallelism"] = shards.min(2).into();
+        serde_json::from_value(scan).expect("an ExrScan")
+    }
+
+    /// Creates `scan` and waits until it has Succeeded; its status.
+    async fn run_to_success(&self, scan: ExrScan) -> exrscan_crds::ExrScanStatus {
+        let name = scan.metadata.name.clone().expect("named");
+        let scans: Api<ExrScan> = Api::namespaced(self.client.clone(), NAMESPACE);
+        scans.create(&PostParams::default(), &scan).await.unwrap_or_else(|e| panic!("creating {name}: {e}"));
+        self.wait_succeeded(&name).await
+    }
+
+    /// Polls the scan until it has Succeeded (or fails the test when it Failed).
+    async fn wait_succeeded(&self, name: &str) -> exrscan_crds::ExrScanStatus {
+        let scans: Api<ExrScan> = Api::namespaced(self.client.clone(), NAMESPACE);
+        let deadline = Instant::now() + SCAN_TIMEOUT;
+        loop {
+            let scan = scans.get(name).await.expect("the scan exists");
+            let status = scan.status.unwrap_or_default();
+            match status.phase {
+                Some(Phase::Succeeded) => return status,
+                Some(Phase::Failed) => panic!("{name} failed: {status:?}\n{}", self.diagnostics().await),
+                _ if Instant::now() > deadline => {
+                    panic!("{name}: not finished after {SCAN_TIMEOUT:?}: {status:?}\n{}", self.diagnostics().await)
+                }
+                _ => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        }
+    }
+
+    fn pods(&self, namespace: &str) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    /// The shard pods of the scan `scan`, oldest first.
+    async fn shard_pods(&self, scan: &str) -> Vec<Pod> {
+        let selector = format!("exrscan.dev/scan={scan},app.kubernetes.io/component=shard");
+        let mut pods = self.pods(NAMESPACE).list(&ListParams::default().labels(&selector)).await.expect("pods").items;
+        pods.sort_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
+        pods
+    }
+
+    /// Waits for a shard pod of `scan` whose container runs.
+    async fn running_shard_pod(&self, scan: &str) -> Pod {
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let running = self.shard_pods(scan).await.into_iter().find(|p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.container_statuses.as_ref())
+                    .and_then(|c| c.first())
+                    .is_some_and(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
+            });
+            if let Some(pod) = running {
+                return pod;
+            }
+            assert!(Instant::now() < deadline, "no shard of {scan} running\n{}", self.diagnostics().await);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Runs kubectl with `args`, failing the test when it fails.
+    fn kubectl(&self, args: &[&str]) {
+        let out = self.cluster.kubectl().args(args).output().expect("kubectl runs");
+        assert!(
+            out.status.success(),
+            "kubectl {}: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Pods, their states and logs, with the servers' log tails.
     async fn diagnostics(&self) -> String {
         let mut text = String::new();
         for ns in [RELEASE_NAMESPACE, NAMESPACE] {
-            let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+            let pods = self.pods(ns);
             for pod in pods.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default() {
                 let name = pod.metadata.name.clone().unwrap_or_default();
                 let status = pod.status.as_ref();
@@ -189,6 +461,17 @@ impl Env<'_> {
     }
 }
 
+fn container_status(pod: &Pod) -> &k8s_openapi::api::core::v1::ContainerStatus {
+    pod.status.as_ref().and_then(|s| s.container_statuses.as_ref()).and_then(|c| c.first()).expect("a container status")
+}
+
+/// The objects a shard processed, from the summary line its log ends with.
+fn shard_log_processed(log: &str) -> Option<i64> {
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find_map(|line| (line["outcome"] == "done").then(|| line["counts"]["processed"].as_i64()).flatten())
+}
+
 /// A namespace that enforces the restricted Pod Security level.
 async fn restricted_namespace(client: &kube::Client, name: &str) {
     let labels = BTreeMap::from([
@@ -202,93 +485,136 @@ async fn restricted_namespace(client: &kube::Client, name: &str) {
     Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.expect("namespace created");
 }
 
-/// An example of `examples/`, as YAML.
+/// An example of `examples/`, as JSON.
 fn example(name: &str) -> serde_json::Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// The prefix `examples/flight-sql-scan.yaml` scans.
-fn example_prefix() -> String {
-    example("flight-sql-scan.yaml")["spec"]["source"]["prefix"].as_str().expect("the example has a prefix").to_string()
+/// The prefix an example scans.
+fn example_prefix(name: &str) -> String {
+    example(name)["spec"]["source"]["prefix"].as_str().expect("the example has a prefix").to_string()
 }
 
-/// `examples/flight-sql-scan.yaml` pointed at the test's servers: MinIO (path-style) and
-/// the Flight SQL server over plain gRPC with the example's credentials Secret, the tables
-/// named `exr_*`, and fewer shards for two cores. The SQLite-backed server has no schemas.
-fn example_scan(s3: &S3Server, flight: &FlightSqlServer) -> ExrScan {
-    let mut scan = example("flight-sql-scan.yaml");
-    let spec = &mut scan["spec"];
-    spec["source"]["endpoint"] = s3.endpoint().into();
-    spec["source"]["region"] = testenv::s3::REGION.into();
-    spec["source"]["forcePathStyle"] = true.into();
-    let sink = spec["sink"]["flight"].as_object_mut().expect("a Flight SQL sink");
-    sink.insert("endpoint".into(), flight.addr().to_string().into());
-    sink.insert("tablePrefix".into(), "exr_".into());
-    sink.remove("tls");
-    sink.remove("schema");
-    spec["shards"] = SHARDS.into();
-    spec["parallelism"] = 2.into();
-    serde_json::from_value(scan).expect("an ExrScan")
-}
-
-/// What was uploaded.
+/// The `samples/` EXR files.
 struct Samples {
-    /// `*.exr` objects the scan should discover.
+    files: Vec<PathBuf>,
+    /// How many there are.
     exr: usize,
-    /// Those the worker reads.
+    /// How many of them the worker reads.
     readable: usize,
+    /// The first one it reads.
+    first_readable: PathBuf,
 }
 
-/// MinIO on the node's address with the bucket `renders` holding `COPIES` copies of
-/// `samples/` under the example's prefix (`…/shotNNN/`), a text file per shot (not
-/// `*.exr`), and an EXR outside the prefix.
-async fn s3_with_samples() -> (S3Server, Samples) {
-    let s3 = S3Server::start_with(S3Options { address: Some(NODE_IP), ..Default::default() })
-        .unwrap_or_else(|e| panic!("{e}"));
-    s3.create_bucket("renders").unwrap_or_else(|e| panic!("{e}"));
-    let store = s3.store("renders").unwrap_or_else(|e| panic!("{e}"));
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).expect("samples/").flatten().map(|e| e.path()).collect();
-    files.retain(|p| p.extension().is_some_and(|e| e == "exr"));
-    files.sort();
-    let readable_here = readable(&files);
-    let prefix = example_prefix();
-    let mut objects = Vec::new();
-    for copy in 0..COPIES {
-        for file in &files {
-            let name = file.file_name().expect("a file name").to_string_lossy();
-            objects.push((format!("{prefix}shot{copy:03}/{name}"), std::fs::read(file).expect("a sample")));
+impl Samples {
+    fn read() -> Self {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).expect("samples/").flatten().map(|e| e.path()).collect();
+        files.retain(|p| p.extension().is_some_and(|e| e == "exr"));
+        files.sort();
+        let readable = readable(&files);
+        let first_readable = readable.first().cloned().expect("a readable sample");
+        Self { exr: files.len(), readable: readable.len(), files, first_readable }
+    }
+
+    /// `copies` copies under `prefix` (`<prefix>shotNNN/<name>`), each with a text file
+    /// beside it that is not `*.exr`.
+    fn copies(&self, prefix: &str, copies: usize) -> Vec<(String, Vec<u8>)> {
+        let mut objects = Vec::new();
+        for copy in 0..copies {
+            for file in &self.files {
+                let name = file.file_name().expect("a file name").to_string_lossy();
+                objects.push((format!("{prefix}shot{copy:03}/{name}"), std::fs::read(file).expect("a sample")));
+            }
+            objects.push((format!("{prefix}shot{copy:03}/notes.txt"), b"not an image".to_vec()));
         }
-        objects.push((format!("{prefix}shot{copy:03}/notes.txt"), b"not an image".to_vec()));
+        objects
     }
-    objects.push(("elsewhere/outside.exr".into(), std::fs::read(&files[0]).expect("a sample")));
-    for (key, body) in objects {
-        store.put(&object_store::path::Path::from(key.as_str()), PutPayload::from(body)).await.expect("uploaded");
+
+    fn readable_body(&self) -> Vec<u8> {
+        std::fs::read(&self.first_readable).expect("a sample")
     }
-    (s3, Samples { exr: COPIES * files.len(), readable: COPIES * readable_here })
 }
 
-/// How many of `files` `exrscan inspect` reads.
-fn readable(files: &[PathBuf]) -> usize {
+/// Those of `files` that `exrscan inspect` reads.
+fn readable(files: &[PathBuf]) -> Vec<PathBuf> {
     let exrscan = testenv::paths::workspace_bin("exrscan").unwrap_or_else(|e| panic!("{e}"));
-    let out = Command::new(exrscan).args(["inspect", "--json"]).args(files).output().expect("exrscan inspect runs");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|line| serde_json::from_str::<serde_json::Value>(line).is_ok_and(|r| r["ok"] == true))
-        .count()
+    files
+        .iter()
+        .filter(|file| {
+            let out = Command::new(&exrscan).args(["inspect", "--json"]).arg(file).output().expect("exrscan inspect");
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|line| serde_json::from_str::<serde_json::Value>(line).is_ok_and(|r| r["ok"] == true))
+        })
+        .cloned()
+        .collect()
 }
 
-/// Rows of `exr_files` (the table prefix the test sets), read back through the Flight SQL
-/// server with ADBC.
-fn sink_rows(flight: &FlightSqlServer) -> i64 {
-    let code = "import sys\n\
-        import adbc_driver_flightsql.dbapi as fs\n\
-        with fs.connect(sys.argv[1], db_kwargs={'username': 'exrscan', 'password': 's3cret'}) as c:\n\
-        \x20   cur = c.cursor()\n\
-        \x20   cur.execute('SELECT count(*) FROM exr_files')\n\
-        \x20   print(cur.fetchone()[0])\n";
-    let out = testenv::python::run(code, &[&flight.adbc_uri()]).unwrap_or_else(|e| panic!("ADBC read-back: {e}"));
+/// Puts `objects` into the bucket `renders`, 32 at a time.
+async fn upload(s3: &S3Server, objects: Vec<(String, Vec<u8>)>) {
+    let store = s3.store("renders").unwrap_or_else(|e| panic!("{e}"));
+    let failures: Vec<String> = futures::stream::iter(objects)
+        .map(|(key, body)| {
+            let store = &store;
+            async move {
+                let path = object_store::path::Path::from(key.as_str());
+                store.put(&path, PutPayload::from(body)).await.err().map(|e| format!("{key}: {e}"))
+            }
+        })
+        .buffer_unordered(32)
+        .filter_map(|e| async move { e })
+        .collect()
+        .await;
+    assert!(failures.is_empty(), "uploads failed: {failures:?}");
+}
+
+/// An ADBC connection to the Flight SQL server in autocommit mode (an open read transaction
+/// would hold SQLite's shared lock against the shards' commits).
+const ADBC_CONNECT: &str = "import sys, time\n\
+    import adbc_driver_flightsql.dbapi as fs\n\
+    c = fs.connect(sys.argv[1], db_kwargs={'username': 'exrscan', 'password': 's3cret'}, autocommit=True)\n\
+    cur = c.cursor()\n";
+
+/// Rows of `<prefix>files` and their distinct source URIs, read back through the Flight
+/// SQL server with ADBC.
+fn sink_rows(flight: &FlightSqlServer, prefix: &str) -> (i64, i64) {
+    let code = format!(
+        "{ADBC_CONNECT}cur.execute('SELECT count(*), count(DISTINCT source_uri) FROM {prefix}files')\n\
+         print(*cur.fetchone())\n"
+    );
+    let out = testenv::python::run(&code, &[&flight.adbc_uri()]).unwrap_or_else(|e| panic!("ADBC read-back: {e}"));
+    let mut n = out.split_whitespace().map(|n| n.parse().unwrap_or_else(|e| panic!("row count {out:?}: {e}")));
+    (n.next().expect("rows"), n.next().expect("distinct URIs"))
+}
+
+/// Waits until `<prefix>files` holds at least `at_least` rows (polling every 100 ms); how many.
+fn wait_rows(flight: &FlightSqlServer, prefix: &str, at_least: i64, timeout: Duration) -> i64 {
+    let code = format!(
+        "{ADBC_CONNECT}deadline = time.time() + {secs}\n\
+         while time.time() < deadline:\n\
+         \x20   try:\n\
+         \x20       cur.execute('SELECT count(*) FROM {prefix}files')\n\
+         \x20       n = cur.fetchone()[0]\n\
+         \x20   except Exception:\n\
+         \x20       n = 0\n\
+         \x20   if n >= {at_least}:\n\
+         \x20       print(n)\n\
+         \x20       sys.exit(0)\n\
+         \x20   time.sleep(0.1)\n\
+         sys.exit('no rows in time')\n",
+        secs = timeout.as_secs()
+    );
+    let out = testenv::python::run(&code, &[&flight.adbc_uri()]).unwrap_or_else(|e| panic!("waiting for rows: {e}"));
     out.trim().parse().unwrap_or_else(|e| panic!("row count {out:?}: {e}"))
+}
+
+/// Every object of `bulk/` in the sink once, and the status counting each once.
+fn assert_exactly_once(flight: &FlightSqlServer, prefix: &str, counts: &exrscan_crds::Counts) {
+    assert_eq!(sink_rows(flight, prefix), (BULK as i64, BULK as i64), "every object in the sink exactly once");
+    assert_eq!(counts.discovered as usize, BULK, "{counts:?}");
+    assert_eq!(counts.failed, 0, "{counts:?}");
+    assert_eq!((counts.inserted + counts.unchanged) as usize, BULK, "{counts:?}");
 }

@@ -167,6 +167,23 @@ impl Node {
         self.kubelet.log_path()
     }
 
+    /// Kills (SIGKILL) the main process of the container `id` (a Pod's
+    /// `containerStatuses[].containerID` without its `containerd://`) through containerd,
+    /// as an OOM kill or a crash would.
+    pub fn kill_container(&self, id: &str) -> Result<(), Error> {
+        let mut cmd = Command::new(tool("ctr")?);
+        cmd.arg(format!("--address={}", self.dir().join("containerd.sock").display())).args([
+            "--namespace",
+            "k8s.io",
+            "tasks",
+            "kill",
+            "--signal",
+            "SIGKILL",
+            id,
+        ]);
+        output(&format!("killing the container {id}"), cmd).map(drop)
+    }
+
     /// The last lines of the kubelet's, containerd's and kube-proxy's logs.
     pub fn log_tails(&self, lines: usize) -> String {
         [&self.kubelet, &self.containerd, &self.kube_proxy]

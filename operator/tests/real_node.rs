@@ -26,6 +26,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim, Pod, Secret};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, ListParams, LogParams, PostParams};
+use kube::runtime::watcher;
 use object_store::{ObjectStoreExt, PutPayload};
 use testenv::flightsql::FlightSqlOptions;
 use testenv::images::TestImages;
@@ -98,6 +99,7 @@ async fn real_node() {
     for ns in [RELEASE_NAMESPACE, NAMESPACE] {
         restricted_namespace(&client, ns).await;
     }
+    env.restricted_level_refuses_a_host_network_pod().await;
     env.helm_install();
     eprintln!("[{:?}] chart installed", started.elapsed());
     env.secrets().await;
@@ -145,6 +147,23 @@ impl Env<'_> {
         );
     }
 
+    /// The examples' namespace enforces the restricted level: a pod on the host's network
+    /// is refused (so the operator's and workers' pods it admits below meet the level).
+    async fn restricted_level_refuses_a_host_network_pod(&self) {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "host-network"},
+            "spec": {"hostNetwork": true, "containers": [{"name": "c", "image": "ghcr.io/exrscan/exrscan:test"}]},
+        }))
+        .expect("a Pod");
+        let refused = self.pods(NAMESPACE).create(&PostParams { dry_run: true, ..Default::default() }, &pod).await;
+        match refused {
+            Err(kube::Error::Api(status)) => {
+                assert!(status.message.contains("violates PodSecurity \"restricted:latest\""), "{status:?}")
+            }
+            other => panic!("a host-network pod was not refused by Pod Security admission: {other:?}"),
+        }
+    }
+
     /// The examples' Secrets: S3 keys and the Flight SQL server's credentials.
     async fn secrets(&self) {
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), NAMESPACE);
@@ -190,6 +209,11 @@ impl Env<'_> {
                 "run by containerd: {container:?}"
             );
             assert_eq!(container.image, format!("{}/exrscan:{}", testenv::images::REPOSITORY, testenv::images::TAG));
+            // The summary, through the kubelet's termination message.
+            let message = container.state.as_ref().and_then(|s| s.terminated.as_ref()).and_then(|t| t.message.clone());
+            let summary: serde_json::Value =
+                serde_json::from_str(message.as_deref().unwrap_or_default()).expect("a JSON termination message");
+            assert_eq!(summary["outcome"], "done", "{summary}");
             // `kubectl logs`: the API server fetches the log from the kubelet.
             let name = pod.metadata.name.clone().expect("pod name");
             let log =
@@ -302,6 +326,11 @@ impl Env<'_> {
         scans.create(&PostParams::default(), &self.flight_scan(name, "bulk/", "drained_", 1)).await.expect("created");
         let pod = self.running_shard_pod(name).await;
         let pod_name = pod.metadata.name.clone().expect("named");
+        // The Job controller deletes the evicted pod once it has counted it: watch it from
+        // before the drain, so that no update is missed.
+        let config = watcher::Config::default().fields(&format!("metadata.name={pod_name}"));
+        let mut events = std::pin::pin!(watcher(self.pods(NAMESPACE), config));
+        while !matches!(events.next().await, Some(Ok(watcher::Event::InitDone))) {}
         let mut drain = self
             .cluster
             .kubectl()
@@ -310,13 +339,19 @@ impl Env<'_> {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("kubectl drain runs");
-        // The Job controller deletes the evicted pod once it has counted it: look meanwhile.
         let mut disrupted = None;
-        while disrupted.is_none() && matches!(drain.try_wait(), Ok(None)) {
-            let Some(pod) = self.pods(NAMESPACE).get_opt(&pod_name).await.expect("pod read") else { break };
-            let conditions = pod.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
-            disrupted = conditions.into_iter().find(|c| c.type_ == "DisruptionTarget" && c.status == "True");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        while let Ok(Some(event)) = tokio::time::timeout(Duration::from_secs(120), events.next()).await {
+            match event.expect("watching the pod") {
+                watcher::Event::Apply(pod) => {
+                    let conditions = pod.status.and_then(|s| s.conditions).unwrap_or_default();
+                    disrupted = conditions.into_iter().find(|c| c.type_ == "DisruptionTarget" && c.status == "True");
+                    if disrupted.is_some() {
+                        break;
+                    }
+                }
+                watcher::Event::Delete(_) => break,
+                _ => {}
+            }
         }
         let disrupted = disrupted.expect("the evicted shard pod is marked DisruptionTarget");
         eprintln!("{pod_name}: {disrupted:?}");

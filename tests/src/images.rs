@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::paths::{cache_dir, workspace_bin};
+use crate::paths::workspace_bin;
 use crate::{Error, output};
 
 /// The repository of both images (the chart's default).
@@ -25,14 +25,16 @@ pub struct TestImages {
 
 impl TestImages {
     /// Builds both images from the `exrscan` and `exrscan-operator` binaries next to the
-    /// running test (skipped when the binaries and Dockerfiles have not changed).
+    /// running test into `<target>/<profile>/images/` (skipped when the binaries and
+    /// Dockerfiles have not changed).
     pub fn build() -> Result<Self, Error> {
         let binaries = workspace_bin("exrscan-operator")?
             .parent()
             .map(Path::to_path_buf)
             .ok_or_else(|| Error::Missing { what: "the cargo target directory".into(), hint: String::new() })?;
         workspace_bin("exrscan")?;
-        let out = cache_dir().join("images").join(TAG);
+        // Beside the binaries: each target directory (each checkout) has its own archives.
+        let out = binaries.join("images");
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("env/build-images.sh");
         let mut cmd = Command::new(script);
         cmd.arg(&binaries).arg(TAG).arg(&out).env("IMAGE_REPOSITORY", REPOSITORY);

@@ -93,8 +93,6 @@ pub struct ControlPlane {
     kubectl: PathBuf,
     server_url: String,
     kubeconfig: PathBuf,
-    address: Ipv4Addr,
-    ca: PathBuf,
     startup: Duration,
     dir: TempDir,
 }
@@ -222,8 +220,6 @@ impl ControlPlane {
             kubectl,
             server_url,
             kubeconfig,
-            address,
-            ca,
             startup: started.elapsed(),
             dir,
         })
@@ -237,16 +233,6 @@ impl ControlPlane {
     /// The API server's URL (`https://127.0.0.1:<port>`, or at [`ControlPlaneOptions::address`]).
     pub fn server_url(&self) -> &str {
         &self.server_url
-    }
-
-    /// The address the API server binds and advertises.
-    pub fn address(&self) -> Ipv4Addr {
-        self.address
-    }
-
-    /// The CA certificate of the API server's serving certificate.
-    pub fn ca_path(&self) -> &Path {
-        &self.ca
     }
 
     /// How long [`ControlPlane::start`] took.

@@ -73,6 +73,7 @@ impl ControlPlane {
     /// Starts containerd, imports the images, then the kubelet and kube-proxy, and waits
     /// until the Node is Ready.
     pub fn start_node(&self, config: NodeConfig) -> Result<Node, Error> {
+        sweep_killed_nodes();
         let dir = self.dir().join(format!("node-{}", config.name));
         let io = |context: String| move |e: std::io::Error| Error::Io { context, source: e };
         for sub in ["cni/net.d", "pod-logs", "kubelet", "kubelet-plugins"] {
@@ -152,19 +153,9 @@ impl ControlPlane {
 }
 
 impl Node {
-    /// The Node's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
     /// The node's directory (containerd's root and state, the kubelet's root, pod logs).
     pub fn dir(&self) -> &Path {
         &self.leftovers.dir
-    }
-
-    /// The kubelet's log.
-    pub fn kubelet_log(&self) -> &Path {
-        self.kubelet.log_path()
     }
 
     /// Kills (SIGKILL) the main process of the container `id` (a Pod's
@@ -224,6 +215,35 @@ impl Drop for Leftovers {
                 std::thread::sleep(Duration::from_millis(100));
                 remove_cgroup_tree(cgroup);
             }
+        }
+    }
+}
+
+/// Cleans up after the nodes of test processes that were killed (Ctrl-C, a timeout) before
+/// they could drop their node: containers still running under the node's cgroups, shims,
+/// mounts. Such a node's cgroup is named after a dead process (`/exrscan-<pid>-<node>`);
+/// its work directory goes too. Directories kept with `EXRSCAN_KEEP_TEST_DIRS` by a test
+/// that ended normally have no cgroups left and stay.
+fn sweep_killed_nodes() {
+    let base = std::env::temp_dir().join("exrscan-tests");
+    let hierarchies = cgroup_hierarchies();
+    let node_dirs = std::fs::read_dir(&base).into_iter().flatten().flatten().flat_map(|work| {
+        std::fs::read_dir(work.path()).into_iter().flatten().flatten().map(move |node| (work.path(), node.path()))
+    });
+    for (work_dir, node_dir) in node_dirs {
+        let Ok(config) = std::fs::read_to_string(node_dir.join("kubelet.json")) else { continue };
+        let Some(cgroup_root) = serde_json::from_str::<serde_json::Value>(&config)
+            .ok()
+            .and_then(|c| c["cgroupRoot"].as_str().map(str::to_string))
+        else {
+            continue;
+        };
+        let pid = cgroup_root.trim_start_matches("/exrscan-").split('-').next().unwrap_or_default().to_string();
+        let alive = Path::new("/proc").join(&pid).exists();
+        let left = hierarchies.iter().any(|h| h.join(cgroup_root.trim_start_matches('/')).exists());
+        if !alive && left {
+            drop(Leftovers { dir: node_dir, cgroup_root });
+            let _ = std::fs::remove_dir_all(&work_dir);
         }
     }
 }

@@ -4,8 +4,9 @@
 //! config and its own ServiceAccount under RBAC), in namespaces enforcing the restricted
 //! Pod Security level. Against MinIO and Apache Arrow's Flight SQL server, one cluster runs:
 //!
-//! 1. `examples/flight-sql-scan.yaml`, sharded, to Succeeded with counts equal to the rows
-//!    read back, each shard's progress in its `kubectl logs` (through the kubelet);
+//! 1. `examples/flight-sql-scan.yaml`, sharded, over TLS with the example's CA Secret, to
+//!    Succeeded with counts equal to the rows read back, each shard's progress in its
+//!    `kubectl logs` (through the kubelet) and its termination message;
 //! 2. `examples/minimal-scan.yaml` into DuckDB on a claim bound to a local PersistentVolume,
 //!    its rows read back from the volume's directory by DuckDB's own client;
 //! 3. a shard whose container is SIGKILLed through containerd after its first batch is in
@@ -75,7 +76,10 @@ async fn real_node() {
     objects.extend((0..BULK).map(|i| (format!("bulk/{i:05}.exr"), samples.readable_body())));
     upload(&s3, objects).await;
     eprintln!("[{:?}] uploaded", started.elapsed());
+    let tls_dir = testenv::work_dir("flight-tls").unwrap_or_else(|e| panic!("{e}"));
+    let tls = Tls::issue(tls_dir.path());
     let flight = FlightSqlServer::start_with(FlightSqlOptions {
+        tls: Some((tls.cert.clone(), tls.key.clone())),
         basic_auth: Some(("exrscan".into(), "s3cret".into())),
         // arrow-rs 60's prepared-statement update sends its parameters in a separate DoPut,
         // which arrow-go's server does not take.
@@ -93,7 +97,7 @@ async fn real_node() {
         .start_node(NodeConfig::new(NODE).image(&images.operator).image(&images.worker))
         .unwrap_or_else(|e| panic!("{e}\n{}", cluster.log_tails(20)));
     let client = cluster.client().await.unwrap_or_else(|e| panic!("{e}"));
-    let env = Env { cluster: &cluster, node: &node, client: client.clone(), s3: &s3, flight: &flight };
+    let env = Env { cluster: &cluster, node: &node, client: client.clone(), s3: &s3, flight: &flight, ca: &tls.ca };
     eprintln!("[{:?}] control plane and node ready", started.elapsed());
 
     for ns in [RELEASE_NAMESPACE, NAMESPACE] {
@@ -121,6 +125,8 @@ struct Env<'a> {
     client: kube::Client,
     s3: &'a S3Server,
     flight: &'a FlightSqlServer,
+    /// The CA of the Flight SQL server's certificate.
+    ca: &'a Path,
 }
 
 impl Env<'_> {
@@ -164,15 +170,17 @@ impl Env<'_> {
         }
     }
 
-    /// The examples' Secrets: S3 keys and the Flight SQL server's credentials.
+    /// The examples' Secrets: S3 keys, the Flight SQL server's credentials and CA.
     async fn secrets(&self) {
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), NAMESPACE);
+        let ca = std::fs::read_to_string(self.ca).expect("the CA");
         for (name, data) in [
             (
                 "renders-s3",
-                [("AWS_ACCESS_KEY_ID", self.s3.access_key()), ("AWS_SECRET_ACCESS_KEY", self.s3.secret_key())],
+                vec![("AWS_ACCESS_KEY_ID", self.s3.access_key()), ("AWS_SECRET_ACCESS_KEY", self.s3.secret_key())],
             ),
-            ("flightsql-creds", [("username", "exrscan"), ("password", "s3cret")]),
+            ("flightsql-creds", vec![("username", "exrscan"), ("password", "s3cret")]),
+            ("flightsql-ca", vec![("ca.crt", ca.as_str())]),
         ] {
             let secret = Secret {
                 metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
@@ -195,7 +203,11 @@ impl Env<'_> {
         assert_eq!(counts.processed as usize, exr);
         assert_eq!(counts.inserted as usize, readable);
         assert_eq!(counts.failed as usize, exr - readable);
-        assert_eq!(sink_rows(self.flight, "exr_"), (counts.inserted, counts.inserted), "status counts equal the rows");
+        assert_eq!(
+            sink_rows(self.flight, self.ca, "exr_"),
+            (counts.inserted, counts.inserted),
+            "status counts equal the rows"
+        );
         assert_eq!(st.shards.map(|s| (i64::from(s.total), i64::from(s.succeeded))), Some((SHARDS, SHARDS)));
 
         // The pods were real containers of the worker image, admitted under the restricted level.
@@ -216,8 +228,7 @@ impl Env<'_> {
             assert_eq!(summary["outcome"], "done", "{summary}");
             // `kubectl logs`: the API server fetches the log from the kubelet.
             let name = pod.metadata.name.clone().expect("pod name");
-            let log =
-                self.pods(NAMESPACE).logs(&name, &LogParams::default()).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+            let log = self.kubectl(&["logs", "--namespace", NAMESPACE, &name]);
             logged += shard_log_processed(&log).unwrap_or_else(|| panic!("no progress in the log of {name}:\n{log}"));
         }
         assert_eq!(logged, counts.processed, "the shards' logs account for every processed object");
@@ -297,7 +308,7 @@ impl Env<'_> {
         let name = "killed";
         let scans: Api<ExrScan> = Api::namespaced(self.client.clone(), NAMESPACE);
         scans.create(&PostParams::default(), &self.flight_scan(name, "bulk/", "killed_", 1)).await.expect("created");
-        let at_kill = wait_rows(self.flight, "killed_", 1, Duration::from_secs(300));
+        let at_kill = wait_rows(self.flight, self.ca, "killed_", 1, Duration::from_secs(300));
         let pod = self.running_shard_pod(name).await;
         let id = container_status(&pod).container_id.clone().expect("a container id");
         self.node
@@ -314,7 +325,7 @@ impl Env<'_> {
         let terminated = container_status(killed).state.as_ref().and_then(|s| s.terminated.clone());
         assert_eq!(terminated.map(|t| t.exit_code), Some(137), "the container died of the SIGKILL");
         assert_eq!(pods.len(), 2, "the shard ran again in a new pod");
-        assert_exactly_once(self.flight, "killed_", &counts);
+        assert_exactly_once(self.flight, self.ca, "killed_", &counts);
     }
 
     /// `kubectl drain` of the node while a shard runs: the shard pod is evicted (with
@@ -375,7 +386,7 @@ impl Env<'_> {
         let st = self.wait_succeeded(name).await;
         let counts = st.counts.expect("counts");
         eprintln!("the drained scan's counts: {counts:?}");
-        assert_exactly_once(self.flight, "drained_", &counts);
+        assert_exactly_once(self.flight, self.ca, "drained_", &counts);
         let jobs: Api<Job> = Api::namespaced(self.client.clone(), NAMESPACE);
         let selector = format!("exrscan.dev/scan={name},app.kubernetes.io/component=shard");
         let job = jobs.list(&ListParams::default().labels(&selector)).await.expect("jobs").items;
@@ -384,9 +395,9 @@ impl Env<'_> {
     }
 
     /// A Flight SQL scan of `examples/flight-sql-scan.yaml` named `name` over `prefix`,
-    /// pointed at the test's servers: MinIO (path-style) and the Flight SQL server over
-    /// plain gRPC with the example's credentials Secret, tables `<table_prefix>*`. The
-    /// SQLite-backed server has no schemas.
+    /// pointed at the test's servers: MinIO (path-style) and the Flight SQL server with the
+    /// example's TLS and credentials Secrets, tables `<table_prefix>*`. The SQLite-backed
+    /// server has no schemas.
     fn flight_scan(&self, name: &str, prefix: &str, table_prefix: &str, shards: i64) -> ExrScan {
         let mut scan = example("flight-sql-scan.yaml");
         scan["metadata"]["name"] = name.into();
@@ -398,7 +409,6 @@ impl Env<'_> {
         let sink = spec["sink"]["flight"].as_object_mut().expect("a Flight SQL sink");
         sink.insert("endpoint".into(), self.flight.addr().to_string().into());
         sink.insert("tablePrefix".into(), table_prefix.into());
-        sink.remove("tls");
         sink.remove("schema");
         spec["shards"] = shards.into();
         spec["parallelism"] = shards.min(2).into();
@@ -462,8 +472,8 @@ impl Env<'_> {
         }
     }
 
-    /// Runs kubectl with `args`, failing the test when it fails.
-    fn kubectl(&self, args: &[&str]) {
+    /// Runs kubectl with `args`, failing the test when it fails; its stdout.
+    fn kubectl(&self, args: &[&str]) -> String {
         let out = self.cluster.kubectl().args(args).output().expect("kubectl runs");
         assert!(
             out.status.success(),
@@ -472,6 +482,7 @@ impl Env<'_> {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Pods, their states and logs, with the servers' log tails.
@@ -606,27 +617,30 @@ async fn upload(s3: &S3Server, objects: Vec<(String, Vec<u8>)>) {
     assert!(failures.is_empty(), "uploads failed: {failures:?}");
 }
 
-/// An ADBC connection to the Flight SQL server in autocommit mode (an open read transaction
+/// An ADBC connection to the Flight SQL server (`argv[1]`, TLS with the CA file `argv[2]`)
+/// in autocommit mode (an open read transaction
 /// would hold SQLite's shared lock against the shards' commits).
 const ADBC_CONNECT: &str = "import sys, time\n\
     import adbc_driver_flightsql.dbapi as fs\n\
-    c = fs.connect(sys.argv[1], db_kwargs={'username': 'exrscan', 'password': 's3cret'}, autocommit=True)\n\
+    kw = {'username': 'exrscan', 'password': 's3cret', 'adbc.flight.sql.client_option.tls_root_certs': open(sys.argv[2]).read()}\n\
+    c = fs.connect(sys.argv[1], db_kwargs=kw, autocommit=True)\n\
     cur = c.cursor()\n";
 
 /// Rows of `<prefix>files` and their distinct source URIs, read back through the Flight
 /// SQL server with ADBC.
-fn sink_rows(flight: &FlightSqlServer, prefix: &str) -> (i64, i64) {
+fn sink_rows(flight: &FlightSqlServer, ca: &Path, prefix: &str) -> (i64, i64) {
     let code = format!(
         "{ADBC_CONNECT}cur.execute('SELECT count(*), count(DISTINCT source_uri) FROM {prefix}files')\n\
          print(*cur.fetchone())\n"
     );
-    let out = testenv::python::run(&code, &[&flight.adbc_uri()]).unwrap_or_else(|e| panic!("ADBC read-back: {e}"));
+    let out = testenv::python::run(&code, &[&flight.adbc_uri(), &ca.to_string_lossy()])
+        .unwrap_or_else(|e| panic!("ADBC read-back: {e}"));
     let mut n = out.split_whitespace().map(|n| n.parse().unwrap_or_else(|e| panic!("row count {out:?}: {e}")));
     (n.next().expect("rows"), n.next().expect("distinct URIs"))
 }
 
 /// Waits until `<prefix>files` holds at least `at_least` rows (polling every 100 ms); how many.
-fn wait_rows(flight: &FlightSqlServer, prefix: &str, at_least: i64, timeout: Duration) -> i64 {
+fn wait_rows(flight: &FlightSqlServer, ca: &Path, prefix: &str, at_least: i64, timeout: Duration) -> i64 {
     let code = format!(
         "{ADBC_CONNECT}deadline = time.time() + {secs}\n\
          while time.time() < deadline:\n\
@@ -642,14 +656,43 @@ fn wait_rows(flight: &FlightSqlServer, prefix: &str, at_least: i64, timeout: Dur
          sys.exit('no rows in time')\n",
         secs = timeout.as_secs()
     );
-    let out = testenv::python::run(&code, &[&flight.adbc_uri()]).unwrap_or_else(|e| panic!("waiting for rows: {e}"));
+    let out = testenv::python::run(&code, &[&flight.adbc_uri(), &ca.to_string_lossy()])
+        .unwrap_or_else(|e| panic!("waiting for rows: {e}"));
     out.trim().parse().unwrap_or_else(|e| panic!("row count {out:?}: {e}"))
 }
 
 /// Every object of `bulk/` in the sink once, and the status counting each once.
-fn assert_exactly_once(flight: &FlightSqlServer, prefix: &str, counts: &exrscan_crds::Counts) {
-    assert_eq!(sink_rows(flight, prefix), (BULK as i64, BULK as i64), "every object in the sink exactly once");
+fn assert_exactly_once(flight: &FlightSqlServer, ca: &Path, prefix: &str, counts: &exrscan_crds::Counts) {
+    assert_eq!(sink_rows(flight, ca, prefix), (BULK as i64, BULK as i64), "every object in the sink exactly once");
     assert_eq!(counts.discovered as usize, BULK, "{counts:?}");
     assert_eq!(counts.failed, 0, "{counts:?}");
     assert_eq!((counts.inserted + counts.unchanged) as usize, BULK, "{counts:?}");
+}
+
+/// A CA and a certificate for the Flight SQL server at the node's address, as PEM files.
+struct Tls {
+    ca: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl Tls {
+    fn issue(dir: &Path) -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(DnType::CommonName, "exrscan real-node test CA");
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        let ca_key = KeyPair::generate().expect("CA key");
+        let ca = ca_params.self_signed(&ca_key).expect("CA");
+        let issuer = Issuer::new(ca_params, ca_key);
+        let params = CertificateParams::new(vec![NODE_IP.to_string()]).expect("server params");
+        let key = KeyPair::generate().expect("server key");
+        let cert = params.signed_by(&key, &issuer).expect("server certificate");
+        let tls = Self { ca: dir.join("ca.pem"), cert: dir.join("server.pem"), key: dir.join("server.key") };
+        for (path, pem) in [(&tls.ca, ca.pem()), (&tls.cert, cert.pem()), (&tls.key, key.serialize_pem())] {
+            std::fs::write(path, pem).expect("a PEM file");
+        }
+        tls
+    }
 }

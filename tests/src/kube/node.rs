@@ -23,6 +23,10 @@ use crate::{Error, output};
 pub const POD_CIDR: &str = "10.244.0.0/24";
 /// Debian's CNI plugins (`containernetworking-plugins`).
 const CNI_BIN_DIR: &str = "/usr/lib/cni";
+/// Where containerd's shims put their sockets (fixed in containerd 2.x).
+const SHIM_SOCKETS: &str = "/run/containerd/s";
+/// Where the CNI library caches the plugins' results (its default; containerd sets no other).
+const CNI_RESULTS: &str = "/var/lib/cni/results";
 const CONTAINERD_TIMEOUT: Duration = Duration::from_secs(30);
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 const STOP_GRACE: Duration = Duration::from_secs(10);
@@ -202,10 +206,30 @@ impl Drop for Leftovers {
         for pid in cgroups.iter().flat_map(|cgroup| processes_under(cgroup)) {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
         }
-        for pid in shims(&self.dir.join("containerd.sock")) {
+        let socket = self.dir.join("containerd.sock");
+        for pid in shims(&socket) {
             let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
         }
         std::thread::sleep(Duration::from_millis(500));
+        // What killed shims leave outside the node's directory: their sockets (named by a
+        // hash of containerd's socket, namespace and id) and the CNI plugins' cached results.
+        let tasks = self.dir.join("containerd/state/io.containerd.runtime.v2.task/k8s.io");
+        let ids: Vec<String> = std::fs::read_dir(tasks)
+            .map(|entries| entries.flatten().filter_map(|e| e.file_name().to_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        let cni_results: Vec<PathBuf> = std::fs::read_dir(CNI_RESULTS)
+            .map(|entries| entries.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        for id in &ids {
+            use sha2::Digest;
+            let hash = sha2::Sha256::digest(socket.join("k8s.io").join(id).as_os_str().as_encoded_bytes());
+            let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+            let _ = std::fs::remove_file(Path::new(SHIM_SOCKETS).join(hex));
+            let cached = cni_results.iter().filter(|p| p.to_string_lossy().contains(&format!("-{id}-")));
+            for path in cached {
+                let _ = std::fs::remove_file(path);
+            }
+        }
         unmount_under(&self.dir);
         // A killed process leaves its cgroup only once it is reaped.
         let deadline = std::time::Instant::now() + STOP_GRACE;
@@ -289,7 +313,8 @@ fn cni_config(dir: &Path) -> String {
 
 /// containerd's configuration (version 3): its own root, state and socket; the CRI plugin
 /// with the local pause image, root's `oom_score_adj` left alone (root here may not lower
-/// it), network namespaces pinned under its state directory, and the node's CNI config.
+/// it), network namespaces pinned under its state directory, runc's state under the node's
+/// directory too, and the node's CNI config.
 fn containerd_config_toml(dir: &Path, socket: &Path, pause: &str) -> String {
     let d = |sub: &str| dir.join(sub).display().to_string();
     format!(
@@ -305,6 +330,10 @@ state = '{state}'
 [plugins.'io.containerd.cri.v1.runtime']
   restrict_oom_score_adj = true
   netns_mounts_under_state_dir = true
+  [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+    runtime_type = 'io.containerd.runc.v2'
+    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+      Root = '{runc}'
   [plugins.'io.containerd.cri.v1.runtime'.cni]
     bin_dirs = ['{CNI_BIN_DIR}']
     conf_dir = '{cni}'
@@ -313,6 +342,7 @@ state = '{state}'
         state = d("containerd/state"),
         socket = socket.display(),
         cni = d("cni/net.d"),
+        runc = d("runc"),
     )
 }
 

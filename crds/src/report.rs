@@ -1,13 +1,11 @@
 //! What a worker pod reports about itself (the worker contract, `docs/worker-contract.md`):
-//! its progress in the Pod annotation [`PROGRESS_ANNOTATION`] while it runs, and its summary
-//! in the container's termination message when it ends. Both are a [`ShardReport`].
+//! its progress under its shard index in its run's progress ConfigMap while it runs (and
+//! its final counts when it ends), and its summary in the container's termination message.
+//! Both are a [`ShardReport`].
 
 use serde::{Deserialize, Serialize};
 
 use crate::status::{Counts, Failure};
-
-/// Pod annotation holding a running shard's [`ShardReport`] (JSON).
-pub const PROGRESS_ANNOTATION: &str = "exrscan.dev/progress";
 
 /// Largest termination message Kubernetes keeps (bytes).
 pub const MAX_SUMMARY_BYTES: usize = 4096;
@@ -28,7 +26,7 @@ pub struct ShardReport {
 }
 
 impl ShardReport {
-    /// Parses a progress annotation or termination message; `None` if it is not a report
+    /// Parses a progress entry or termination message; `None` if it is not a report
     /// (a crashed process may leave anything there).
     pub fn parse(text: &str) -> Option<ShardReport> {
         serde_json::from_str(text.trim()).ok()

@@ -35,7 +35,8 @@ pub struct ExrScanStatus {
     /// Shards of the current run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shards: Option<ShardCounts>,
-    /// Objects handled by the current run so far (final once the run has finished).
+    /// Objects handled by the current run so far (final once the run has finished): the
+    /// shards' latest reports in the run's progress ConfigMaps, which outlive their pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counts: Option<Counts>,
     /// When the current run started.
@@ -128,7 +129,8 @@ pub struct ShardCounts {
     pub succeeded: i32,
     /// Shards that failed past their retries.
     pub failed: i32,
-    /// Failed pods of the run (each retry of a shard counts).
+    /// Failed pods of the run, each retry of a shard counted (the Job's count: it does not
+    /// drop when pods are deleted; pods evicted or preempted are not failures).
     #[serde(default)]
     pub failed_attempts: i32,
     /// `succeeded/total`, for `kubectl get`.
@@ -136,8 +138,8 @@ pub struct ShardCounts {
     pub summary: String,
 }
 
-/// Objects handled by a run (or by one shard: the same shape is the shards' progress
-/// annotation and termination summary).
+/// Objects handled by a run (or by one shard: the same shape is a shard's entry in its run's
+/// progress ConfigMap and its termination summary).
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Counts {

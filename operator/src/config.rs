@@ -20,6 +20,14 @@ pub struct RunConfig {
     /// Seconds between re-checks of active scans (pod and Job changes trigger them sooner).
     #[arg(long, env = "EXRSCAN_ACTIVE_RESYNC_SECONDS", default_value_t = 30)]
     pub active_resync_seconds: u64,
+    /// Seconds between two reconciles of a running scan, whatever changes in between (its
+    /// status, and so its counts, is written at most this often).
+    #[arg(long, env = "EXRSCAN_RUNNING_INTERVAL_SECONDS", default_value_t = 2)]
+    pub running_interval_seconds: u64,
+    /// Least seconds between two progress reports of one shard (runs of more than 50
+    /// shards at once report less often: 50 writes per second per run at most).
+    #[arg(long, env = "EXRSCAN_PROGRESS_INTERVAL_SECONDS", default_value_t = 5)]
+    pub progress_interval_seconds: u64,
     /// Scans reconciled at once.
     #[arg(long, env = "EXRSCAN_CONCURRENCY", default_value_t = 16)]
     pub concurrency: u16,
@@ -59,6 +67,16 @@ impl RunConfig {
     /// Requeue interval of active scans.
     pub fn active_resync(&self) -> Duration {
         Duration::from_secs(self.active_resync_seconds.max(1))
+    }
+
+    /// Least time between two reconciles of a running scan.
+    pub fn running_interval(&self) -> Duration {
+        Duration::from_secs(self.running_interval_seconds)
+    }
+
+    /// Least interval between two progress reports of one shard.
+    pub fn progress_interval(&self) -> Duration {
+        Duration::from_secs(self.progress_interval_seconds)
     }
 
     /// How long a pod may fail to start before its scan fails.

@@ -1,19 +1,21 @@
 //! Wiring of the kube-runtime Controllers: one per watched namespace (or one for all), each
-//! watching ExrScans and triggered by the Jobs and ConfigMaps they own and by the pods of
-//! their runs (progress annotations, terminations). Only ExrScans are cached; Jobs, pods and
-//! ConfigMaps pass through as triggers and are read on demand, so memory stays flat with the
-//! number of scans.
+//! watching ExrScans and triggered by the Jobs and plan ConfigMaps they own. Only ExrScans
+//! are cached; Jobs and ConfigMaps are watched as metadata only (a trigger needs no more)
+//! and read on demand, so memory and watch traffic stay flat with the number of shards.
+//! Pods are not watched: every change of a run's pods that matters shows in its Job's
+//! status, and what does not (a pod that cannot start, an old run's pod stopping) is seen
+//! on the next requeue. Progress ConfigMaps are not watched either: the shards write them
+//! every few seconds, and a running scan is re-read at its pace anyway (see `pace`).
 
 use std::sync::Arc;
 
 use exrscan_crds::ExrScan;
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::controller::{Config, Controller, Error as ControllerError};
-use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client};
 
 use crate::names;
 use crate::reconcile::{self, Context};
@@ -38,17 +40,21 @@ pub async fn run(
         Scope::All => vec![None],
         Scope::Namespaces(ns) => ns.into_iter().map(Some).collect(),
     };
-    let owned = watcher::Config::default().labels(&format!("{}={}", names::MANAGED_BY_LABEL, names::MANAGER));
+    let managed = format!("{}={}", names::MANAGED_BY_LABEL, names::MANAGER);
+    let owned = watcher::Config::default().labels(&managed);
+    let plans = watcher::Config::default().labels(&format!(
+        "{managed},{}!={}",
+        names::COMPONENT_LABEL,
+        names::PROGRESS_COMPONENT
+    ));
     let controllers = apis.into_iter().map(|ns| {
         let scans: Api<ExrScan> = scoped(&client, ns.as_deref());
         let jobs: Api<Job> = scoped(&client, ns.as_deref());
         let cms: Api<ConfigMap> = scoped(&client, ns.as_deref());
-        let pods: Api<Pod> = scoped(&client, ns.as_deref());
         let controller = Controller::new(scans, watcher::Config::default().any_semantic())
             .with_config(Config::default().concurrency(concurrency))
             .owns(jobs, owned.clone())
-            .owns(cms, owned.clone())
-            .watches(pods, owned.clone(), scan_of_pod)
+            .owns(cms, plans.clone())
             .graceful_shutdown_on(shutdown.clone());
         ctx.metrics.watch_store(controller.store());
         controller.run(reconcile::reconcile, reconcile::error_policy, ctx.clone()).for_each(|result| async move {
@@ -75,10 +81,4 @@ where
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
     }
-}
-
-/// The ExrScan a pod works for (from its `exrscan.dev/scan` label).
-fn scan_of_pod(pod: Pod) -> Option<ObjectRef<ExrScan>> {
-    let scan = pod.labels().get(names::SCAN_LABEL)?;
-    Some(ObjectRef::new(scan).within(&pod.namespace()?))
 }

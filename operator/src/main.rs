@@ -4,6 +4,7 @@
 //! - `crd`: prints the ExrScan CustomResourceDefinition (YAML), or with `--reference` its
 //!   Markdown reference.
 
+mod api_requests;
 mod backoff;
 mod conditions;
 mod config;
@@ -14,6 +15,7 @@ mod leader;
 mod metrics;
 mod names;
 mod objects;
+mod pace;
 mod progress;
 mod reconcile;
 mod run_id;
@@ -27,12 +29,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use futures::FutureExt;
-use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 
 use crate::config::RunConfig;
 use crate::controller::Scope;
 use crate::leader::{LeaderElector, LeaseConfig};
+use crate::objects::WorkerDefaults;
 use crate::reconcile::Context;
 
 #[derive(Parser)]
@@ -45,7 +47,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Runs the controller.
-    Run(RunConfig),
+    Run(Box<RunConfig>),
     /// Prints the ExrScan CRD as YAML.
     Crd {
         /// Print the Markdown reference of the CRD instead.
@@ -68,7 +70,7 @@ fn main() -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            runtime.block_on(run(config))
+            runtime.block_on(run(*config))
         }
     }
 }
@@ -80,10 +82,14 @@ async fn run(config: RunConfig) -> anyhow::Result<()> {
         kube::Config::infer().await.context("connecting to the Kubernetes API (kubeconfig or in-cluster)")?;
     // Watches (long responses) are bounded by kube-runtime's idle timeout; every other
     // request by a read timeout, so that a hung API connection fails instead of blocking.
-    let watch_client = Client::try_from(kube_config.clone()).context("building the Kubernetes client")?;
-    let client = Client::try_from(config::with_timeouts(kube_config.clone(), config::REQUEST_TIMEOUT))
-        .context("building the Kubernetes client")?;
     let metrics = metrics::Metrics::new();
+    let watch_client =
+        api_requests::counted_client(kube_config.clone(), metrics.clone()).context("building the Kubernetes client")?;
+    let client = api_requests::counted_client(
+        config::with_timeouts(kube_config.clone(), config::REQUEST_TIMEOUT),
+        metrics.clone(),
+    )
+    .context("building the Kubernetes client")?;
     let ready = Arc::new(AtomicBool::new(false));
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -115,13 +121,15 @@ async fn run(config: RunConfig) -> anyhow::Result<()> {
             client.clone(),
             Reporter { controller: names::MANAGER.into(), instance: Some(identity.clone()) },
         ),
-        default_image: config.worker_image.clone(),
+        worker: WorkerDefaults { image: config.worker_image.clone(), progress_interval: config.progress_interval() },
         resync: config.resync(),
         active_requeue: config.active_resync(),
         stuck_pod_grace: config.stuck_pod_grace(),
         metrics: metrics.clone(),
         backoff: Default::default(),
         written: Default::default(),
+        pacer: pace::Pacer::new(config.running_interval()),
+        rbac_pacer: pace::Pacer::new(config.active_resync()),
     });
     let scope = if config.namespaces.is_empty() { Scope::All } else { Scope::Namespaces(config.namespaces.clone()) };
     tracing::info!(namespaces = ?config.namespaces, worker_image = %config.worker_image, %identity, "starting");
@@ -134,8 +142,9 @@ async fn run(config: RunConfig) -> anyhow::Result<()> {
             duration: std::time::Duration::from_secs(config.lease_duration_seconds.max(1)),
         };
         // A Lease request that hangs must fail well before the Lease could expire.
-        let lease_client = Client::try_from(config::with_timeouts(kube_config, lease.request_timeout()))
-            .context("building the Kubernetes client")?;
+        let lease_client =
+            api_requests::counted_client(config::with_timeouts(kube_config, lease.request_timeout()), metrics.clone())
+                .context("building the Kubernetes client")?;
         let mut elector = LeaderElector::new(lease_client, lease);
         let ready_flag = ready.clone();
         let acquired = tokio::select! {

@@ -36,6 +36,12 @@ struct CountLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    verb: String,
+    resource: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct JobLabels {
     component: String,
 }
@@ -50,6 +56,7 @@ pub struct Metrics {
     scans: Family<PhaseLabels, Gauge>,
     files: Family<CountLabels, Gauge>,
     leader: Gauge<i64, AtomicI64>,
+    api_requests: Family<RequestLabels, Counter>,
     stores: Mutex<Vec<Store<ExrScan>>>,
 }
 
@@ -64,6 +71,7 @@ impl Metrics {
         let scans = Family::<PhaseLabels, Gauge>::default();
         let files = Family::<CountLabels, Gauge>::default();
         let leader = Gauge::<i64, AtomicI64>::default();
+        let api_requests = Family::<RequestLabels, Counter>::default();
         registry.register("reconciles", "Reconciles of ExrScans", reconciles.clone());
         registry.register("reconcile_errors", "Reconciles that failed, by error kind", errors.clone());
         registry.register("reconcile_duration_seconds", "Duration of reconciles", duration.clone());
@@ -71,6 +79,11 @@ impl Metrics {
         registry.register("scans", "ExrScans by phase", scans.clone());
         registry.register("files", "Objects handled by the current runs of all ExrScans, by count", files.clone());
         registry.register("leader", "1 while this replica holds the leader Lease", leader.clone());
+        registry.register(
+            "api_requests",
+            "Requests of the operator to the Kubernetes API, by verb and resource",
+            api_requests.clone(),
+        );
         Arc::new(Metrics {
             registry,
             reconciles,
@@ -80,6 +93,7 @@ impl Metrics {
             scans,
             files,
             leader,
+            api_requests,
             stores: Mutex::new(Vec::new()),
         })
     }
@@ -96,6 +110,11 @@ impl Metrics {
     /// Records a created Job.
     pub fn job_created(&self, component: Component) {
         self.jobs_created.get_or_create(&JobLabels { component: component.as_str().to_string() }).inc();
+    }
+
+    /// Records a request to the Kubernetes API.
+    pub fn api_request(&self, verb: &str, resource: &str) {
+        self.api_requests.get_or_create(&RequestLabels { verb: verb.into(), resource: resource.into() }).inc();
     }
 
     /// Records whether this replica leads.
@@ -164,6 +183,7 @@ mod tests {
         m.observe_reconcile(Duration::from_millis(3), Some("kube"));
         m.job_created(Component::Shard);
         m.set_leader(true);
+        m.api_request("patch", "exrscans/status");
         let text = m.render();
         assert!(text.contains("exrscan_operator_reconciles_total 2"), "{text}");
         assert!(text.contains("exrscan_operator_reconcile_errors_total{error=\"kube\"} 1"), "{text}");
@@ -171,6 +191,10 @@ mod tests {
         assert!(text.contains("exrscan_operator_scans{phase=\"Running\"} 0"), "{text}");
         assert!(text.contains("exrscan_operator_files{count=\"processed\"} 0"), "{text}");
         assert!(text.contains("exrscan_operator_leader 1"), "{text}");
+        assert!(
+            text.contains("exrscan_operator_api_requests_total{verb=\"patch\",resource=\"exrscans/status\"} 1"),
+            "{text}"
+        );
         assert!(text.contains("exrscan_operator_reconcile_duration_seconds_count 2"), "{text}");
     }
 }

@@ -17,6 +17,10 @@ pub const MANAGER: &str = "exrscan-operator";
 pub const PLAN_RUN_ANNOTATION: &str = "exrscan.dev/run";
 /// The ConfigMap key the planner writes.
 pub const PLAN_KEY: &str = "plan.json";
+/// Shards whose progress one progress ConfigMap holds: at most ~2 KiB per shard (counts and
+/// a few shortened failures), so a map stays well under the 1 MiB object limit and no map
+/// takes every shard's writes.
+pub const SHARDS_PER_PROGRESS_MAP: i32 = 200;
 /// Where worker pods mount the plan ConfigMap.
 pub const PLAN_MOUNT: &str = "/etc/exrscan/plan";
 /// The worker container's name (pod failure policy rules name it).
@@ -25,6 +29,9 @@ pub const CONTAINER: &str = "worker";
 pub const KUEUE_QUEUE_LABEL: &str = "kueue.x-k8s.io/queue-name";
 /// The pod annotation where the Job controller puts an Indexed Job pod's index.
 pub const COMPLETION_INDEX_ANNOTATION: &str = "batch.kubernetes.io/job-completion-index";
+
+/// The pod annotation with the failures of an Indexed Job pod's index before it was created.
+pub const INDEX_FAILURE_COUNT_ANNOTATION: &str = "batch.kubernetes.io/job-index-failure-count";
 
 /// What a pod of a scan does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +62,19 @@ pub fn worker_account(scan: &str) -> String {
     format!("{scan}-worker")
 }
 
+/// `<scan>-<run>-progress`: the name of a run's progress ConfigMaps, before `-<chunk>`.
+pub fn progress_prefix(scan: &str, run: &str) -> String {
+    format!("{scan}-{run}-progress")
+}
+
+/// The progress ConfigMaps of a run of `shards` shards: `<scan>-<run>-progress-<k>` holds
+/// shards `k * SHARDS_PER_PROGRESS_MAP ..` (its keys are shard indexes).
+pub fn progress_maps(scan: &str, run: &str, shards: i32) -> Vec<String> {
+    let prefix = progress_prefix(scan, run);
+    let maps = (shards.max(1) - 1) / SHARDS_PER_PROGRESS_MAP + 1;
+    (0..maps).map(|k| format!("{prefix}-{k}")).collect()
+}
+
 /// `<scan>-plan-<run>`: the planner Job of a run.
 pub fn planner_job(scan: &str, run: &str) -> String {
     format!("{scan}-plan-{run}")
@@ -82,9 +102,25 @@ pub fn run_labels(scan: &str, run: &str, component: Component) -> BTreeMap<Strin
     labels
 }
 
+/// [`COMPONENT_LABEL`] of a run's progress ConfigMaps.
+pub const PROGRESS_COMPONENT: &str = "progress";
+
+/// Labels of a run's progress ConfigMaps.
+pub fn progress_labels(scan: &str, run: &str) -> BTreeMap<String, String> {
+    let mut labels = scan_labels(scan);
+    labels.insert(RUN_LABEL.to_string(), run.to_string());
+    labels.insert(COMPONENT_LABEL.to_string(), PROGRESS_COMPONENT.to_string());
+    labels
+}
+
 /// Label selector of every object and pod of a scan.
 pub fn scan_selector(scan: &str) -> String {
     format!("{SCAN_LABEL}={scan}")
+}
+
+/// Label selector of a run's progress ConfigMaps.
+pub fn progress_selector(scan: &str, run: &str) -> String {
+    format!("{SCAN_LABEL}={scan},{RUN_LABEL}={run},{COMPONENT_LABEL}={PROGRESS_COMPONENT}")
 }
 
 /// Label selector of a run's pods of one component.

@@ -1,37 +1,30 @@
-//! Live status of a run from its pods and Job: each shard's progress annotation while it
-//! runs, its termination-message summary once it ended, and the Job's per-index bookkeeping.
+//! Live status of a run: the shards' reports in the run's progress ConfigMaps (each
+//! worker's latest counts, final once its index completed; they outlive the pods), the
+//! failed pods' termination messages (why an attempt failed), and the Job's per-index
+//! bookkeeping.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use exrscan_crds::report::{PROGRESS_ANNOTATION, ShardReport};
+use exrscan_crds::report::ShardReport;
 use exrscan_crds::status::MAX_FAILURES;
 use exrscan_crds::{Counts, Failure, ShardCounts};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, ContainerStateTerminated, Pod};
 use k8s_openapi::jiff::Timestamp;
 
 use crate::names;
+use crate::objects::progress::REPORTED_KEY;
 
-/// How one pod (one attempt at a shard) stands.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum AttemptState {
-    /// Failed: its summary (if any) is partial.
-    Failed,
-    /// Pending or running: its progress annotation is the latest word.
-    Running,
-    /// Finished its shard: its summary is final.
-    Succeeded,
-}
-
-/// One pod of a run.
+/// One failed pod of a run (one failed attempt at a shard).
 #[derive(Debug, Clone)]
 pub struct Attempt {
     /// The shard index (`batch.kubernetes.io/job-completion-index`); 0 for the planner.
     pub index: i32,
-    /// Where it stands.
-    pub state: AttemptState,
-    /// Its progress or summary, if it wrote one.
+    /// Failures of this index before this pod (`batch.kubernetes.io/job-index-failure-count`):
+    /// with the index, it names the attempt.
+    pub previous_failures: u32,
+    /// Its summary, if it wrote one.
     pub report: Option<ShardReport>,
     /// Exit code of the worker container, once terminated.
     pub exit_code: Option<i32>,
@@ -44,34 +37,22 @@ pub struct Attempt {
 }
 
 impl Attempt {
-    /// Reads a pod of a run.
+    /// Reads a failed pod of a run.
     pub fn of(pod: &Pod) -> Attempt {
-        let annotations = pod.metadata.annotations.as_ref();
-        let index = annotations
-            .and_then(|a| a.get(names::COMPLETION_INDEX_ANNOTATION))
-            .and_then(|i| i.parse().ok())
-            .unwrap_or(0);
-        let status = pod.status.as_ref();
-        let state = match status.and_then(|s| s.phase.as_deref()) {
-            Some("Succeeded") => AttemptState::Succeeded,
-            Some("Failed") => AttemptState::Failed,
-            _ => AttemptState::Running,
-        };
-        let terminated: Option<&ContainerStateTerminated> = status
+        let terminated: Option<&ContainerStateTerminated> = pod
+            .status
+            .as_ref()
             .and_then(|s| s.container_statuses.as_ref())
             .and_then(|cs| cs.iter().find(|c| c.name == names::CONTAINER))
             .and_then(|c| c.state.as_ref())
             .and_then(|s| s.terminated.as_ref());
         let summary = terminated.and_then(|t| t.message.as_deref());
-        let progress = annotations.and_then(|a| a.get(PROGRESS_ANNOTATION)).map(String::as_str);
-        let report = summary.and_then(ShardReport::parse).or_else(|| progress.and_then(ShardReport::parse));
-        let message = summary.filter(|m| ShardReport::parse(m).is_none()).map(crash_line).filter(|m| !m.is_empty());
         Attempt {
-            index,
-            state,
-            report,
+            index: annotation(pod, names::COMPLETION_INDEX_ANNOTATION).unwrap_or(0),
+            previous_failures: annotation(pod, names::INDEX_FAILURE_COUNT_ANNOTATION).unwrap_or(0),
+            report: summary.and_then(ShardReport::parse),
             exit_code: terminated.map(|t| t.exit_code),
-            message,
+            message: summary.filter(|m| ShardReport::parse(m).is_none()).map(crash_line).filter(|m| !m.is_empty()),
             pod: pod.metadata.name.clone().unwrap_or_default(),
             finished_at: terminated.and_then(|t| t.finished_at.as_ref()).map(|t| t.0.to_string()),
         }
@@ -87,49 +68,69 @@ impl Attempt {
     }
 }
 
-/// What the pods of a run add up to.
-#[derive(Debug, Clone, Default)]
-pub struct Aggregate {
-    /// Counts summed over shards (per shard: the succeeded pod's summary, else the running
-    /// pod's progress, else the last failed pod's partial summary).
+/// The number in annotation `name` of `pod`.
+fn annotation<T: std::str::FromStr>(pod: &Pod, name: &str) -> Option<T> {
+    pod.metadata.annotations.as_ref()?.get(name)?.parse().ok()
+}
+
+/// The failed attempts among `pods` (phase `Failed`), oldest first. Pods the cluster
+/// disrupted (condition `DisruptionTarget`: eviction, preemption, a drained node) are not
+/// failures of the shard: the Job retries them without counting, and so does this.
+pub fn failed_attempts(pods: &[Pod]) -> Vec<Attempt> {
+    let mut failed: Vec<Attempt> = pods
+        .iter()
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed") && !disrupted(p))
+        .map(Attempt::of)
+        .collect();
+    failed.sort_by(|a, b| (&a.finished_at, &a.pod).cmp(&(&b.finished_at, &b.pod)));
+    failed
+}
+
+fn disrupted(pod: &Pod) -> bool {
+    let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
+    conditions.is_some_and(|c| c.iter().any(|c| c.type_ == "DisruptionTarget" && c.status == "True"))
+}
+
+/// What the shards of a run reported, summed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Progress {
+    /// Counts summed over shards (each shard's latest report).
     pub counts: Counts,
     /// A bounded sample of objects that could not be indexed.
     pub failures: Vec<Failure>,
-    /// Failed pods, oldest first.
-    pub failed_attempts: Vec<Attempt>,
 }
 
-/// Adds up the pods of a run.
-pub fn aggregate(pods: &[Pod]) -> Aggregate {
-    let attempts: Vec<Attempt> = pods.iter().map(Attempt::of).collect();
-    let mut best: BTreeMap<i32, &Attempt> = BTreeMap::new();
-    for a in &attempts {
-        match best.get(&a.index) {
-            Some(b) if (b.state.clone(), b.finished_at.clone()) >= (a.state.clone(), a.finished_at.clone()) => {}
-            _ => {
-                best.insert(a.index, a);
-            }
+/// Sums the shard reports in a run's progress ConfigMaps (keys that are shard indexes;
+/// entries that are not reports are ignored).
+pub fn sum(maps: &[ConfigMap]) -> Progress {
+    let mut progress = Progress::default();
+    let entries = maps.iter().filter_map(|m| m.data.as_ref()).flatten();
+    for (key, value) in entries {
+        if key.parse::<u32>().is_err() {
+            continue;
         }
+        let Some(report) = ShardReport::parse(value) else { continue };
+        progress.counts += report.counts;
+        let room = MAX_FAILURES.saturating_sub(progress.failures.len());
+        progress.failures.extend(report.failures.into_iter().take(room));
     }
-    let mut agg = Aggregate::default();
-    for a in best.values() {
-        if let Some(r) = &a.report {
-            agg.counts += r.counts;
-            for f in &r.failures {
-                if agg.failures.len() < MAX_FAILURES {
-                    agg.failures.push(f.clone());
-                }
-            }
-        }
-    }
-    let mut failed: Vec<Attempt> = attempts.into_iter().filter(|a| a.state == AttemptState::Failed).collect();
-    failed.sort_by(|a, b| (&a.finished_at, &a.pod).cmp(&(&b.finished_at, &b.pod)));
-    agg.failed_attempts = failed;
-    agg
+    progress
 }
 
-/// The shard counts of an Indexed Job.
-pub fn shard_counts(job: &Job, total: i32, failed_attempts: usize) -> ShardCounts {
+/// The ShardFailed Events already published for the shards of progress map `map`: per
+/// shard index, how many of its failed attempts were reported.
+pub fn reported(map: &ConfigMap) -> BTreeMap<i32, u32> {
+    map.data.as_ref().and_then(|d| d.get(REPORTED_KEY)).and_then(|v| serde_json::from_str(v).ok()).unwrap_or_default()
+}
+
+/// The progress map (its position in the run's list) holding shard `index`.
+pub fn map_of(index: i32) -> usize {
+    usize::try_from(index / names::SHARDS_PER_PROGRESS_MAP).unwrap_or(0)
+}
+
+/// The shard counts of an Indexed Job. Its failed pods are the Job controller's durable
+/// count (pods disrupted by the cluster are not counted; deleting pods does not lower it).
+pub fn shard_counts(job: &Job, total: i32) -> ShardCounts {
     let status = job.status.as_ref();
     let succeeded = status
         .and_then(|s| s.completed_indexes.as_deref())
@@ -142,7 +143,7 @@ pub fn shard_counts(job: &Job, total: i32, failed_attempts: usize) -> ShardCount
         active: status.and_then(|s| s.active).unwrap_or(0),
         succeeded,
         failed,
-        failed_attempts: i32::try_from(failed_attempts).unwrap_or(i32::MAX),
+        failed_attempts: status.and_then(|s| s.failed).unwrap_or(0),
         summary: format!("{succeeded}/{total}"),
     }
 }
@@ -238,11 +239,11 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
     use k8s_openapi::jiff::Timestamp;
 
-    fn pod(name: &str, index: i32, phase: &str, progress: Option<&str>, terminated: Option<(i32, &str, i64)>) -> Pod {
-        let mut annotations = BTreeMap::from([(names::COMPLETION_INDEX_ANNOTATION.to_string(), index.to_string())]);
-        if let Some(p) = progress {
-            annotations.insert(PROGRESS_ANNOTATION.to_string(), p.to_string());
-        }
+    fn pod(name: &str, index: i32, phase: &str, terminated: Option<(i32, &str, i64)>) -> Pod {
+        let annotations = BTreeMap::from([
+            (names::COMPLETION_INDEX_ANNOTATION.to_string(), index.to_string()),
+            (names::INDEX_FAILURE_COUNT_ANNOTATION.to_string(), "1".to_string()),
+        ]);
         let state = terminated.map(|(code, message, at)| ContainerState {
             terminated: Some(ContainerStateTerminated {
                 exit_code: code,
@@ -263,46 +264,65 @@ mod tests {
         }
     }
 
+    fn map(entries: &[(&str, String)]) -> ConfigMap {
+        ConfigMap {
+            data: Some(entries.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()),
+            ..Default::default()
+        }
+    }
+
     #[test]
-    fn sums_the_best_attempt_of_each_shard() {
-        let pods = vec![
-            // shard 0: failed once (partial summary), then succeeded
-            pod(
-                "s0-a",
-                0,
-                "Failed",
-                None,
-                Some((3, r#"{"counts":{"processed":4,"inserted":4},"error":"S3 unreachable"}"#, 10)),
-            ),
-            pod(
-                "s0-b",
-                0,
-                "Succeeded",
-                None,
-                Some((
-                    0,
-                    r#"{"counts":{"discovered":10,"processed":10,"inserted":6,"unchanged":4,"bytesRead":100},"failures":[{"key":"a.exr","reason":"truncated"}]}"#,
-                    20,
-                )),
-            ),
-            // shard 1: running with a progress annotation
-            pod("s1-a", 1, "Running", Some(r#"{"counts":{"processed":3,"inserted":3,"bytesRead":30}}"#), None),
-            // shard 2: crashed with a log tail, no summary
-            pod("s2-a", 2, "Failed", None, Some((137, "thread main panicked\nout of memory", 15))),
+    fn sums_each_shards_latest_report() {
+        let maps = [
+            map(&[
+                (
+                    "0",
+                    r#"{"counts":{"discovered":10,"processed":10,"inserted":6,"unchanged":4,"bytesRead":100},"failures":[{"key":"a.exr","reason":"truncated"}]}"#.into(),
+                ),
+                ("1", r#"{"counts":{"processed":3,"inserted":3,"bytesRead":30}}"#.into()),
+                (REPORTED_KEY, r#"{"1":2}"#.into()),
+                ("2", "not a report".into()),
+            ]),
+            map(&[("200", r#"{"counts":{"processed":1,"failed":1}}"#.into())]),
         ];
-        let agg = aggregate(&pods);
-        assert_eq!(agg.counts.processed, 13);
-        assert_eq!(agg.counts.inserted, 9);
-        assert_eq!(agg.counts.unchanged, 4);
-        assert_eq!(agg.counts.discovered, 10);
-        assert_eq!(agg.counts.bytes_read, 130);
-        assert_eq!(agg.failures, vec![Failure { key: "a.exr".into(), reason: "truncated".into() }]);
-        let failed: Vec<_> = agg.failed_attempts.iter().map(|a| (a.pod.as_str(), a.failure_reason())).collect();
+        let progress = sum(&maps);
+        assert_eq!(progress.counts.processed, 14);
+        assert_eq!(progress.counts.inserted, 9);
+        assert_eq!(progress.counts.unchanged, 4);
+        assert_eq!(progress.counts.failed, 1);
+        assert_eq!(progress.counts.discovered, 10);
+        assert_eq!(progress.counts.bytes_read, 130);
+        assert_eq!(progress.failures, vec![Failure { key: "a.exr".into(), reason: "truncated".into() }]);
+        assert_eq!(reported(&maps[0]), BTreeMap::from([(1, 2)]));
+        assert!(reported(&maps[1]).is_empty());
+        assert_eq!((map_of(199), map_of(200)), (0, 1));
+    }
+
+    #[test]
+    fn failed_attempts_are_the_failed_pods_not_disrupted() {
+        let mut evicted = pod("s3-a", 3, "Failed", Some((143, "terminated", 5)));
+        if let Some(status) = evicted.status.as_mut() {
+            status.conditions = Some(vec![k8s_openapi::api::core::v1::PodCondition {
+                type_: "DisruptionTarget".into(),
+                status: "True".into(),
+                ..Default::default()
+            }]);
+        }
+        let pods = vec![
+            pod("s0-a", 0, "Failed", Some((3, r#"{"counts":{"processed":4},"error":"S3 unreachable"}"#, 10))),
+            pod("s0-b", 0, "Succeeded", Some((0, r#"{"counts":{"processed":10}}"#, 20))),
+            pod("s2-a", 2, "Failed", Some((137, "thread main panicked\nout of memory", 15))),
+            pod("s1-a", 1, "Running", None),
+            evicted,
+        ];
+        let failed = failed_attempts(&pods);
+        let seen: Vec<_> =
+            failed.iter().map(|a| (a.pod.as_str(), a.index, a.previous_failures, a.failure_reason())).collect();
         assert_eq!(
-            failed,
+            seen,
             vec![
-                ("s0-a", "exit code 3: S3 unreachable".to_string()),
-                ("s2-a", "exit code 137: out of memory".to_string())
+                ("s0-a", 0, 1, "exit code 3: S3 unreachable".to_string()),
+                ("s2-a", 2, 1, "exit code 137: out of memory".to_string())
             ]
         );
     }
@@ -318,11 +338,10 @@ mod tests {
     fn failures_are_bounded() {
         let failures: Vec<String> = (0..50).map(|i| format!(r#"{{"key":"k{i}","reason":"bad"}}"#)).collect();
         let summary = format!(r#"{{"counts":{{"failed":50}},"failures":[{}]}}"#, failures.join(","));
-        let pods: Vec<Pod> =
-            (0..3).map(|i| pod(&format!("p{i}"), i, "Succeeded", None, Some((0, &summary, 1)))).collect();
-        let agg = aggregate(&pods);
-        assert_eq!(agg.counts.failed, 150);
-        assert_eq!(agg.failures.len(), MAX_FAILURES);
+        let entries: Vec<(&str, String)> = vec![("0", summary.clone()), ("1", summary.clone()), ("2", summary)];
+        let progress = sum(&[map(&entries)]);
+        assert_eq!(progress.counts.failed, 150);
+        assert_eq!(progress.failures.len(), MAX_FAILURES);
     }
 
     #[test]
@@ -338,13 +357,14 @@ mod tests {
         let job = Job {
             status: Some(JobStatus {
                 active: Some(1),
+                failed: Some(4),
                 completed_indexes: Some("0-1,3".into()),
                 failed_indexes: Some("2".into()),
                 ..Default::default()
             }),
             ..Default::default()
         };
-        let c = shard_counts(&job, 5, 4);
+        let c = shard_counts(&job, 5);
         assert_eq!((c.total, c.active, c.succeeded, c.failed, c.failed_attempts), (5, 1, 3, 1, 4));
         assert_eq!(c.summary, "3/5");
     }
@@ -353,7 +373,7 @@ mod tests {
     fn pods_that_cannot_start_are_stuck_after_the_grace_period() {
         use k8s_openapi::api::core::v1::ContainerStateWaiting;
         let waiting = |reason: &str, created: i64| {
-            let mut p = pod("renders-x-0-abc", 0, "Pending", None, None);
+            let mut p = pod("renders-x-0-abc", 0, "Pending", None);
             p.metadata.creation_timestamp = Some(Time(Timestamp::from_second(created).expect("time")));
             p.status = Some(PodStatus {
                 phase: Some("Pending".into()),

@@ -4,6 +4,7 @@
 //! cluster on every call, so a restarted operator (or a new leader) picks up where the last
 //! one stopped and never creates a Job twice.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use exrscan_crds::{ConcurrencyPolicy, ExrScan, ExrScanStatus, Phase, RunSummary}
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, ObjectReference, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
 use kube::runtime::controller::Action;
@@ -26,7 +27,8 @@ use crate::conditions::{self, Outcome};
 use crate::fence;
 use crate::metrics::Metrics;
 use crate::names::{self, Component};
-use crate::objects::{self, ScanRef, plan, rbac, shard_job};
+use crate::objects::{self, ScanRef, WorkerDefaults, plan, rbac, shard_job};
+use crate::pace::Pacer;
 use crate::progress;
 use crate::run_id::{run_id, scheduled_run_id};
 use crate::schedule::{Due, Schedule, ScheduleError};
@@ -34,6 +36,15 @@ use crate::written::Written;
 
 /// Failed attempts reported as Events in one reconcile (the rest are in the status).
 const MAX_FAILURE_EVENTS: usize = 5;
+
+/// The reason of a run waiting for what an earlier run left to be gone.
+const PREVIOUS_RUN_STOPPING: &str = "PreviousRunStopping";
+
+/// How often a run waiting for an earlier run's pods to stop looks again.
+const STOPPING_POLL: Duration = Duration::from_secs(2);
+
+/// Pending pods of a run looked at for one that cannot start (the first page of a list).
+const PENDING_SAMPLE: u32 = 50;
 
 /// Longest one reconcile may take: a hung request fails it (it is then retried with backoff).
 const RECONCILE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -119,8 +130,8 @@ pub struct Context {
     pub client: Client,
     /// Publishes Events on ExrScans.
     pub recorder: Recorder,
-    /// Worker image of scans that do not name one.
-    pub default_image: String,
+    /// What every scan's worker pods get from the operator's settings.
+    pub worker: WorkerDefaults,
     /// Requeue interval of finished scans.
     pub resync: Duration,
     /// Requeue interval of active scans (pod and Job events trigger reconciles sooner).
@@ -133,16 +144,27 @@ pub struct Context {
     pub backoff: Backoff,
     /// Statuses written and not yet in the watch cache.
     pub written: Written,
+    /// The pace of running scans' reconciles.
+    pub pacer: Pacer,
+    /// The pace at which a running scan's worker ServiceAccount, Role and RoleBinding are
+    /// re-applied (undoing edits made to them).
+    pub rbac_pacer: Pacer,
 }
 
 /// Reconciles one ExrScan.
 pub async fn reconcile(scan: Arc<ExrScan>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let uid = scan.metadata.uid.as_deref().unwrap_or_default();
+    let running = scan.status.as_ref().and_then(|s| s.phase) == Some(Phase::Running);
+    if !running {
+        ctx.pacer.forget(uid);
+    } else if let Some(wait) = ctx.pacer.wait(uid, scan.metadata.generation) {
+        return Ok(Action::requeue(wait));
+    }
     let started = std::time::Instant::now();
     let result = tokio::time::timeout(RECONCILE_TIMEOUT, reconcile_inner(&scan, &ctx))
         .await
         .unwrap_or(Err(Error::Timeout(RECONCILE_TIMEOUT)));
     ctx.metrics.observe_reconcile(started.elapsed(), result.as_ref().err().map(Error::kind));
-    let uid = scan.metadata.uid.as_deref().unwrap_or_default();
     match &result {
         Ok(_) => ctx.backoff.reset(uid),
         Err(error) => {
@@ -308,7 +330,12 @@ async fn reconcile_inner(scan: &ExrScan, ctx: &Context) -> Result<Action, Error>
         }
     }
     tracing::debug!(scan = %scan_ref.name, namespace = %scan_ref.namespace, phase = outcome.phase.as_str(), run = ?target.id, "reconciled");
-    let mut requeue = if outcome.phase.is_finished() { ctx.resync } else { ctx.active_requeue };
+    let mut requeue = match outcome.phase {
+        phase if phase.is_finished() => ctx.resync,
+        // Pods are not watched: their stopping is polled for.
+        Phase::Pending if outcome.reason == PREVIOUS_RUN_STOPPING => ctx.active_requeue.min(STOPPING_POLL),
+        _ => ctx.active_requeue,
+    };
     if let Some(next) = target.next_tick {
         // A second past the tick, so that the tick is due when the reconcile comes.
         let until = now.0.duration_until(next).unsigned_abs() + Duration::from_secs(1);
@@ -419,8 +446,11 @@ impl Run<'_> {
                 if let Some(outcome) = self.clear_the_way(Vec::new()).await? {
                     return Ok(outcome);
                 }
-                apply_rbac(&self.scan_ref, &self.ctx.client).await?;
-                let job = shard_job::shard_job(self.scan, &self.scan_ref, &self.id, &self.ctx.default_image, deadline);
+                for map in objects::progress::config_maps(&self.scan_ref, &self.id, self.scan.spec.shards) {
+                    self.create(&self.apis.config_maps, "ConfigMap", &map).await?;
+                }
+                self.apply_rbac().await?;
+                let job = shard_job::shard_job(self.scan, &self.scan_ref, &self.id, &self.ctx.worker, deadline);
                 let created = self.create(&self.apis.jobs, "Job", &job).await?;
                 self.ctx.metrics.job_created(Component::Shard);
                 let started = normal(
@@ -438,33 +468,21 @@ impl Run<'_> {
         };
         status.job_name = Some(job_name);
         self.mirror_job_spec(&job, self.scan.spec.effective_parallelism()).await?;
-
-        let selector = names::run_selector(&self.scan_ref.name, &self.id, Component::Shard);
-        let pods = self.apis.pods.list(&ListParams::default().labels(&selector)).await?;
-        let agg = progress::aggregate(&pods.items);
-        let previous_failed = status.shards.as_ref().map_or(0, |s| s.failed_attempts.max(0) as usize);
-        let shards = progress::shard_counts(&job, self.scan.spec.shards, agg.failed_attempts.len());
-        for attempt in agg.failed_attempts.iter().skip(previous_failed).take(MAX_FAILURE_EVENTS) {
-            let failed = warning(
-                "ShardFailed",
-                "RunShard",
-                format!(
-                    "shard {} failed (pod {}, {}); retries left are tried per index",
-                    attempt.index,
-                    attempt.pod,
-                    attempt.failure_reason()
-                ),
-            );
-            events.push(related(failed, Some(reference("v1", "Pod", &attempt.pod, &self.scan_ref.namespace))));
+        if !is_finished(&job) && self.ctx.rbac_pacer.wait(&self.scan_ref.uid, self.scan.metadata.generation).is_none() {
+            // Edits to the worker's ServiceAccount, Role or RoleBinding are undone while it runs.
+            self.apply_rbac().await?;
         }
-        status.counts = Some(agg.counts);
-        status.failures = agg.failures;
-        let outcome = match self.stuck(&pods.items) {
-            Some(stuck) => stuck,
-            None => match self.pods_not_created(&job, &pods.items).await? {
-                Some(refused) => refused,
-                None => job_outcome(self.scan, &job, &shards, agg.failed_attempts.last()),
-            },
+
+        let maps = self.progress_maps().await?;
+        let progress = progress::sum(&maps);
+        let failed = progress::failed_attempts(&self.pods(Component::Shard, "status.phase=Failed", None).await?);
+        self.report_failures(&maps, &failed, events).await?;
+        let shards = progress::shard_counts(&job, self.scan.spec.shards);
+        status.counts = Some(progress.counts);
+        status.failures = progress.failures;
+        let outcome = match self.cannot_start(&job, Component::Shard).await? {
+            Some(failure) => failure,
+            None => job_outcome(self.scan, &job, &shards, failed.last()),
         };
         status.shards = Some(shards);
         Ok(outcome)
@@ -529,8 +547,8 @@ impl Run<'_> {
                         .await?;
                 }
             }
-            apply_rbac(&self.scan_ref, &self.ctx.client).await?;
-            let job = plan::planner_job(self.scan, &self.scan_ref, &self.id, &self.ctx.default_image, deadline);
+            self.apply_rbac().await?;
+            let job = plan::planner_job(self.scan, &self.scan_ref, &self.id, &self.ctx.worker, deadline);
             let planner = self.create(&self.apis.jobs, "Job", &job).await?;
             self.ctx.metrics.job_created(Component::Planner);
             let planning =
@@ -552,15 +570,11 @@ impl Run<'_> {
                 ),
             )));
         }
-        let selector =
-            ListParams::default().labels(&names::run_selector(&self.scan_ref.name, &self.id, Component::Planner));
-        let list_pods = || self.apis.pods.list(&selector);
         if let Some(failed) = condition(&planner, "Failed") {
             if failed.reason.as_deref() == Some("DeadlineExceeded") {
                 return Ok(PlanStage::Waiting(self.deadline_exceeded("planning")));
             }
-            let why = progress::aggregate(&list_pods().await?.items)
-                .failed_attempts
+            let why = progress::failed_attempts(&self.pods(Component::Planner, "status.phase=Failed", None).await?)
                 .last()
                 .map_or_else(|| "no pod status".to_string(), progress::Attempt::failure_reason);
             return Ok(PlanStage::Waiting(Outcome::new(
@@ -569,15 +583,8 @@ impl Run<'_> {
                 format!("planner Job {planner_name} failed: {why}"),
             )));
         }
-        // A pod cannot have waited out the grace period before its Job has run that long.
-        if self.past_grace(&planner) {
-            let pods = list_pods().await?;
-            if let Some(stuck) = self.stuck(&pods.items) {
-                return Ok(PlanStage::Waiting(stuck));
-            }
-            if let Some(refused) = self.pods_not_created(&planner, &pods.items).await? {
-                return Ok(PlanStage::Waiting(refused));
-            }
+        if let Some(failure) = self.cannot_start(&planner, Component::Planner).await? {
+            return Ok(PlanStage::Waiting(failure));
         }
         self.mirror_job_spec(&planner, 1).await?;
         if let Some(queued) = queued_outcome(&planner) {
@@ -608,19 +615,36 @@ impl Run<'_> {
     async fn clear_the_way(&self, mut foreign: Vec<String>) -> Result<Option<Outcome>, Error> {
         let selector = ListParams::default().labels(&names::scan_selector(&self.scan_ref.name));
         let jobs = self.apis.jobs.list(&selector).await?;
-        let pods = self.apis.pods.list(&selector).await?;
+        let running = selector.clone().fields("status.phase!=Succeeded,status.phase!=Failed");
+        let pods = self.apis.pods.list(&running).await?;
         let obstacles = fence::obstacles(&self.scan_ref, &self.id, &jobs.items, &pods.items);
         let dp = DeleteParams { propagation_policy: Some(PropagationPolicy::Background), ..Default::default() };
         for name in &obstacles.to_delete {
             self.apis.jobs.delete(name, &dp).await.map(|_| ()).or_else(ignore_not_found)?;
         }
         foreign.extend(obstacles.waiting_for);
+        // Progress maps: earlier runs' are deleted (the status keeps their totals in
+        // `lastRun`); an earlier ExrScan's wait for garbage collection.
+        let progress_maps = ListParams::default().labels(&format!(
+            "{},{}={}",
+            names::scan_selector(&self.scan_ref.name),
+            names::COMPONENT_LABEL,
+            names::PROGRESS_COMPONENT
+        ));
+        for map in self.apis.config_maps.list_metadata(&progress_maps).await?.items {
+            let of_run = map.labels().get(names::RUN_LABEL).is_some_and(|run| *run == self.id);
+            if !self.scan_ref.controls(&map.metadata) {
+                foreign.push(format!("ConfigMap {} of an earlier ExrScan of this name", map.name_any()));
+            } else if !of_run {
+                self.apis.config_maps.delete(&map.name_any(), &dp).await.map(|_| ()).or_else(ignore_not_found)?;
+            }
+        }
         if foreign.is_empty() {
             return Ok(None);
         }
         Ok(Some(Outcome::new(
             Phase::Pending,
-            "PreviousRunStopping",
+            PREVIOUS_RUN_STOPPING,
             format!("waiting until what an earlier run left is gone: {}", fence::describe(&foreign)),
         )))
     }
@@ -645,33 +669,60 @@ impl Run<'_> {
         )
     }
 
-    /// The failure of a run one of whose pods cannot start (past the grace period).
-    fn stuck(&self, pods: &[Pod]) -> Option<Outcome> {
-        let stuck = progress::stuck(pods, self.now.0, self.ctx.stuck_pod_grace)?;
-        Some(
-            Outcome::new(
-                Phase::Failed,
-                &stuck.reason,
-                format!(
-                    "pod {} cannot start ({} for more than {} s): {}",
-                    stuck.pod,
-                    stuck.reason,
-                    self.ctx.stuck_pod_grace.as_secs(),
-                    stuck.message
-                ),
-            )
-            .stopping_jobs(),
-        )
+    /// The pods of this run's `component` matching the field selector `fields` (e.g. a phase),
+    /// at most `limit`. The run's pods are never listed all at once.
+    async fn pods(&self, component: Component, fields: &str, limit: Option<u32>) -> Result<Vec<Pod>, Error> {
+        let mut params =
+            ListParams::default().labels(&names::run_selector(&self.scan_ref.name, &self.id, component)).fields(fields);
+        if let Some(limit) = limit {
+            params = params.limit(limit);
+        }
+        Ok(self.apis.pods.list(&params).await?.items)
+    }
+
+    /// The failure of a run whose `job` cannot start its pods, once it has run for the grace
+    /// period (a pod cannot have waited that long before): a pod that waits for a reason
+    /// waiting does not cure (among the first [`PENDING_SAMPLE`] pending pods), or no pod
+    /// created at all.
+    async fn cannot_start(&self, job: &Job, component: Component) -> Result<Option<Outcome>, Error> {
+        let suspended = job.spec.as_ref().and_then(|s| s.suspend) == Some(true);
+        if suspended || is_finished(job) || !self.past_grace(job) {
+            return Ok(None);
+        }
+        // Every pod the Job has is ready: none is waiting to start.
+        let status = job.status.as_ref();
+        let (active, ready) = (status.and_then(|s| s.active).unwrap_or(0), status.and_then(|s| s.ready).unwrap_or(0));
+        if active > 0 && ready >= active {
+            return Ok(None);
+        }
+        let pending = self.pods(component, "status.phase=Pending", Some(PENDING_SAMPLE)).await?;
+        if let Some(stuck) = progress::stuck(&pending, self.now.0, self.ctx.stuck_pod_grace) {
+            return Ok(Some(
+                Outcome::new(
+                    Phase::Failed,
+                    &stuck.reason,
+                    format!(
+                        "pod {} cannot start ({} for more than {} s): {}",
+                        stuck.pod,
+                        stuck.reason,
+                        self.ctx.stuck_pod_grace.as_secs(),
+                        stuck.message
+                    ),
+                )
+                .stopping_jobs(),
+            ));
+        }
+        self.pods_not_created(job).await
     }
 
     /// The failure of a run whose Job has not been able to create a single pod for the grace
     /// period since it started: the Job controller's latest `FailedCreate` Event says why (a
     /// quota, an admission policy such as PodSecurity, a missing ServiceAccount). Its Events
     /// are read only then.
-    async fn pods_not_created(&self, job: &Job, pods: &[Pod]) -> Result<Option<Outcome>, Error> {
-        let suspended = job.spec.as_ref().and_then(|s| s.suspend) == Some(true);
-        let finished = has_condition(job, "Complete") || has_condition(job, "Failed");
-        if !pods.is_empty() || suspended || finished || !self.past_grace(job) {
+    async fn pods_not_created(&self, job: &Job) -> Result<Option<Outcome>, Error> {
+        let status = job.status.as_ref();
+        let pods = [status.and_then(|s| s.active), status.and_then(|s| s.succeeded), status.and_then(|s| s.failed)];
+        if pods.iter().any(|n| n.unwrap_or(0) > 0) {
             return Ok(None);
         }
         let waited = self.now.0.as_second().saturating_sub(started_at(job).unwrap_or_default());
@@ -692,6 +743,100 @@ impl Run<'_> {
             )
             .stopping_jobs(),
         ))
+    }
+
+    /// The run's progress ConfigMaps, in index order (one that is missing reads as empty).
+    /// The run's progress ConfigMaps in chunk order, read with one LIST whatever the shard
+    /// count (a missing map is empty).
+    async fn progress_maps(&self) -> Result<Vec<ConfigMap>, Error> {
+        let selector = names::progress_selector(&self.scan_ref.name, &self.id);
+        let mut listed: Vec<ConfigMap> = self
+            .apis
+            .config_maps
+            .list(&ListParams::default().labels(&selector))
+            .await?
+            .items
+            .into_iter()
+            .filter(|m| self.scan_ref.controls(&m.metadata))
+            .collect();
+        let maps = names::progress_maps(&self.scan_ref.name, &self.id, self.scan.spec.shards)
+            .into_iter()
+            .map(|name| match listed.iter().position(|m| m.metadata.name.as_deref() == Some(name.as_str())) {
+                Some(i) => listed.swap_remove(i),
+                None => {
+                    ConfigMap { metadata: ObjectMeta { name: Some(name), ..Default::default() }, ..Default::default() }
+                }
+            })
+            .collect();
+        Ok(maps)
+    }
+
+    /// A ShardFailed Warning for each failed attempt not reported yet (at most
+    /// [`MAX_FAILURE_EVENTS`] per reconcile; the rest are counted in the status). What was
+    /// reported is kept per shard index and attempt in the progress maps, so that neither
+    /// deleted pods nor a restarted operator skip or repeat an Event.
+    async fn report_failures(
+        &self,
+        maps: &[ConfigMap],
+        failed: &[progress::Attempt],
+        events: &mut Vec<Event>,
+    ) -> Result<(), Error> {
+        let mut reported: Vec<_> = maps.iter().map(progress::reported).collect();
+        let mut changed = BTreeSet::new();
+        let mut published = 0;
+        for attempt in failed {
+            let map = progress::map_of(attempt.index);
+            let Some(seen) = reported.get_mut(map).map(|r| r.entry(attempt.index).or_default()) else { continue };
+            if attempt.previous_failures < *seen {
+                continue;
+            }
+            *seen = attempt.previous_failures + 1;
+            changed.insert(map);
+            if published == MAX_FAILURE_EVENTS {
+                continue;
+            }
+            published += 1;
+            let failed = warning(
+                "ShardFailed",
+                "RunShard",
+                format!(
+                    "shard {} failed (pod {}, {}); retries left are tried per index",
+                    attempt.index,
+                    attempt.pod,
+                    attempt.failure_reason()
+                ),
+            );
+            events.push(related(failed, Some(reference("v1", "Pod", &attempt.pod, &self.scan_ref.namespace))));
+        }
+        for map in changed {
+            let patch =
+                serde_json::json!({"data": {objects::progress::REPORTED_KEY: serde_json::to_string(&reported[map])?}});
+            self.apis
+                .config_maps
+                .patch(&maps[map].name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map(|_| ())
+                .or_else(ignore_not_found)?;
+        }
+        Ok(())
+    }
+
+    /// Server-side applies the worker ServiceAccount, Role (naming this run's progress maps)
+    /// and RoleBinding, before each Job, so that edits made to them since are undone.
+    async fn apply_rbac(&self) -> Result<(), Error> {
+        let scan_ref = &self.scan_ref;
+        let name = names::worker_account(&scan_ref.name);
+        let apply = PatchParams::apply(names::MANAGER).force();
+        let account = typed(rbac::service_account(scan_ref), "v1", "ServiceAccount")?;
+        self.apis.service_accounts.patch(&name, &apply, &Patch::Apply(&account)).await?;
+        let role =
+            typed(rbac::role(scan_ref, &self.id, self.scan.spec.shards), "rbac.authorization.k8s.io/v1", "Role")?;
+        let roles: Api<Role> = Api::namespaced(self.ctx.client.clone(), &scan_ref.namespace);
+        roles.patch(&name, &apply, &Patch::Apply(&role)).await?;
+        let binding = typed(rbac::role_binding(scan_ref), "rbac.authorization.k8s.io/v1", "RoleBinding")?;
+        let bindings: Api<RoleBinding> = Api::namespaced(self.ctx.client.clone(), &scan_ref.namespace);
+        bindings.patch(&name, &apply, &Patch::Apply(&binding)).await?;
+        Ok(())
     }
 
     /// Whether `job` has been running (since it started or was last resumed) for the grace
@@ -853,22 +998,6 @@ fn queued_outcome(job: &Job) -> Option<Outcome> {
     })
 }
 
-/// Server-side applies the worker ServiceAccount, Role and RoleBinding (before each Job, so
-/// that edits made to them since are undone).
-async fn apply_rbac(r: &ScanRef, client: &Client) -> Result<(), Error> {
-    let name = names::worker_account(&r.name);
-    let pp = PatchParams::apply(names::MANAGER).force();
-    let sa: Api<ServiceAccount> = Api::namespaced(client.clone(), &r.namespace);
-    sa.patch(&name, &pp, &Patch::Apply(&typed(rbac::service_account(r), "v1", "ServiceAccount")?)).await?;
-    let roles: Api<Role> = Api::namespaced(client.clone(), &r.namespace);
-    roles.patch(&name, &pp, &Patch::Apply(&typed(rbac::role(r), "rbac.authorization.k8s.io/v1", "Role")?)).await?;
-    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), &r.namespace);
-    bindings
-        .patch(&name, &pp, &Patch::Apply(&typed(rbac::role_binding(r), "rbac.authorization.k8s.io/v1", "RoleBinding")?))
-        .await?;
-    Ok(())
-}
-
 /// An object with `apiVersion` and `kind`, as server-side apply wants it.
 fn typed<T: Serialize>(object: T, api_version: &str, kind: &str) -> Result<serde_json::Value, Error> {
     let mut value = serde_json::to_value(object)?;
@@ -894,9 +1023,14 @@ fn has_condition(job: &Job, type_: &str) -> bool {
     condition(job, type_).is_some()
 }
 
-fn finished_outcome(st: &ExrScanStatus) -> Outcome {
-    let phase = st.phase.unwrap_or(Phase::Succeeded);
-    let ready = st.conditions.iter().find(|c| c.type_ == "Ready");
+/// Whether `job` has ended (completed or failed).
+fn is_finished(job: &Job) -> bool {
+    has_condition(job, "Complete") || has_condition(job, "Failed")
+}
+
+fn finished_outcome(status: &ExrScanStatus) -> Outcome {
+    let phase = status.phase.unwrap_or(Phase::Succeeded);
+    let ready = status.conditions.iter().find(|c| c.type_ == "Ready");
     Outcome::new(
         phase,
         ready.map_or(phase.as_str(), |c| c.reason.as_str()),
@@ -904,15 +1038,15 @@ fn finished_outcome(st: &ExrScanStatus) -> Outcome {
     )
 }
 
-fn summary_of(st: &ExrScanStatus) -> RunSummary {
+fn summary_of(status: &ExrScanStatus) -> RunSummary {
     RunSummary {
-        run: st.run.clone(),
-        phase: st.phase,
-        job_name: st.job_name.clone(),
-        shards: st.shards.clone(),
-        counts: st.counts,
-        start_time: st.start_time.clone(),
-        completion_time: st.completion_time.clone(),
+        run: status.run.clone(),
+        phase: status.phase,
+        job_name: status.job_name.clone(),
+        shards: status.shards.clone(),
+        counts: status.counts,
+        start_time: status.start_time.clone(),
+        completion_time: status.completion_time.clone(),
     }
 }
 

@@ -354,17 +354,21 @@ async fn operator_killed_mid_run_completes_with_one_job() {
     let op = h.operator("op-1", &[]);
     let (ok, err) = h.apply(&env.manifest("1"));
     assert!(ok, "{err}");
-    let live = h
-        .wait_scan("default", "show", Duration::from_secs(120), "live counts while running", |s| {
-            let st = s.status.as_ref();
-            let processed = st.and_then(|st| st.counts.as_ref()).map_or(0, |c| c.processed);
-            st.and_then(|st| st.phase) == Some(Phase::Running) && processed > 0
-        })
-        .await;
-    let job = live.status.and_then(|s| s.job_name).expect("the running scan names its Job");
+    // Killed as soon as the shards run (the status, written at its pace, may lag behind).
+    let jobs: Api<Job> = Api::namespaced(h.client.clone(), "default");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let job = loop {
+        if let Some(name) = shard_jobs(h).await.into_iter().next() {
+            let active = jobs.get(&name).await.ok().and_then(|j| j.status).and_then(|s| s.active).unwrap_or(0);
+            if active > 0 {
+                break name;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "no shard ran within 120 s\n{}", h.diagnostics());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let mut op = op;
     op.server.kill();
-    let jobs: Api<Job> = Api::namespaced(h.client.clone(), "default");
     let at_kill = jobs.get(&job).await.expect("the shard Job").status.unwrap_or_default();
     eprintln!("killed the operator with the Job at {:?}/{SHARDS} succeeded", at_kill.succeeded);
     assert!(at_kill.completion_time.is_none(), "the kill came before the Job finished: {at_kill:?}");

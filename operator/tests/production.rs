@@ -2,7 +2,8 @@
 //! operator binary and the fake worker (see `harness`): pods retried and runs replaced while
 //! old pods still stop (one writer per index at a time), a scan re-created while its old
 //! Jobs wait for garbage collection, a zero TTL, Kueue suspending and resizing Jobs, a
-//! missing credentials Secret, a run deadline, and quotas refusing Jobs or pods.
+//! missing credentials Secret, a run deadline, quotas refusing Jobs or pods, workers that
+//! try to write what is not theirs, and pods deleted mid-run.
 
 mod harness;
 
@@ -13,6 +14,7 @@ use exrscan_crds::{ExrScan, Phase};
 use harness::{Harness, kubectl_ok, scan_yaml};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, ListParams};
 
 const RUN_TIMEOUT: Duration = Duration::from_secs(120);
@@ -38,7 +40,7 @@ fn run_of(s: &ExrScan) -> String {
 async fn scans_hold_up_under_production_conditions() {
     let h = Harness::start(true).await;
     let _op = h.operator("op-1", &["--stuck-pod-seconds", "4"]);
-    for ns in ["fence", "again", "ttl", "queue", "stuck", "deadline", "quota", "podquota"] {
+    for ns in ["fence", "again", "ttl", "queue", "stuck", "deadline", "quota", "podquota", "privilege", "gone"] {
         h.namespace(ns).await;
     }
     tokio::join!(
@@ -50,6 +52,8 @@ async fn scans_hold_up_under_production_conditions() {
         a_run_past_its_deadline_fails(&h),
         a_quota_refusal_shows_as_stalled(&h),
         pods_refused_by_a_quota_fail_the_scan(&h),
+        workers_write_their_progress_and_nothing_else(&h),
+        counts_survive_deleted_pods(&h),
     );
 }
 
@@ -387,4 +391,156 @@ async fn pods_refused_by_a_quota_fail_the_scan(h: &Harness) {
     let (_, reason, message) = condition(&failed, "Failed");
     assert_eq!(reason, "QuotaExceeded", "{message}");
     assert!(message.contains("could not create any pod") && message.contains("exceeded quota"), "{message}");
+}
+
+/// Runs `kubectl ARGS` inside a worker pod (with its ServiceAccount's token), appending its
+/// output and exit status to `$DIR/<scan>.<file>`.
+/// A shell fragment: asks the API server's authorizer whether the pod's token may patch
+/// `object` (`kubectl auth can-i`), then tries `patch`; both outputs into `<scan>.<file>`.
+fn try_in_pod(h: &Harness, scan: &str, file: &str, object: &str, patch: &str) -> String {
+    let out = h.behaviours.join(format!("{scan}.{file}"));
+    let out = out.display();
+    format!(
+        r#""$KUBECTL" -n "$POD_NAMESPACE" auth can-i patch {object} >> '{out}' 2>&1; "$KUBECTL" -n "$POD_NAMESPACE" patch {object} --type merge -p '{patch}' >> '{out}' 2>&1; echo "exit $?" >> '{out}'"#
+    )
+}
+
+async fn workers_write_their_progress_and_nothing_else(h: &Harness) {
+    let (ns, name) = ("privilege", "least");
+    // A bystander pod (never run: bound to a node no agent serves) and a ConfigMap of
+    // someone else in the scan's namespace.
+    let (ok, err) = h.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: bystander\n  namespace: {ns}\nspec:\n  nodeName: elsewhere\n  containers:\n  - name: c\n    image: busybox\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}-other-progress-0\n  namespace: {ns}\n"
+    ));
+    assert!(ok, "{err}");
+    let release = h.behaviours.join(format!("{name}.release"));
+    h.behave(
+        name,
+        &format!(
+            "[ \"$i\" = 0 ] && {{ {}; {}; {}; }}\nprogress 4 4\nwhile [ ! -f '{}' ]; do sleep 0.2; done\nsummary 10 10 0 0",
+            try_in_pod(h, name, "pod", "pod/bystander", r#"{"metadata":{"labels":{"taken":"yes"}}}"#),
+            try_in_pod(h, name, "own-pod", "pod/\"$POD_NAME\"", r#"{"metadata":{"labels":{"taken":"yes"}}}"#),
+            try_in_pod(h, name, "cm", "configmap/least-other-progress-0", r#"{"data":{"0":"x"}}"#),
+            release.display()
+        ),
+    );
+    let (ok, err) = h.apply(&scan_yaml(ns, name, 2, ""));
+    assert!(ok, "{err}");
+    // Progress reaches the status while the shards run, through the progress ConfigMap.
+    let running = h
+        .wait_scan(ns, name, RUN_TIMEOUT, "live progress of both shards", |s| {
+            phase(s) == Some(Phase::Running)
+                && s.status.as_ref().and_then(|st| st.counts).is_some_and(|c| c.processed == 8)
+        })
+        .await;
+    let run = run_of(&running);
+    let map = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(h.client.clone(), ns)
+        .get(&format!("{name}-{run}-progress-0"))
+        .await
+        .expect("progress ConfigMap");
+    let data = map.data.unwrap_or_default();
+    assert!(data.get("0").is_some_and(|v| v.contains("\"processed\":4")), "{data:?}");
+    for (file, what) in [("pod", "another pod"), ("own-pod", "its own pod"), ("cm", "another ConfigMap")] {
+        let path = h.behaviours.join(format!("{name}.{file}"));
+        let deadline = Instant::now() + RUN_TIMEOUT;
+        let out = loop {
+            let out = std::fs::read_to_string(&path).unwrap_or_default();
+            if out.contains("exit ") {
+                break out;
+            }
+            assert!(Instant::now() < deadline, "the worker did not try to patch {what}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        // The authorizer's answer for PATCH, then the refused attempt (kubectl reads first).
+        assert!(out.lines().next() == Some("no"), "the worker may patch {what}: {out}");
+        assert!(out.contains("(Forbidden)") && !out.contains("exit 0"), "the worker could patch {what}: {out}");
+        assert!(out.contains(&format!("system:serviceaccount:{ns}:{name}-worker")), "{out}");
+        eprintln!("worker patching {what}: {}", out.lines().next().unwrap_or_default());
+    }
+    let bystander = Api::<Pod>::namespaced(h.client.clone(), ns).get("bystander").await.expect("bystander");
+    assert!(!bystander.metadata.labels.unwrap_or_default().contains_key("taken"));
+
+    // Edits to the worker's identity are undone while the run goes on.
+    let roles = Api::<Role>::namespaced(h.client.clone(), ns);
+    let role_name = format!("{name}-worker");
+    kubectl_ok(&h.cluster, &["delete", "role", &role_name, "-n", ns]);
+    kubectl_ok(&h.cluster, &["delete", "rolebinding", &role_name, "-n", ns]);
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    loop {
+        let role = roles.get_opt(&role_name).await.expect("role read");
+        let binding = Api::<RoleBinding>::namespaced(h.client.clone(), ns).get_opt(&role_name).await.expect("read");
+        let names: Vec<String> = role
+            .and_then(|r| r.rules)
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|r| r.resource_names.unwrap_or_default())
+            .collect();
+        if binding.is_some() && names.contains(&format!("{name}-{run}-progress-0")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the worker Role was not re-applied: {names:?}\n{}", h.diagnostics());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    std::fs::write(&release, "").expect("release");
+    let done = h.wait_scan(ns, name, RUN_TIMEOUT, "Succeeded", |s| phase(s) == Some(Phase::Succeeded)).await;
+    assert_eq!(done.status.and_then(|s| s.counts).map(|c| (c.processed, c.inserted)), Some((20, 20)));
+}
+
+async fn counts_survive_deleted_pods(h: &Harness) {
+    let (ns, name) = ("gone", "gone");
+    let release = h.behaviours.join(format!("{name}.release"));
+    // Shard 1 fails once; shard 2 runs until released; the others finish at once.
+    h.behave(
+        name,
+        &format!(
+            "progress 2 2\n[ \"$i\" = 1 ] && [ \"$n\" = 1 ] && {{ summary 3 3 0 0 'S3 unreachable'; exit 3; }}\n[ \"$i\" = 2 ] && while [ ! -f '{}' ]; do sleep 0.2; done\nsummary 10 10 0 0",
+            release.display()
+        ),
+    );
+    let (ok, err) = h.apply(&scan_yaml(ns, name, 4, ""));
+    assert!(ok, "{err}");
+    let three = h
+        .wait_scan(ns, name, RUN_TIMEOUT, "three shards done", |s| {
+            s.status.as_ref().and_then(|st| st.shards.as_ref()).is_some_and(|sh| sh.succeeded == 3)
+                && s.status.as_ref().and_then(|st| st.counts).is_some_and(|c| c.inserted == 32)
+        })
+        .await;
+    let job_name = format!("{name}-{}", run_of(&three));
+    h.wait_event(ns, name, "ShardFailed").await;
+
+    // Every pod that has stopped is deleted (as terminated-pod GC or a cleanup would).
+    let stopped = shard_pods(h, ns, &job_name)
+        .await
+        .into_iter()
+        .filter(|p| matches!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed")))
+        .filter_map(|p| p.metadata.name)
+        .collect::<Vec<_>>();
+    assert_eq!(stopped.len(), 4, "3 succeeded and 1 failed pod: {stopped:?}");
+    let mut args = vec!["delete", "pod", "-n", ns, "--wait=true"];
+    args.extend(stopped.iter().map(String::as_str));
+    kubectl_ok(&h.cluster, &args);
+    // Several reconciles later the counts are what they were.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after = h.scan(ns, name).await;
+    let status = after.status.clone().expect("status");
+    assert_eq!(status.counts.map(|c| c.inserted), Some(32), "{status:?}");
+    assert_eq!(status.shards.as_ref().map(|s| (s.succeeded, s.failed_attempts)), Some((3, 1)), "{status:?}");
+
+    std::fs::write(&release, "").expect("release");
+    let done = h.wait_scan(ns, name, RUN_TIMEOUT, "Succeeded", |s| phase(s) == Some(Phase::Succeeded)).await;
+    let status = done.status.expect("status");
+    let counts = status.counts.expect("counts");
+    assert_eq!((counts.processed, counts.inserted), (40, 40), "final counts of all four shards");
+    assert_eq!(status.shards.map(|s| (s.succeeded, s.failed_attempts)), Some((4, 1)));
+    // One ShardFailed Event for the one failed attempt, not repeated once its pod was gone.
+    let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(h.client.clone(), ns)
+        .list(&ListParams::default())
+        .await
+        .expect("events listed");
+    let failed: Vec<_> = events.items.into_iter().filter(|e| e.reason.as_deref() == Some("ShardFailed")).collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let note = failed[0].note.clone().unwrap_or_default();
+    assert!(note.contains("shard 1 failed") && note.contains("S3 unreachable"), "{note}");
+    assert!(failed[0].series.is_none(), "published once, not as a series: {:?}", failed[0].series);
 }

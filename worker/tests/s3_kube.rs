@@ -1,6 +1,6 @@
 //! The worker's side of the Kubernetes contract on a real control plane: `exrscan plan
 //! --configmap` writes the plan into the ConfigMap, `exrscan shard` patches its progress
-//! onto its own Pod.
+//! into its key of its run's progress ConfigMap.
 
 mod bucket;
 
@@ -29,14 +29,15 @@ fn in_cluster(cmd: &mut Command, plane: &ControlPlane) {
 }
 
 #[test]
-fn the_plan_lands_in_the_configmap_and_progress_on_the_pod() -> TestResult {
+fn the_plan_and_the_progress_land_in_their_configmaps() -> TestResult {
     let plane = ControlPlane::start()?;
     let s3 = S3Server::start()?;
     let uploaded = upload(&s3, 2);
     kubectl_apply(&plane, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: scan-plan\ndata:\n  other: kept\n");
+    // Shard 1 of a run whose progress maps hold one shard each reports into map 1.
     kubectl_apply(
         &plane,
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: scan-shard-0\nspec:\n  containers:\n  - name: worker\n    image: exrscan\n",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: scan-run-progress-1\ndata:\n  other: kept\n",
     );
 
     let mut plan_cmd = exrscan_s3(&s3);
@@ -61,16 +62,16 @@ fn the_plan_lands_in_the_configmap_and_progress_on_the_pod() -> TestResult {
         .args(["shard", "--index", "1", "--plan"])
         .arg(&plan_file)
         .args(["--sink", &format!("duckdb://{}", dir.path().join("c.duckdb").display())])
-        .env("POD_NAME", "scan-shard-0")
+        .env("EXRSCAN_PROGRESS_CONFIGMAP", "scan-run-progress")
+        .env("EXRSCAN_PROGRESS_SHARDS_PER_CONFIGMAP", "1")
         .env("EXRSCAN_PROGRESS_INTERVAL", "0.2")
         .env("EXRSCAN_TERMINATION_LOG", dir.path().join("termination")));
     let report = last_json(&out);
-    let annotation = kubectl_get(
-        &plane,
-        &["get", "pod", "scan-shard-0", "-o", "jsonpath={.metadata.annotations.exrscan\\.dev/progress}"],
-    );
-    let progress: serde_json::Value = serde_json::from_str(&annotation)?;
+    let entry = kubectl_get(&plane, &["get", "configmap", "scan-run-progress-1", "-o", "jsonpath={.data.1}"]);
+    let progress: serde_json::Value = serde_json::from_str(&entry)?;
     assert_eq!(progress["counts"], report["counts"], "the last patch holds the final counts");
     assert_eq!(progress["counts"]["discovered"], plan.partitions[1].objects, "{progress}");
+    let other = kubectl_get(&plane, &["get", "configmap", "scan-run-progress-1", "-o", "jsonpath={.data.other}"]);
+    assert_eq!(other, "kept", "a merge patch of its own key only");
     Ok(())
 }

@@ -45,9 +45,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get, list, watch, create, patch, update, delete]
+# Pods are listed by phase (failed, pending, not yet stopped), never watched or patched.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list, watch, patch]
+  verbs: [list]
 - apiGroups: [""]
   resources: [serviceaccounts]
   verbs: [get, create, patch]

@@ -2,6 +2,7 @@
 //! run hash) to objects, so what the operator creates is unit-tested without a cluster.
 
 pub mod plan;
+pub mod progress;
 pub mod rbac;
 pub mod shard_job;
 pub mod worker_pod;
@@ -14,6 +15,16 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::Resource;
 
 use crate::names::{self, Component};
+
+/// What the operator's settings give every scan's worker pods.
+#[derive(Debug, Clone)]
+pub struct WorkerDefaults {
+    /// Image of scans that do not set `spec.worker.image`.
+    pub image: String,
+    /// Least interval between two progress reports of one shard; runs of many shards report
+    /// less often (see [`progress::interval`]).
+    pub progress_interval: std::time::Duration,
+}
 
 /// Why an object cannot be built for a scan.
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +120,10 @@ pub const POD_REPLACEMENT_POLICY: &str = "Failed";
 pub(crate) mod fixtures {
     //! A scan as the API server returns it, for the builders' tests.
     use exrscan_crds::{ExrScan, ExrScanSpec, FlightSink, FlightTls, Sink, Source};
+
+    pub fn defaults() -> super::WorkerDefaults {
+        super::WorkerDefaults { image: "exrscan:1".into(), progress_interval: std::time::Duration::from_secs(5) }
+    }
 
     pub fn scan(spec: ExrScanSpec) -> ExrScan {
         let mut scan = ExrScan::new("renders", spec);

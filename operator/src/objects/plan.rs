@@ -11,7 +11,7 @@ use k8s_openapi::api::batch::v1::{
 };
 use k8s_openapi::api::core::v1::ConfigMap;
 
-use super::{ScanRef, worker_pod};
+use super::{ScanRef, WorkerDefaults, worker_pod};
 use crate::names::{self, Component};
 
 /// Retries of the planner pod for crashes and infrastructure errors (exit code 3).
@@ -35,7 +35,13 @@ pub fn plan_run(cm: &ConfigMap) -> Option<&str> {
 }
 
 /// The planner Job of `run`, ending at the latest `deadline` seconds after it starts.
-pub fn planner_job(scan: &ExrScan, scan_ref: &ScanRef, run: &str, default_image: &str, deadline: Option<i64>) -> Job {
+pub fn planner_job(
+    scan: &ExrScan,
+    scan_ref: &ScanRef,
+    run: &str,
+    defaults: &WorkerDefaults,
+    deadline: Option<i64>,
+) -> Job {
     let args = vec![
         "plan".to_string(),
         worker_pod::source_uri(scan),
@@ -51,7 +57,7 @@ pub fn planner_job(scan: &ExrScan, scan_ref: &ScanRef, run: &str, default_image:
             completions: Some(1),
             parallelism: Some(1),
             backoff_limit: Some(PLANNER_BACKOFF_LIMIT),
-            template: worker_pod::template(scan, scan_ref, run, Component::Planner, default_image, args),
+            template: worker_pod::template(scan, scan_ref, run, Component::Planner, defaults, args),
             ..super::run_job_spec(scan, deadline)
         }),
         status: None,
@@ -94,7 +100,7 @@ mod tests {
     fn planner_runs_the_contract_command() {
         let scan = fixtures::scan(fixtures::flight_spec());
         let r = ScanRef::of(&scan).expect("ref");
-        let job = planner_job(&scan, &r, "abcd1234", "exrscan:1", Some(3600));
+        let job = planner_job(&scan, &r, "abcd1234", &fixtures::defaults(), Some(3600));
         assert_eq!(job.metadata.name.as_deref(), Some("renders-plan-abcd1234"));
         let spec = job.spec.expect("spec");
         let c = &spec.template.spec.as_ref().expect("pod").containers[0];

@@ -1,6 +1,8 @@
 //! The per-scan worker identity: ServiceAccount `<scan>-worker` and a Role that lets its pods
-//! write the plan into the one ConfigMap `<scan>-plan` and patch their own progress
-//! annotation — nothing else (no Secret access: Secrets reach pods only by reference).
+//! write the plan into the one ConfigMap `<scan>-plan` and their progress into the current
+//! run's progress ConfigMaps (and read those) — nothing else: no Pod access (a pod that could patch pods could
+//! change their images and take over their ServiceAccounts), no Secret access (Secrets reach
+//! pods only by reference). The Role is re-applied before each Job, naming that run's maps.
 
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
@@ -13,8 +15,8 @@ pub fn service_account(scan: &ScanRef) -> ServiceAccount {
     ServiceAccount { metadata: scan.meta(names::worker_account(&scan.name)), ..Default::default() }
 }
 
-/// The worker Role.
-pub fn role(scan: &ScanRef) -> Role {
+/// The worker Role of run `run` of `shards` shards.
+pub fn role(scan: &ScanRef, run: &str, shards: i32) -> Role {
     Role {
         metadata: scan.meta(names::worker_account(&scan.name)),
         rules: Some(vec![
@@ -27,7 +29,9 @@ pub fn role(scan: &ScanRef) -> Role {
             },
             PolicyRule {
                 api_groups: Some(vec![String::new()]),
-                resources: Some(vec!["pods".into()]),
+                resources: Some(vec!["configmaps".into()]),
+                resource_names: Some(names::progress_maps(&scan.name, run, shards)),
+                // `get` too: `kubectl patch` reads the object before it patches it.
                 verbs: vec!["get".into(), "patch".into()],
                 ..Default::default()
             },
@@ -62,15 +66,22 @@ mod tests {
     #[test]
     fn least_privilege() {
         let scan = ScanRef::of(&fixtures::scan(fixtures::flight_spec())).expect("scan ref");
-        let role = role(&scan);
+        let role = role(&scan, "abcd1234", 250);
         let rules = role.rules.expect("rules");
         assert_eq!(rules.len(), 2);
         let cm = &rules[0];
         assert_eq!(cm.resources.as_deref(), Some(&["configmaps".to_string()][..]));
         assert_eq!(cm.resource_names.as_deref(), Some(&["renders-plan".to_string()][..]));
+        let progress = &rules[1];
+        assert_eq!(
+            progress.resource_names.clone().unwrap_or_default(),
+            ["renders-abcd1234-progress-0", "renders-abcd1234-progress-1"]
+        );
+        assert_eq!(progress.verbs, ["get", "patch"]);
         for rule in &rules {
             let resources = rule.resources.clone().unwrap_or_default();
-            assert!(!resources.iter().any(|r| r == "secrets"), "no Secret access");
+            assert_eq!(resources, ["configmaps"], "no Pod, no Secret access");
+            assert!(rule.resource_names.as_ref().is_some_and(|n| !n.is_empty()), "named objects only");
             assert!(!rule.verbs.iter().any(|v| v == "*" || v == "delete" || v == "list"));
         }
         let binding = role_binding(&scan);

@@ -4,7 +4,7 @@
 use exrscan_crds::ExrScan;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 
-use super::{ScanRef, worker_pod};
+use super::{ScanRef, WorkerDefaults, worker_pod};
 use crate::names::{self, Component};
 
 /// The Indexed Job of `run`.
@@ -15,7 +15,13 @@ use crate::names::{self, Component};
 ///
 /// At most one pod per index runs at a time (`podReplacementPolicy: Failed`); the Job ends
 /// at the latest `deadline` seconds after it starts.
-pub fn shard_job(scan: &ExrScan, scan_ref: &ScanRef, run: &str, default_image: &str, deadline: Option<i64>) -> Job {
+pub fn shard_job(
+    scan: &ExrScan,
+    scan_ref: &ScanRef,
+    run: &str,
+    defaults: &WorkerDefaults,
+    deadline: Option<i64>,
+) -> Job {
     let args = vec!["shard".to_string(), "--plan".to_string(), format!("{}/{}", names::PLAN_MOUNT, names::PLAN_KEY)];
     let name = names::shard_job(&scan_ref.name, run);
     Job {
@@ -25,7 +31,7 @@ pub fn shard_job(scan: &ExrScan, scan_ref: &ScanRef, run: &str, default_image: &
             completions: Some(scan.spec.shards),
             parallelism: Some(scan.spec.effective_parallelism()),
             backoff_limit_per_index: Some(scan.spec.backoff_limit_per_index),
-            template: worker_pod::template(scan, scan_ref, run, Component::Shard, default_image, args),
+            template: worker_pod::template(scan, scan_ref, run, Component::Shard, defaults, args),
             ..super::run_job_spec(scan, deadline)
         }),
         status: None,
@@ -43,7 +49,7 @@ mod tests {
         spec.suspend = true;
         let scan = fixtures::scan(spec);
         let r = ScanRef::of(&scan).expect("ref");
-        let job = shard_job(&scan, &r, "abcd1234", "exrscan:1", Some(7200));
+        let job = shard_job(&scan, &r, "abcd1234", &fixtures::defaults(), Some(7200));
         assert_eq!(job.metadata.name.as_deref(), Some("renders-abcd1234"));
         let labels = job.metadata.labels.clone().unwrap_or_default();
         assert_eq!(labels.get("exrscan.dev/run").map(String::as_str), Some("abcd1234"));
@@ -75,7 +81,7 @@ mod tests {
         spec.parallelism = None;
         let scan = fixtures::scan(spec);
         let r = ScanRef::of(&scan).expect("ref");
-        assert_eq!(shard_job(&scan, &r, "x", "i", None).spec.and_then(|s| s.parallelism), Some(4));
+        assert_eq!(shard_job(&scan, &r, "x", &fixtures::defaults(), None).spec.and_then(|s| s.parallelism), Some(4));
     }
 
     #[test]
@@ -84,7 +90,7 @@ mod tests {
         spec.worker = Some(exrscan_crds::WorkerSpec { queue_name: Some("render-farm".into()), ..Default::default() });
         let scan = fixtures::scan(spec);
         let r = ScanRef::of(&scan).expect("ref");
-        let job = shard_job(&scan, &r, "x", "i", None);
+        let job = shard_job(&scan, &r, "x", &fixtures::defaults(), None);
         let labels = job.metadata.labels.clone().unwrap_or_default();
         assert_eq!(labels.get("kueue.x-k8s.io/queue-name").map(String::as_str), Some("render-farm"));
         assert_eq!(job.spec.and_then(|s| s.suspend), Some(true), "Kueue unsuspends it on admission");

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::ScanRef;
+use super::{ScanRef, WorkerDefaults};
 use crate::names::{self, Component};
 
 /// The worker program inside the image.
@@ -33,7 +33,7 @@ pub fn template(
     scan_ref: &ScanRef,
     run: &str,
     component: Component,
-    default_image: &str,
+    defaults: &WorkerDefaults,
     args: Vec<String>,
 ) -> PodTemplateSpec {
     let mut env = vec![
@@ -50,6 +50,7 @@ pub fn template(
         Component::Shard => {
             env.extend(sink_env(&scan.spec.sink));
             env.extend(tuning_env(scan));
+            env.extend(super::progress::env(scan, scan_ref, run, defaults.progress_interval));
             volumes.push(Volume {
                 name: "plan".into(),
                 config_map: Some(ConfigMapVolumeSource {
@@ -66,7 +67,7 @@ pub fn template(
     }
     let container = Container {
         name: names::CONTAINER.into(),
-        image: Some(image(scan, default_image).to_string()),
+        image: Some(image(scan, &defaults.image).to_string()),
         image_pull_policy: Some("IfNotPresent".into()),
         command: Some(vec![PROGRAM.into()]),
         args: Some(args),
@@ -287,7 +288,7 @@ mod tests {
     fn shard_env_follows_the_contract() {
         let scan = fixtures::scan(fixtures::flight_spec());
         let r = ScanRef::of(&scan).expect("ref");
-        let t = template(&scan, &r, "abcd1234", Component::Shard, "exrscan:1", vec!["shard".into()]);
+        let t = template(&scan, &r, "abcd1234", Component::Shard, &fixtures::defaults(), vec!["shard".into()]);
         let env = env_of(&t);
         assert_eq!(value(&env, "EXRSCAN_SINK").as_deref(), Some("flight+grpc+tls://vastdb:443"));
         assert_eq!(value(&env, "EXRSCAN_FLIGHT_CA").as_deref(), Some("/etc/exrscan/flight-ca/ca.crt"));
@@ -331,7 +332,7 @@ mod tests {
     fn planner_gets_no_sink_credentials() {
         let scan = fixtures::scan(fixtures::flight_spec());
         let r = ScanRef::of(&scan).expect("ref");
-        let t = template(&scan, &r, "abcd1234", Component::Planner, "exrscan:1", vec!["plan".into()]);
+        let t = template(&scan, &r, "abcd1234", Component::Planner, &fixtures::defaults(), vec!["plan".into()]);
         let env = env_of(&t);
         assert!(env.iter().all(|e| !e.name.starts_with("EXRSCAN_FLIGHT") && e.name != "EXRSCAN_SINK"));
         assert!(env.iter().any(|e| e.name == "AWS_ACCESS_KEY_ID"));
@@ -348,7 +349,7 @@ mod tests {
         };
         let scan = fixtures::scan(spec);
         let r = ScanRef::of(&scan).expect("ref");
-        let t = template(&scan, &r, "abcd1234", Component::Shard, "exrscan:1", vec![]);
+        let t = template(&scan, &r, "abcd1234", Component::Shard, &fixtures::defaults(), vec![]);
         assert_eq!(
             value(&env_of(&t), "EXRSCAN_SINK").as_deref(),
             Some("duckdb:///var/lib/exrscan/catalog/db/exr.duckdb")
@@ -376,7 +377,7 @@ mod tests {
         };
         let scan = fixtures::scan(spec);
         let r = ScanRef::of(&scan).expect("ref");
-        let t = template(&scan, &r, "abcd1234", Component::Shard, "exrscan:1", vec![]);
+        let t = template(&scan, &r, "abcd1234", Component::Shard, &fixtures::defaults(), vec![]);
         let env = env_of(&t);
         assert_eq!(
             value(&env, "EXRSCAN_SINK").as_deref(),

@@ -2,8 +2,8 @@
 //! kube-controller-manager) from `testenv`, the ExrScan CRD installed from the committed
 //! YAML, a node agent that runs worker pods as local processes of a **fake worker** (a
 //! shell script that follows the worker contract: it writes `plan.json` with kubectl, patches
-//! its progress annotation, writes a termination-message summary and exits with the
-//! contract's codes), and operator processes started from this crate's binary.
+//! its key of the run's progress ConfigMap, writes a termination-message summary and exits
+//! with the contract's codes), and operator processes started from this crate's binary.
 //!
 //! Each scan's shards behave as its behaviour file says (`Harness::behave`): a shell
 //! fragment run by the fake worker with `$i` (the shard index) and `$n` (the attempt of this
@@ -80,7 +80,18 @@ impl Harness {
         cmd.env("KUBECONFIG", self.cluster.kubeconfig_path())
             .env("RUST_LOG", "info,exrscan_operator=debug")
             .args(["run", "--log-format", "text", "--worker-image", TEST_IMAGE, "--identity", identity])
-            .args(["--lease-namespace", "default", "--lease-duration-seconds", "3", "--active-resync-seconds", "2"])
+            .args(["--lease-namespace", "default"])
+            // Fast settings for tests, unless the caller sets its own.
+            .args(
+                [
+                    ("--lease-duration-seconds", "3"),
+                    ("--active-resync-seconds", "2"),
+                    ("--progress-interval-seconds", "1"),
+                ]
+                .into_iter()
+                .filter(|(flag, _)| !extra.iter().any(|a| a.starts_with(flag)))
+                .flat_map(|(flag, value)| [flag, value]),
+            )
             .arg(format!("--metrics-address=127.0.0.1:{port}"))
             .args(extra);
         let log = self.cluster.dir().join(format!("operator-{identity}.log"));
@@ -134,8 +145,18 @@ impl Harness {
         done: impl Fn(&ExrScan) -> bool,
     ) -> ExrScan {
         let deadline = Instant::now() + timeout;
+        let api = Api::<ExrScan>::namespaced(self.client.clone(), ns);
         loop {
-            let scan = self.scan(ns, name).await;
+            // A dropped connection is retried: only the deadline fails the wait.
+            let scan = match api.get(name).await {
+                Ok(scan) => scan,
+                Err(error) if Instant::now() < deadline => {
+                    eprintln!("{ns}/{name}: reading the scan failed ({error}); retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+                Err(error) => panic!("{ns}/{name}: reading the scan failed: {error}\n{}", self.diagnostics()),
+            };
             if done(&scan) {
                 return scan;
             }
@@ -250,15 +271,22 @@ set -u
 KUBECTL='{kubectl}'
 DIR='{behaviours}'
 LOG="${{EXRSCAN_TERMINATION_LOG:-/dev/termination-log}}"
+report() {{ # JSON: this shard's entry in its run's progress ConfigMap
+  map="$EXRSCAN_PROGRESS_CONFIGMAP-$((JOB_COMPLETION_INDEX / EXRSCAN_PROGRESS_SHARDS_PER_CONFIGMAP))"
+  entry=$(printf '%s' "$1" | sed 's/"/\\"/g')
+  "$KUBECTL" -n "$POD_NAMESPACE" patch configmap "$map" --type merge \
+    -p "{{\"data\":{{\"$JOB_COMPLETION_INDEX\":\"$entry\"}}}}" >/dev/null || exit 3
+}}
 progress() {{ # processed inserted
-  "$KUBECTL" -n "$POD_NAMESPACE" annotate pod "$POD_NAME" --overwrite \
-    "exrscan.dev/progress={{\"counts\":{{\"discovered\":10,\"processed\":$1,\"inserted\":$2}}}}" >/dev/null || exit 3
+  report "{{\"counts\":{{\"discovered\":10,\"processed\":$1,\"inserted\":$2}}}}"
 }}
 summary() {{ # processed inserted unchanged failed [error]
   err=""
   [ $# -ge 5 ] && err=",\"error\":\"$5\""
-  printf '{{"counts":{{"discovered":10,"processed":%s,"inserted":%s,"unchanged":%s,"failed":%s,"bytesRead":%s}}%s}}' \
-    "$1" "$2" "$3" "$4" "$(($1 * 1000))" "$err" > "$LOG"
+  counts=$(printf '"counts":{{"discovered":10,"processed":%s,"inserted":%s,"unchanged":%s,"failed":%s,"bytesRead":%s}}' \
+    "$1" "$2" "$3" "$4" "$(($1 * 1000))")
+  report "{{$counts}}"
+  printf '{{%s%s}}' "$counts" "$err" > "$LOG"
 }}
 cmd=$1; shift
 case "$cmd" in

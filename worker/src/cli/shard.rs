@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use exrscan::catalog::ScanInfo;
 use exrscan::plan::Plan;
 use exrscan::scan::{self, ScanOptions, Tally};
-use exrscan::shard::progress::PodProgress;
+use exrscan::shard::progress::ShardProgress;
 use exrscan::shard::{Outcome, Report, termination_log};
 use exrscan::sink::{AnySink, Writer};
 use exrscan::source::s3::{S3Counts, S3Url};
@@ -24,7 +24,8 @@ use super::sink_args::SinkArgs;
 Lists only the shard's partitions, reads each kept object's header with ranged GETs, and \
 writes new files to the sink in batches; objects the catalog already holds with the same \
 URI, size and ETag are skipped unread, so a re-run resumes. Progress is patched into the \
-annotation exrscan.dev/progress of the Pod named by POD_NAME/POD_NAMESPACE; the summary \
+shard's key of the run's progress ConfigMap (EXRSCAN_PROGRESS_CONFIGMAP, \
+EXRSCAN_PROGRESS_SHARDS_PER_CONFIGMAP, POD_NAMESPACE); the summary \
 (JSON, at most 4 KiB) is written to EXRSCAN_TERMINATION_LOG or /dev/termination-log and \
 printed on stdout.
 
@@ -69,7 +70,7 @@ pub struct Args {
     /// Scan UID stamped on the files rows.
     #[arg(long, env = "EXRSCAN_SCAN_UID")]
     scan_uid: Option<String>,
-    /// Seconds between two progress patches of the Pod.
+    /// Seconds between two progress patches of the progress ConfigMap.
     #[arg(long, env = "EXRSCAN_PROGRESS_INTERVAL", default_value = "5", value_parser = parse_seconds, value_name = "SECONDS")]
     progress_interval: Duration,
     /// Log format.
@@ -155,11 +156,11 @@ async fn run_shard(args: &Args, tally: &Arc<Tally>, shards: &mut u32, s3: &mut S
         scan: ScanInfo { name: args.scan_name.clone(), uid: args.scan_uid.clone() },
         skip_indexed: true,
     };
-    let patcher = match PodProgress::from_env().await {
-        Ok(Some(pod)) => Some(pod.start(Arc::clone(tally), args.progress_interval)),
+    let patcher = match ShardProgress::from_env(args.index).await {
+        Ok(Some(progress)) => Some(progress.start(Arc::clone(tally), args.progress_interval)),
         Ok(None) => None,
         Err(error) => {
-            tracing::warn!(%error, "no Kubernetes client: progress is not reported on the Pod");
+            tracing::warn!(%error, "no Kubernetes client: progress is not reported");
             None
         }
     };

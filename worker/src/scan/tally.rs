@@ -126,6 +126,11 @@ impl Tally {
         keep
     }
 
+    /// The failures kept as examples so far.
+    pub fn failures(&self) -> Vec<Failure> {
+        self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
     /// The summary after `elapsed`.
     pub fn summary(&self, elapsed: Duration) -> Summary {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -135,7 +140,7 @@ impl Tally {
             batches: get(&self.batches),
             retries: get(&self.retries),
             elapsed,
-            failures: self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
+            failures: self.failures(),
         }
     }
 }

@@ -1,6 +1,7 @@
-//! What a shard reports about itself (`docs/worker-contract.md`): its counts so far in the
-//! Pod annotation while it runs, and its final summary, one JSON object of at most 4 KiB
-//! (the kubelet's limit on a termination message), in the termination-message file.
+//! What a shard reports about itself (`docs/worker-contract.md`): its counts so far (and a
+//! few failures) in its key of the run's progress ConfigMap while it runs and once more when
+//! it ends, and its final summary, one JSON object of at most 4 KiB (the kubelet's limit on
+//! a termination message), in the termination-message file.
 //!
 //! Both have the shape the operator parses (`{"counts":{…},"failures":[…],"error":…}`,
 //! camelCase); the summary adds the shard index, its outcome, and request counts.
@@ -15,6 +16,9 @@ use crate::source::s3::S3Counts;
 
 /// Largest termination message Kubernetes keeps.
 pub const MAX_REPORT_BYTES: usize = 4096;
+/// Largest progress entry: a progress ConfigMap holds 200 shards' entries, well under the
+/// 1 MiB object limit.
+pub const MAX_PROGRESS_BYTES: usize = 2048;
 /// Longest key or failure reason kept in the report.
 const MAX_TEXT_CHARS: usize = 160;
 
@@ -49,9 +53,24 @@ impl From<Counts> for ReportCounts {
     }
 }
 
-/// The progress annotation's value: `{"counts":{…}}`.
-pub fn progress_json(counts: Counts) -> String {
-    serde_json::json!({ "counts": ReportCounts::from(counts) }).to_string()
+/// A shard's progress entry: `{"counts":{…},"failures":[…]}`, the first failures shortened
+/// and dropped from the end until it fits [`MAX_PROGRESS_BYTES`].
+pub fn progress_json(counts: Counts, failures: &[Failure]) -> String {
+    let mut failures: Vec<Failure> = failures
+        .iter()
+        .map(|f| Failure { key: shorten(&f.key, MAX_TEXT_CHARS), reason: shorten(&f.reason, MAX_TEXT_CHARS) })
+        .collect();
+    loop {
+        let mut entry = serde_json::json!({ "counts": ReportCounts::from(counts) });
+        if !failures.is_empty() {
+            entry["failures"] = serde_json::json!(failures);
+        }
+        let text = entry.to_string();
+        if text.len() <= MAX_PROGRESS_BYTES || failures.is_empty() {
+            return text;
+        }
+        failures.pop();
+    }
 }
 
 /// What a shard did.
@@ -171,12 +190,21 @@ mod tests {
     }
 
     #[test]
-    fn progress_holds_the_counts_only() {
-        let value: serde_json::Value = serde_json::from_str(&progress_json(summary(Vec::new()).counts)).expect("JSON");
+    fn progress_holds_the_counts_and_a_bounded_failure_sample() {
+        let value: serde_json::Value =
+            serde_json::from_str(&progress_json(summary(Vec::new()).counts, &[])).expect("JSON");
         assert_eq!(
             value,
             serde_json::json!({"counts": {"discovered": 300, "processed": 290, "inserted": 70,
             "unchanged": 20, "failed": 200, "bytesRead": 1}})
         );
+        let failures: Vec<Failure> = (0..20)
+            .map(|i| Failure { key: format!("renders/{i}/{}.exr", "k".repeat(1000)), reason: "bad magic".repeat(40) })
+            .collect();
+        let text = progress_json(summary(Vec::new()).counts, &failures);
+        assert!(text.len() <= MAX_PROGRESS_BYTES, "{}", text.len());
+        let value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        let kept = value["failures"].as_array().map_or(0, Vec::len);
+        assert!((1..20).contains(&kept), "some failures, shortened: {kept}");
     }
 }

@@ -29,7 +29,8 @@ const SHIM_SOCKETS: &str = "/run/containerd/s";
 const CNI_RESULTS: &str = "/var/lib/cni/results";
 const CONTAINERD_TIMEOUT: Duration = Duration::from_secs(30);
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
-const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How long a node's killed containers may take to leave their cgroups.
+const CGROUP_GRACE: Duration = Duration::from_secs(10);
 
 /// How to start a [`Node`].
 #[derive(Debug, Clone)]
@@ -56,7 +57,8 @@ impl NodeConfig {
 
 /// A running node; its pods are killed and its mounts and cgroups removed on drop.
 pub struct Node {
-    // Fields drop in order: the agents first, containerd, then what they left behind.
+    // Fields drop in order: the agents first, containerd, then what they left behind. Each
+    // is killed (nothing of theirs outlives the test, so nothing needs a graceful stop).
     kube_proxy: Server,
     kubelet: Server,
     containerd: Server,
@@ -189,14 +191,6 @@ impl Node {
     }
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kube_proxy.stop(STOP_GRACE);
-        self.kubelet.stop(STOP_GRACE);
-        self.containerd.stop(STOP_GRACE);
-    }
-}
-
 impl Drop for Leftovers {
     fn drop(&mut self) {
         let cgroups: Vec<PathBuf> = cgroup_hierarchies()
@@ -232,7 +226,7 @@ impl Drop for Leftovers {
         }
         unmount_under(&self.dir);
         // A killed process leaves its cgroup only once it is reaped.
-        let deadline = std::time::Instant::now() + STOP_GRACE;
+        let deadline = std::time::Instant::now() + CGROUP_GRACE;
         for cgroup in &cgroups {
             remove_cgroup_tree(cgroup);
             while cgroup.exists() && std::time::Instant::now() < deadline {

@@ -10,7 +10,7 @@ pub mod status;
 
 pub use spec::{
     ConcurrencyPolicy, DuckDbSink, EmbeddingsSpec, ExrScan, ExrScanSpec, FlightSink, FlightTls, Sink, Source, VastSink,
-    WorkerSpec,
+    WorkerPodSettings, WorkerSpec, is_reserved_label,
 };
 pub use status::{Counts, ExrScanStatus, Failure, Phase, RunSummary, ShardCounts};
 

@@ -84,8 +84,9 @@ fn object(out: &mut String, path: &str, schema: &Value) {
         rules(out, &format!("`{path}.{name}`"), field);
     }
     for (child, field) in nested {
-        // Kubernetes' own types (resources, conditions) are documented upstream.
-        if child.ends_with(".resources") || child.ends_with(".conditions[]") {
+        // Kubernetes' own types (resources, scheduling, conditions) are documented upstream.
+        let upstream = [".resources", ".affinity", ".tolerations[]", ".imagePullSecrets[]", ".conditions[]"];
+        if upstream.iter().any(|t| child.ends_with(t)) {
             continue;
         }
         object(out, &child, field);
@@ -108,6 +109,9 @@ fn type_name(field: &Value) -> String {
     let ty = field.get("type").and_then(Value::as_str).unwrap_or("object");
     let base = match (ty, field.get("format").and_then(Value::as_str)) {
         ("array", _) => format!("[]{}", field.get("items").map(type_name).unwrap_or_default()),
+        ("object", _) if field.get("additionalProperties").is_some_and(Value::is_object) => {
+            format!("map[string]{}", field.get("additionalProperties").map(type_name).unwrap_or_default())
+        }
         (t, Some(f)) => format!("{t} ({f})"),
         (t, None) => t.to_string(),
     };
@@ -136,6 +140,9 @@ fn constraints(field: &Value) -> String {
     }
     if let Some(m) = get("maxItems") {
         c.push(format!("≤ {m} items"));
+    }
+    if let Some(m) = get("maxProperties") {
+        c.push(format!("≤ {m} entries"));
     }
     if let Some(values) = field.get("enum").and_then(Value::as_array) {
         let v: Vec<String> = values.iter().filter_map(Value::as_str).map(|s| format!("`{s}`")).collect();

@@ -4,7 +4,9 @@
 //! rule (`x-kubernetes-validations`) with a message that says what to change, so a bad spec
 //! is refused by `kubectl apply` instead of being discovered by a failing pod.
 
-use k8s_openapi::api::core::v1::ResourceRequirements;
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{Affinity, LocalObjectReference, ResourceRequirements, Toleration};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -67,7 +69,11 @@ pub struct ExrScanSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 10000))]
     pub parallelism: Option<i32>,
-    /// Worker pod settings.
+    /// Worker pod settings. The operator's defaults (`--worker-pod-defaults`, the chart's
+    /// `workerPods`) fill in the scheduling, pull Secrets and metadata not set here: maps
+    /// are merged key by key (the scan's value wins), other fields replaced (an empty list
+    /// removes the default's). None of these is part of the run hash: a change applies to
+    /// the next run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker: Option<WorkerSpec>,
     /// Metadata and channel embeddings.
@@ -95,6 +101,12 @@ pub struct ExrScanSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 31536000))]
     pub timeout_seconds: Option<i64>,
+    /// Objects that could not be read or parsed (`status.counts.failed`) a run tolerates: once
+    /// it has more, the run fails with `TooManyFailedFiles` and its Jobs are stopped (`0`: the
+    /// first unreadable file fails the run). No limit when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub max_failed_files: Option<i64>,
     /// Runs the scan on a cron schedule (five fields, as CronJob's `schedule`, aliases such as
     /// `@hourly` included): each tick starts a run that lists the prefix and indexes only new
     /// and changed objects (unchanged ones cost their LIST entry alone). The first run is at
@@ -170,6 +182,13 @@ pub struct Source {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub credentials_secret: Option<String>,
+    /// Secret whose key `ca.crt` is the PEM CA bundle that signs a private endpoint's
+    /// certificate, trusted in addition to the worker image's system roots (`EXRSCAN_S3_CA`);
+    /// mounted into the planner and shard pods. Not part of the run hash: changing it applies
+    /// to the next run (set `rescan` to start one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub ca_secret: Option<String>,
     /// Only keys matching one of these globs are scanned (default: `*.exr` files).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64), inner(length(min = 1, max = 256)))]
@@ -334,6 +353,80 @@ pub struct WorkerSpec {
     #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')")
         .message("spec.worker.queueName must be a LocalQueue name (a DNS label)"))]
     pub queue_name: Option<String>,
+    /// Scheduling, pull Secrets and metadata of the worker pods and their ServiceAccount;
+    /// the operator's defaults (`--worker-pod-defaults`) fill in what is not set here.
+    #[serde(flatten)]
+    pub pod: WorkerPodSettings,
+}
+
+/// Where the worker pods (planner and shards) may run, what they pull with, and the labels
+/// and annotations of the pods and of the per-scan ServiceAccount `<scan>-worker`: set per
+/// scan in `spec.worker`, and as the operator's defaults. A scan's value overrides the
+/// default: maps are merged key by key (the scan's value wins), every other field (lists
+/// included: an empty list removes the default's) replaces the default when set. None of
+/// these change the run hash: they apply to the Jobs of the next run (the ServiceAccount's
+/// annotations also to a run in progress).
+#[derive(KubeSchema, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkerPodSettings {
+    /// Secrets (in the scan's namespace) to pull the worker image with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
+    pub image_pull_secrets: Option<Vec<LocalObjectReference>>,
+    /// Node labels the worker pods require (the pod's `nodeSelector`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 32))]
+    pub node_selector: BTreeMap<String, String>,
+    /// Taints the worker pods tolerate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    pub tolerations: Option<Vec<Toleration>>,
+    /// Node and pod (anti-)affinity of the worker pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// PriorityClass of the worker pods (it must exist).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub priority_class_name: Option<String>,
+    /// Extra labels of the worker pods (not of their Jobs). The operator's own keys
+    /// (`exrscan.dev/…`, `app.kubernetes.io/name`, `…/managed-by`, `…/component`) and the Job
+    /// controller's (`batch.kubernetes.io/…`, `job-name`, `controller-uid`) are refused.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 32))]
+    #[x_kube(validation = Rule::new(RESERVED_LABELS_RULE)
+        .message("spec.worker.podLabels must not set the operator's or the Job controller's labels (exrscan.dev/*, app.kubernetes.io/name, app.kubernetes.io/managed-by, app.kubernetes.io/component, batch.kubernetes.io/*, job-name, controller-uid)"))]
+    pub pod_labels: BTreeMap<String, String>,
+    /// Extra annotations of the worker pods (not of their Jobs).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 32))]
+    pub pod_annotations: BTreeMap<String, String>,
+    /// Annotations of the scan's worker ServiceAccount `<scan>-worker`, e.g.
+    /// `eks.amazonaws.com/role-arn` (IRSA) or `iam.gke.io/gcp-service-account` (GKE Workload
+    /// Identity), to reach the bucket without a `credentialsSecret`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 32))]
+    pub service_account_annotations: BTreeMap<String, String>,
+}
+
+/// Label keys the operator and the Job controller set on worker pods.
+pub const RESERVED_LABELS: [&str; 5] = [
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/managed-by",
+    "app.kubernetes.io/component",
+    "job-name",
+    "controller-uid",
+];
+
+/// Label key prefixes the operator and the Job controller set on worker pods.
+pub const RESERVED_LABEL_PREFIXES: [&str; 2] = ["exrscan.dev/", "batch.kubernetes.io/"];
+
+/// The CEL form of [`is_reserved_label`] (a test keeps the two in step).
+const RESERVED_LABELS_RULE: &str = "self.all(k, !k.startsWith('exrscan.dev/') && !k.startsWith('batch.kubernetes.io/') \
+    && !(k in ['app.kubernetes.io/name', 'app.kubernetes.io/managed-by', 'app.kubernetes.io/component', 'job-name', 'controller-uid']))";
+
+/// Whether a pod label key is the operator's or the Job controller's.
+pub fn is_reserved_label(key: &str) -> bool {
+    RESERVED_LABELS.contains(&key) || RESERVED_LABEL_PREFIXES.iter().any(|p| key.starts_with(p))
 }
 
 /// Embedding settings.

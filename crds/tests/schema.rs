@@ -74,3 +74,32 @@ fn status_is_structural() {
         assert_eq!(status["counts"]["properties"][counter]["type"], "integer", "{counter}");
     }
 }
+
+#[test]
+fn worker_pod_settings_are_bounded_and_pod_labels_spare_the_operators() {
+    let s = schema();
+    let worker = &s["properties"]["spec"]["properties"]["worker"]["properties"];
+    for map in ["nodeSelector", "podLabels", "podAnnotations", "serviceAccountAnnotations"] {
+        assert_eq!(worker[map]["additionalProperties"]["type"], "string", "{map}");
+        assert_eq!(worker[map]["maxProperties"], 32, "{map}");
+    }
+    for list in ["imagePullSecrets", "tolerations"] {
+        assert_eq!(worker[list]["type"], "array", "{list}");
+    }
+    assert!(worker["affinity"]["properties"]["nodeAffinity"].is_object());
+    // The CEL rule refuses exactly what the operator treats as its own.
+    let rule = rules(&worker["podLabels"]).pop().expect("a rule on podLabels");
+    for key in exrscan_crds::spec::RESERVED_LABELS {
+        assert!(rule.contains(&format!("'{key}'")), "{key} in {rule}");
+        assert!(exrscan_crds::is_reserved_label(key));
+    }
+    for prefix in exrscan_crds::spec::RESERVED_LABEL_PREFIXES {
+        assert!(rule.contains(&format!("k.startsWith('{prefix}')")), "{prefix} in {rule}");
+        assert!(exrscan_crds::is_reserved_label(&format!("{prefix}run")));
+    }
+    assert!(!exrscan_crds::is_reserved_label("team"));
+    assert!(!exrscan_crds::is_reserved_label("app.kubernetes.io/part-of"));
+    let spec = &s["properties"]["spec"]["properties"];
+    assert_eq!(spec["maxFailedFiles"]["minimum"].as_f64(), Some(0.0));
+    assert_eq!(spec["source"]["properties"]["caSecret"]["minLength"], 1);
+}

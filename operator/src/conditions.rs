@@ -18,7 +18,8 @@ pub struct Outcome {
     pub reason: String,
     /// Human-readable detail.
     pub message: String,
-    /// The run's Jobs are to be ended once this outcome is recorded (their pods cannot start).
+    /// The run's Jobs are to be ended once this outcome is recorded (their pods cannot start,
+    /// or too many files failed).
     pub stop_jobs: bool,
 }
 

@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use exrscan_crds::WorkerPodSettings;
+
 use crate::telemetry::LogFormat;
 
 /// Settings of the controller.
@@ -14,6 +16,11 @@ pub struct RunConfig {
     /// Worker image of scans that do not set spec.worker.image.
     #[arg(long, env = "EXRSCAN_WORKER_IMAGE", default_value = concat!("ghcr.io/exrscan/exrscan:", env!("CARGO_PKG_VERSION")))]
     pub worker_image: String,
+    /// Worker pod settings of scans that do not set their own in spec.worker, as JSON with
+    /// the fields of spec.worker's pod settings (imagePullSecrets, nodeSelector, tolerations,
+    /// affinity, priorityClassName, podLabels, podAnnotations, serviceAccountAnnotations).
+    #[arg(long, env = "EXRSCAN_WORKER_POD_DEFAULTS", value_name = "JSON", value_parser = parse_worker_pod_defaults)]
+    pub worker_pod_defaults: Option<WorkerPodSettings>,
     /// Seconds between re-checks of finished scans.
     #[arg(long, env = "EXRSCAN_RESYNC_SECONDS", default_value_t = 300)]
     pub resync_seconds: u64,
@@ -101,6 +108,43 @@ impl RunConfig {
     }
 }
 
+/// Why `--worker-pod-defaults` was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PodDefaultsError {
+    /// Not JSON of the pod settings.
+    #[error("not a JSON object of worker pod settings: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A field the pod settings do not have (a typo would otherwise be ignored).
+    #[error("unknown field `{0}`")]
+    UnknownField(String),
+    /// A pod label that would replace one of the operator's or the Job controller's.
+    #[error("podLabels must not set `{0}`: the operator and the Job controller set it")]
+    ReservedLabel(String),
+}
+
+/// Parses `--worker-pod-defaults`: every field must be one of the pod settings' (empty
+/// values are ignored), and no pod label may be the operator's.
+pub fn parse_worker_pod_defaults(text: &str) -> Result<WorkerPodSettings, PodDefaultsError> {
+    let given: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)?;
+    let mut settings: WorkerPodSettings = serde_json::from_value(given.clone().into())?;
+    settings.priority_class_name = settings.priority_class_name.filter(|p| !p.is_empty());
+    let known = serde_json::to_value(&settings)?;
+    let is_empty = |v: &serde_json::Value| match v {
+        serde_json::Value::Null => true,
+        serde_json::Value::String(s) => s.is_empty(),
+        serde_json::Value::Array(a) => a.is_empty(),
+        serde_json::Value::Object(o) => o.is_empty(),
+        _ => false,
+    };
+    if let Some((field, _)) = given.iter().find(|(k, v)| !is_empty(v) && known.get(k.as_str()).is_none()) {
+        return Err(PodDefaultsError::UnknownField(field.clone()));
+    }
+    if let Some(key) = settings.pod_labels.keys().find(|k| exrscan_crds::is_reserved_label(k)) {
+        return Err(PodDefaultsError::ReservedLabel(key.clone()));
+    }
+    Ok(settings)
+}
+
 /// Longest wait for the answer to one API request (other than a watch).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -147,5 +191,29 @@ mod tests {
         assert_eq!(c.namespaces, ["a", "b"]);
         assert!(!c.leader_election);
         assert_eq!(c.lease_duration_seconds, 3);
+    }
+
+    #[test]
+    fn worker_pod_defaults_are_checked() {
+        let json = r#"{"nodeSelector":{"pool":"batch"},"tolerations":[{"key":"batch","operator":"Exists"}],
+            "priorityClassName":"","affinity":{},"podLabels":{"team":"pipeline"},
+            "serviceAccountAnnotations":{"eks.amazonaws.com/role-arn":"arn:aws:iam::1:role/r"}}"#;
+        let c = Cli::try_parse_from(["x", "--worker-pod-defaults", json]).expect("defaults parse").run;
+        let pod = c.worker_pod_defaults.expect("defaults");
+        assert_eq!(pod.node_selector.get("pool").map(String::as_str), Some("batch"));
+        assert_eq!(pod.tolerations.map(|t| t.len()), Some(1));
+        assert_eq!(pod.priority_class_name, None, "an empty name is no name");
+        assert_eq!(pod.pod_labels.get("team").map(String::as_str), Some("pipeline"));
+        assert!(Cli::try_parse_from(["x"]).expect("parse").run.worker_pod_defaults.is_none());
+        for (bad, why) in [
+            (r#"{"nodeSelectors":{"pool":"batch"}}"#, "unknown field `nodeSelectors`"),
+            (r#"{"podLabels":{"exrscan.dev/run":"x"}}"#, "podLabels must not set `exrscan.dev/run`"),
+            (r#"{"podLabels":{"app.kubernetes.io/managed-by":"me"}}"#, "podLabels must not set"),
+            (r#"{"tolerations":"all"}"#, "not a JSON object of worker pod settings"),
+            ("[]", "not a JSON object"),
+        ] {
+            let error = Cli::try_parse_from(["x", "--worker-pod-defaults", bad]).err().expect(bad).to_string();
+            assert!(error.contains(why), "{bad}: {error}");
+        }
     }
 }

@@ -121,7 +121,11 @@ async fn run(config: RunConfig) -> anyhow::Result<()> {
             client.clone(),
             Reporter { controller: names::MANAGER.into(), instance: Some(identity.clone()) },
         ),
-        worker: WorkerDefaults { image: config.worker_image.clone(), progress_interval: config.progress_interval() },
+        worker: WorkerDefaults {
+            image: config.worker_image.clone(),
+            progress_interval: config.progress_interval(),
+            pod: config.worker_pod_defaults.clone().unwrap_or_default(),
+        },
         resync: config.resync(),
         active_requeue: config.active_resync(),
         stuck_pod_grace: config.stuck_pod_grace(),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use exrscan_crds::status::MAX_HISTORY;
-use exrscan_crds::{ConcurrencyPolicy, ExrScan, ExrScanStatus, Phase, RunSummary};
+use exrscan_crds::{ConcurrencyPolicy, Counts, ExrScan, ExrScanStatus, Phase, RunSummary};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, ObjectReference, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
@@ -27,7 +27,7 @@ use crate::conditions::{self, Outcome};
 use crate::fence;
 use crate::metrics::Metrics;
 use crate::names::{self, Component};
-use crate::objects::{self, ScanRef, WorkerDefaults, plan, rbac, shard_job};
+use crate::objects::{self, ScanRef, WorkerDefaults, plan, pod_settings, rbac, shard_job};
 use crate::pace::Pacer;
 use crate::progress;
 use crate::run_id::{run_id, scheduled_run_id};
@@ -484,6 +484,7 @@ impl Run<'_> {
             Some(failure) => failure,
             None => job_outcome(self.scan, &job, &shards, failed.last()),
         };
+        let outcome = past_failed_files_threshold(self.scan, &progress.counts, outcome);
         status.shards = Some(shards);
         Ok(outcome)
     }
@@ -827,7 +828,8 @@ impl Run<'_> {
         let scan_ref = &self.scan_ref;
         let name = names::worker_account(&scan_ref.name);
         let apply = PatchParams::apply(names::MANAGER).force();
-        let account = typed(rbac::service_account(scan_ref), "v1", "ServiceAccount")?;
+        let annotations = pod_settings::effective(self.scan, &self.ctx.worker.pod).service_account_annotations;
+        let account = typed(rbac::service_account(scan_ref, &annotations), "v1", "ServiceAccount")?;
         self.apis.service_accounts.patch(&name, &apply, &Patch::Apply(&account)).await?;
         let role =
             typed(rbac::role(scan_ref, &self.id, self.scan.spec.shards), "rbac.authorization.k8s.io/v1", "Role")?;
@@ -865,7 +867,8 @@ impl Run<'_> {
 
     /// Once the run's outcome is in the status: its Jobs get `spec.ttlSecondsAfterFinished`
     /// (so the TTL controller never deletes a Job whose end was not recorded), and a run
-    /// whose pods cannot start has its Jobs ended (`activeDeadlineSeconds: 1`).
+    /// whose pods cannot start, or with too many unreadable files, has its Jobs ended
+    /// (`activeDeadlineSeconds: 1`).
     async fn finish(&self, outcome: &Outcome) -> Result<(), Error> {
         let mut spec = serde_json::Map::new();
         if let Some(ttl) = self.scan.spec.ttl_seconds_after_finished {
@@ -974,6 +977,24 @@ fn job_outcome(
         "Running",
         format!("{} of {} shards done, {} running", shards.succeeded, shards.total, shards.active),
     )
+}
+
+/// `outcome`, unless the run has more unreadable files than `spec.maxFailedFiles`: then it
+/// fails with `TooManyFailedFiles` (a run that failed otherwise keeps its own reason) and
+/// its Jobs are stopped.
+fn past_failed_files_threshold(scan: &ExrScan, counts: &Counts, outcome: Outcome) -> Outcome {
+    match scan.spec.max_failed_files {
+        Some(max) if counts.failed > max && outcome.phase != Phase::Failed => Outcome::new(
+            Phase::Failed,
+            "TooManyFailedFiles",
+            format!(
+                "{} files could not be read or parsed, more than spec.maxFailedFiles={max} (status.failures lists some)",
+                counts.failed
+            ),
+        )
+        .stopping_jobs(),
+        _ => outcome,
+    }
 }
 
 /// When `job` started or was last resumed (Unix seconds).
@@ -1148,6 +1169,28 @@ mod tests {
         assert_eq!((o.phase, o.message.as_str()), (Phase::Running, "3 of 4 shards done, 0 running"));
         let o = job_outcome(&scan, &job(vec![("Failed", Some("DeadlineExceeded"))], None, false), &shards(), None);
         assert_eq!((o.phase, o.reason.as_str()), (Phase::Failed, "DeadlineExceeded"));
+    }
+
+    #[test]
+    fn too_many_failed_files_fail_the_run() {
+        let mut scan = fixtures::scan(fixtures::flight_spec());
+        let running = Outcome::new(Phase::Running, "Running", "");
+        let counts = Counts { processed: 50, failed: 3, ..Default::default() };
+        assert_eq!(past_failed_files_threshold(&scan, &counts, running.clone()), running, "no threshold by default");
+        scan.spec.max_failed_files = Some(3);
+        assert_eq!(past_failed_files_threshold(&scan, &counts, running.clone()), running, "3 is not more than 3");
+        scan.spec.max_failed_files = Some(2);
+        let o = past_failed_files_threshold(&scan, &counts, running);
+        assert_eq!((o.phase, o.reason.as_str(), o.stop_jobs), (Phase::Failed, "TooManyFailedFiles", true));
+        assert!(
+            o.message.starts_with("3 files could not be read or parsed, more than spec.maxFailedFiles=2"),
+            "{}",
+            o.message
+        );
+        let done = Outcome::new(Phase::Succeeded, "Succeeded", "");
+        assert_eq!(past_failed_files_threshold(&scan, &counts, done).reason, "TooManyFailedFiles");
+        let shard_failed = Outcome::new(Phase::Failed, "ShardFailed", "");
+        assert_eq!(past_failed_files_threshold(&scan, &counts, shard_failed).reason, "ShardFailed");
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! The run hash: a short digest of what defines a run's results (source, sink, shards,
 //! embeddings, `spec.rescan`). Re-applying an unchanged spec gives the same hash, so the
 //! existing Jobs are found and nothing is created; changing any of these starts a new run.
-//! Tuning (parallelism, worker image, resources, concurrency, headerBytes) and suspension do
-//! not: they apply to the current run where Kubernetes allows it, or to the next one.
+//! Tuning (parallelism, worker image, resources, concurrency, headerBytes, the worker pods'
+//! scheduling and metadata, `source.caSecret`, `maxFailedFiles`) and suspension do not: they
+//! apply to the current run where Kubernetes allows it, or to the next one.
 
-use exrscan_crds::ExrScanSpec;
+use exrscan_crds::{ExrScanSpec, Source};
 use k8s_openapi::jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
@@ -24,8 +25,11 @@ pub fn scheduled_run_id(spec: &ExrScanSpec, tick: Timestamp) -> String {
 }
 
 fn defining(spec: &ExrScanSpec) -> serde_json::Value {
+    // The CA that a private endpoint's certificate is checked with does not change what the
+    // bucket holds.
+    let source = Source { ca_secret: None, ..spec.source.clone() };
     serde_json::json!({
-        "source": spec.source,
+        "source": source,
         "sink": spec.sink,
         "shards": spec.shards,
         "embeddings": spec.embeddings_enabled(),
@@ -43,7 +47,7 @@ fn digest(defining: serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use exrscan_crds::{FlightSink, Sink, Source};
+    use exrscan_crds::{FlightSink, Sink};
 
     fn spec() -> ExrScanSpec {
         ExrScanSpec {
@@ -61,6 +65,7 @@ mod tests {
             backoff_limit_per_index: 3,
             ttl_seconds_after_finished: None,
             timeout_seconds: None,
+            max_failed_files: None,
             schedule: None,
             time_zone: None,
             concurrency_policy: None,
@@ -101,7 +106,19 @@ mod tests {
         s.suspend = true;
         s.backoff_limit_per_index = 9;
         s.ttl_seconds_after_finished = Some(60);
-        s.worker = Some(exrscan_crds::WorkerSpec { concurrency: Some(8), ..Default::default() });
+        s.max_failed_files = Some(0);
+        s.source.ca_secret = Some("s3-ca".into());
+        s.worker = Some(exrscan_crds::WorkerSpec {
+            concurrency: Some(8),
+            pod: exrscan_crds::WorkerPodSettings {
+                node_selector: [("pool".to_string(), "batch".to_string())].into(),
+                priority_class_name: Some("batch-low".into()),
+                pod_labels: [("team".to_string(), "pipeline".to_string())].into(),
+                service_account_annotations: [("eks.amazonaws.com/role-arn".to_string(), "arn".to_string())].into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        });
         // embeddings explicitly enabled is the default
         s.embeddings = Some(exrscan_crds::EmbeddingsSpec { enabled: true });
         assert_eq!(run_id(&s), base);
@@ -129,7 +146,19 @@ mod tests {
             "embeddings": {"enabled": false},
             "rescan": "2026-01-01",
         });
-        let spec: ExrScanSpec = serde_json::from_value(manifest).expect("spec");
+        let spec: ExrScanSpec = serde_json::from_value(manifest.clone()).expect("spec");
+        assert_eq!(run_id(&spec), GOLDEN[1]);
+        // The production pod settings, the S3 CA and the failure threshold are not in it.
+        let mut production = manifest;
+        production["source"]["caSecret"] = "s3-ca".into();
+        production["maxFailedFiles"] = 10.into();
+        production["worker"] = serde_json::json!({
+            "imagePullSecrets": [{"name": "registry"}], "nodeSelector": {"pool": "batch"},
+            "tolerations": [{"key": "batch", "operator": "Exists"}], "priorityClassName": "batch-low",
+            "affinity": {"nodeAffinity": {}}, "podLabels": {"team": "vfx"}, "podAnnotations": {"a": "b"},
+            "serviceAccountAnnotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/r"},
+        });
+        let spec: ExrScanSpec = serde_json::from_value(production).expect("spec");
         assert_eq!(run_id(&spec), GOLDEN[1]);
     }
 

@@ -3,7 +3,9 @@
 //! old pods still stop (one writer per index at a time), a scan re-created while its old
 //! Jobs wait for garbage collection, a zero TTL, Kueue suspending and resizing Jobs, a
 //! missing credentials Secret, a run deadline, quotas refusing Jobs or pods, workers that
-//! try to write what is not theirs, and pods deleted mid-run.
+//! try to write what is not theirs, pods deleted mid-run, the worker pod settings of a
+//! production cluster (operator defaults and a scan's own), and a run with too many
+//! unreadable files.
 
 mod harness;
 
@@ -39,8 +41,29 @@ fn run_of(s: &ExrScan) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scans_hold_up_under_production_conditions() {
     let h = Harness::start(true).await;
-    let _op = h.operator("op-1", &["--stuck-pod-seconds", "4"]);
-    for ns in ["fence", "again", "ttl", "queue", "stuck", "deadline", "quota", "podquota", "privilege", "gone"] {
+    // Every scan here runs with the operator's worker pod defaults: a priority class, a pull
+    // Secret, a nodeSelector the node agent matches, a toleration, labels and annotations.
+    for (class, value) in [("exrscan-low", 100), ("exrscan-high", 1000)] {
+        let (ok, err) = h.apply(&format!(
+            "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata:\n  name: {class}\nvalue: {value}\n"
+        ));
+        assert!(ok, "{err}");
+    }
+    let _op = h.operator("op-1", &["--stuck-pod-seconds", "4", "--worker-pod-defaults", WORKER_POD_DEFAULTS]);
+    for ns in [
+        "fence",
+        "again",
+        "ttl",
+        "queue",
+        "stuck",
+        "deadline",
+        "quota",
+        "podquota",
+        "privilege",
+        "gone",
+        "podsettings",
+        "failfiles",
+    ] {
         h.namespace(ns).await;
     }
     tokio::join!(
@@ -54,8 +77,21 @@ async fn scans_hold_up_under_production_conditions() {
         pods_refused_by_a_quota_fail_the_scan(&h),
         workers_write_their_progress_and_nothing_else(&h),
         counts_survive_deleted_pods(&h),
+        worker_pods_get_the_production_settings(&h),
+        too_many_failed_files_fail_the_run(&h),
     );
 }
+
+/// The operator's `--worker-pod-defaults` in this test.
+const WORKER_POD_DEFAULTS: &str = r#"{
+  "imagePullSecrets": [{"name": "studio-registry"}],
+  "nodeSelector": {"node.exrscan.dev/agent": "true"},
+  "tolerations": [{"key": "exrscan.dev/batch", "operator": "Exists", "effect": "NoSchedule"}],
+  "priorityClassName": "exrscan-low",
+  "podLabels": {"team": "pipeline"},
+  "podAnnotations": {"example.com/owner": "pipeline"},
+  "serviceAccountAnnotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/exrscan-default"}
+}"#;
 
 /// A behaviour whose pods log when they start and when they have stopped (nanoseconds), and
 /// take 3 s to stop after SIGTERM, like a worker finishing its batch.
@@ -543,4 +579,159 @@ async fn counts_survive_deleted_pods(h: &Harness) {
     let note = failed[0].note.clone().unwrap_or_default();
     assert!(note.contains("shard 1 failed") && note.contains("S3 unreachable"), "{note}");
     assert!(failed[0].series.is_none(), "published once, not as a series: {:?}", failed[0].series);
+}
+
+/// A scan's own pod settings over the operator's defaults reach its planner and shard pods
+/// (and not their Jobs), its worker ServiceAccount, and its S3 CA Secret the workers; changing
+/// them starts no new run; a pod label of the operator's is refused.
+async fn worker_pods_get_the_production_settings(h: &Harness) {
+    let (ns, name) = ("podsettings", "prod");
+    let ca = "-----BEGIN CERTIFICATE-----\nTESTCA\n-----END CERTIFICATE-----";
+    let (ok, err) = h.apply(&format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s3-ca\n  namespace: {ns}\nstringData:\n  ca.crt: |\n    {}\n",
+        ca.replace('\n', "\n    ")
+    ));
+    assert!(ok, "{err}");
+    let dir = h.behaviours.display().to_string();
+    std::fs::write(
+        h.behaviours.join(format!("{name}.plan")),
+        format!("cat \"$EXRSCAN_S3_CA\" > '{dir}/{name}.planner-ca'\n"),
+    )
+    .expect("planner behaviour");
+    h.behave(name, &format!("cat \"$EXRSCAN_S3_CA\" > \"{dir}/{name}.$i.ca\"\nsummary 10 10 0 0"));
+    let worker = |team: &str| {
+        format!(
+            r#"  worker:
+    priorityClassName: exrscan-high
+    nodeSelector: {{kubernetes.io/os: linux}}
+    tolerations: []
+    affinity:
+      nodeAffinity:
+        requiredDuringSchedulingIgnoredDuringExecution:
+          nodeSelectorTerms:
+          - matchExpressions: [{{key: node.exrscan.dev/agent, operator: In, values: ["true"]}}]
+    podLabels: {{team: {team}, show: abc}}
+    podAnnotations: {{example.com/ticket: "42"}}
+    serviceAccountAnnotations: {{eks.amazonaws.com/role-arn: "arn:aws:iam::123456789012:role/abc"}}
+"#
+        )
+    };
+    let manifest =
+        |team: &str| scan_yaml(ns, name, 2, &worker(team)).replace("    prefix:", "    caSecret: s3-ca\n    prefix:");
+    let (ok, err) = h.apply(&manifest("lighting"));
+    assert!(ok, "{err}");
+    let done = h.wait_scan(ns, name, RUN_TIMEOUT, "Succeeded", |s| phase(s) == Some(Phase::Succeeded)).await;
+    let run = run_of(&done);
+
+    let entry = |k: &str, v: &str| (k.to_string(), v.to_string());
+    for (job_name, component) in [(format!("{name}-plan-{run}"), "planner"), (format!("{name}-{run}"), "shard")] {
+        let job = job(h, ns, &job_name).await.expect("Job");
+        let job_labels = job.metadata.labels.clone().unwrap_or_default();
+        assert!(!job_labels.contains_key("team") && job.metadata.annotations.is_none(), "{:?}", job.metadata);
+        let template = job.spec.expect("Job spec").template;
+        let meta = template.metadata.expect("pod metadata");
+        let labels = meta.labels.unwrap_or_default();
+        assert_eq!(labels.get("team").map(String::as_str), Some("lighting"), "the scan's label wins");
+        assert_eq!(labels.get("show").map(String::as_str), Some("abc"));
+        assert_eq!(labels.get("exrscan.dev/run"), Some(&run));
+        assert_eq!(labels.get("app.kubernetes.io/component").map(String::as_str), Some(component));
+        let annotations = meta.annotations.unwrap_or_default();
+        assert_eq!(
+            annotations,
+            [entry("example.com/owner", "pipeline"), entry("example.com/ticket", "42")].into(),
+            "annotations merged"
+        );
+        let pod = template.spec.expect("pod spec");
+        assert_eq!(pod.priority_class_name.as_deref(), Some("exrscan-high"), "the scan's class replaces the default");
+        assert_eq!(pod.tolerations, None, "an empty list removes the default tolerations");
+        assert_eq!(
+            pod.node_selector,
+            Some([entry("kubernetes.io/os", "linux"), entry("node.exrscan.dev/agent", "true")].into()),
+            "nodeSelectors merged"
+        );
+        assert_eq!(pod.image_pull_secrets.map(|s| s[0].name.clone()).as_deref(), Some("studio-registry"));
+        assert!(pod.affinity.and_then(|a| a.node_affinity).is_some(), "{component}: affinity");
+    }
+    // The pods as the API server admitted them: the priority class resolved.
+    let pods = shard_pods(h, ns, &format!("{name}-{run}")).await;
+    assert_eq!(pods.len(), 2);
+    for pod in &pods {
+        assert_eq!(pod.spec.as_ref().and_then(|s| s.priority), Some(1000), "exrscan-high's value");
+        assert_eq!(pod.metadata.labels.as_ref().and_then(|l| l.get("show")).map(String::as_str), Some("abc"));
+    }
+    let accounts = Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(h.client.clone(), ns);
+    let account = accounts.get(&format!("{name}-worker")).await.expect("worker ServiceAccount");
+    assert_eq!(
+        account.metadata.annotations,
+        Some([entry("eks.amazonaws.com/role-arn", "arn:aws:iam::123456789012:role/abc")].into()),
+        "the scan's role replaces the default's; pod annotations stay off it"
+    );
+    assert!(!account.metadata.labels.unwrap_or_default().contains_key("team"), "pod labels stay off it");
+    // The CA Secret reached the planner and both shards as EXRSCAN_S3_CA.
+    for file in [format!("{name}.planner-ca"), format!("{name}.0.ca"), format!("{name}.1.ca")] {
+        let read = std::fs::read_to_string(h.behaviours.join(&file)).unwrap_or_default();
+        assert_eq!(read.trim_end(), ca, "{file}");
+    }
+
+    // A change of the pod settings alone starts no run.
+    let (ok, err) = h.apply(&manifest("compositing"));
+    assert!(ok, "{err}");
+    let generation = h.scan(ns, name).await.metadata.generation;
+    let seen = h
+        .wait_scan(ns, name, RUN_TIMEOUT, "the new generation observed", |s| {
+            s.status.as_ref().and_then(|st| st.observed_generation) == generation
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = h.scan(ns, name).await;
+    assert_eq!((run_of(&seen), run_of(&after)), (run.clone(), run.clone()), "the same run");
+    assert_eq!(phase(&after), Some(Phase::Succeeded));
+    assert_eq!(h.jobs(ns, name).await.len(), 2, "no new Job");
+
+    // The operator's labels cannot be set.
+    let (ok, err) = h.apply(&manifest("x").replace("show: abc", "exrscan.dev/run: other"));
+    assert!(!ok && err.contains("spec.worker.podLabels must not set the operator's"), "{err}");
+}
+
+/// A run with more unreadable files than `spec.maxFailedFiles` fails with
+/// `TooManyFailedFiles` while its shards still run, and they are stopped; one with exactly
+/// as many succeeds.
+async fn too_many_failed_files_fail_the_run(h: &Harness) {
+    let ns = "failfiles";
+    let (over, at) = ("over", "at-limit");
+    h.behave(
+        over,
+        r#"report '{"counts":{"discovered":10,"processed":8,"failed":6}}'
+sleep 120 & wait $!
+summary 10 4 0 6"#,
+    );
+    h.behave(at, "summary 10 4 0 6");
+    for (name, shards, max) in [(over, 2, 11), (at, 1, 6)] {
+        let (ok, err) = h.apply(&scan_yaml(ns, name, shards, &format!("  maxFailedFiles: {max}\n")));
+        assert!(ok, "{err}");
+    }
+    let started = Instant::now();
+    let failed = h.wait_scan(ns, over, RUN_TIMEOUT, "Failed", |s| phase(s) == Some(Phase::Failed)).await;
+    let (status, reason, message) = condition(&failed, "Failed");
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "TooManyFailedFiles"), "{message}");
+    assert!(message.starts_with("12 files could not be read or parsed, more than spec.maxFailedFiles=11"), "{message}");
+    assert_eq!(failed.status.as_ref().and_then(|s| s.counts).map(|c| c.failed), Some(12));
+    let (kind, _, note) = h.wait_event(ns, over, "TooManyFailedFiles").await;
+    assert_eq!(kind, "Warning", "{note}");
+    // Its shards are stopped, long before they would have finished.
+    let job_name = format!("{over}-{}", run_of(&failed));
+    wait_job(h, ns, &job_name, "the shard Job to be ended", |j| {
+        j.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| c.iter().any(|c| c.type_ == "Failed"))
+    })
+    .await;
+    assert!(started.elapsed() < Duration::from_secs(90), "stopped early: {:?}", started.elapsed());
+    eprintln!(
+        "too many failed files: run failed and its Job ended {} ms after the apply",
+        started.elapsed().as_millis()
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(condition(&h.scan(ns, over).await, "Failed").1, "TooManyFailedFiles", "the reason stays");
+
+    let done = h.wait_scan(ns, at, RUN_TIMEOUT, "Succeeded", |s| phase(s) == Some(Phase::Succeeded)).await;
+    assert_eq!(done.status.and_then(|s| s.counts).map(|c| c.failed), Some(6), "6 of at most 6: no failure");
 }

@@ -136,6 +136,7 @@ async fn api_server_refuses_bad_specs_with_readable_messages() {
         backoff_limit_per_index: 3,
         ttl_seconds_after_finished: None,
         timeout_seconds: None,
+        max_failed_files: None,
         schedule: None,
         time_zone: None,
         concurrency_policy: None,

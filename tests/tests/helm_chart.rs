@@ -161,6 +161,19 @@ const NON_DEFAULT: &[&str] = &[
     "monitoring.prometheusRule.disabled={ExrScanReconcileSlow}",
     "monitoring.grafanaDashboard.enabled=true",
     "monitoring.grafanaDashboard.annotations.grafana_folder=exrscan",
+    "workerPods.podLabels.team=pipeline",
+];
+
+/// `workerPods` values: the defaults of every scan's worker pods and worker ServiceAccount.
+const WORKER_PODS: &[&str] = &[
+    "workerPods.imagePullSecrets[0].name=studio-registry",
+    "workerPods.nodeSelector.pool=batch",
+    "workerPods.tolerations[0].key=batch",
+    "workerPods.tolerations[0].operator=Exists",
+    "workerPods.priorityClassName=batch-low",
+    "workerPods.podLabels.team=pipeline",
+    "workerPods.podAnnotations.example\\.com/owner=pipeline",
+    "workerPods.serviceAccountAnnotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::123456789012:role/exrscan",
 ];
 
 /// A digest in the form `image.digest` takes.
@@ -213,6 +226,10 @@ fn values_schema_rejects_bad_values() {
         ("monitoring.prometheusRule.disabled={ExrScanTypo}", "/monitoring/prometheusRule/disabled/0"),
         ("monitoring.grafanaDashboard.namespace=Not_A_Namespace", "/monitoring/grafanaDashboard/namespace"),
         ("unknownKey=1", "unknownKey"),
+        ("workerPods.nodeSelectr.pool=batch", "nodeSelectr"),
+        ("workerPods.podLabels.exrscan\\.dev/run=x", "invalid propertyName 'exrscan.dev/run'"),
+        ("workerPods.podLabels.app\\.kubernetes\\.io/managed-by=me", "'app.kubernetes.io/managed-by'"),
+        ("workerPods.imagePullSecrets[0].nam=x", "/workerPods/imagePullSecrets/0"),
     ];
     for (set, path) in cases {
         let (ok, _, stderr) = template(home.path(), &[set]);
@@ -310,6 +327,29 @@ fn templates_render_the_optional_parts_and_restricted_pods() {
     assert_eq!(container["image"], format!("mirror.example.com/exrscan/exrscan-operator@{DIGEST}"));
     let args = container["args"].as_array().expect("args");
     assert!(args.contains(&Value::from("--worker-image=mirror.example.com/exrscan/exrscan:2.0.0")), "{args:?}");
+
+    // workerPods: no defaults unless set, then the set ones as JSON in one variable.
+    let worker_pod_defaults = |docs: &[Value]| {
+        let env = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"].clone();
+        let env = env.as_array().cloned().unwrap_or_default();
+        env.iter().find(|e| e["name"] == "EXRSCAN_WORKER_POD_DEFAULTS").map(|e| e["value"].clone())
+    };
+    assert_eq!(worker_pod_defaults(&render(home.path(), &[])), None, "empty workerPods set nothing");
+    let text = worker_pod_defaults(&render(home.path(), WORKER_PODS)).expect("EXRSCAN_WORKER_POD_DEFAULTS");
+    let defaults: Value = serde_json::from_str(text.as_str().expect("a string")).expect("JSON");
+    assert_eq!(
+        defaults,
+        serde_json::json!({
+            "imagePullSecrets": [{ "name": "studio-registry" }],
+            "nodeSelector": { "pool": "batch" },
+            "tolerations": [{ "key": "batch", "operator": "Exists" }],
+            "priorityClassName": "batch-low",
+            "podLabels": { "team": "pipeline" },
+            "podAnnotations": { "example.com/owner": "pipeline" },
+            "serviceAccountAnnotations": { "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/exrscan" },
+        }),
+        "only the values set, nothing empty"
+    );
 }
 
 #[test]
@@ -759,16 +799,22 @@ fn chart_installs_and_its_deployment_runs_the_operator() {
         );
     }
 
+    let sets = [
+        &["workerImage.repository=registry.example.com/vfx/exrscan", "workerImage.tag=2.0.0", "logLevel=debug"],
+        WORKER_PODS,
+    ]
+    .concat();
     let cluster_wide = Install {
         release: RELEASE,
         namespace: RELEASE_NAMESPACE,
-        sets: &["workerImage.repository=registry.example.com/vfx/exrscan", "workerImage.tag=2.0.0", "logLevel=debug"],
+        sets: &sets,
         worker_image: "registry.example.com/vfx/exrscan:2.0.0",
         scan_namespace: SCAN_NAMESPACE,
     };
     let operator = install_and_reconcile(&cluster, home.path(), &cluster_wide);
     let log = std::fs::read_to_string(operator.log_path()).unwrap_or_default();
     assert!(log.contains("DEBUG"), "logLevel=debug must reach RUST_LOG:\n{}", operator.log_tail(20));
+    worker_pods_carry_the_chart_defaults(&cluster);
     drop(operator);
 
     // The aggregated roles' rules as the API server's authorizer applies them (this control
@@ -824,6 +870,34 @@ fn chart_installs_and_its_deployment_runs_the_operator() {
     let mut get = cluster.kubectl();
     get.args(["get", "exrscan", "not-watched", "--namespace", SCAN_NAMESPACE, "-o", "jsonpath={.status}"]);
     assert_eq!(succeed(get, None), "", "a scan outside watchNamespaces got a status:\n{}", operator.log_tail(20));
+}
+
+/// The `WORKER_PODS` values reached the pod template of the planner Job of
+/// `examples/minimal-scan.yaml` (and not the Job itself), and its worker ServiceAccount.
+fn worker_pods_carry_the_chart_defaults(cluster: &ControlPlane) {
+    let get_json = |args: &[&str]| -> Value {
+        let mut get = cluster.kubectl();
+        get.args(args).args(["--namespace", SCAN_NAMESPACE, "-o", "json"]);
+        serde_json::from_str(&succeed(get, None)).expect("kubectl JSON")
+    };
+    let job = &get_json(&["get", "jobs"])["items"][0];
+    assert!(job["metadata"]["labels"].get("team").is_none(), "pod labels stay off the Job: {}", job["metadata"]);
+    assert!(job["metadata"]["annotations"].get("example.com/owner").is_none(), "{}", job["metadata"]);
+    let template = &job["spec"]["template"];
+    assert_eq!(template["metadata"]["labels"]["team"], "pipeline");
+    assert_eq!(template["metadata"]["labels"]["app.kubernetes.io/component"], "planner");
+    assert_eq!(template["metadata"]["annotations"]["example.com/owner"], "pipeline");
+    let pod = &template["spec"];
+    assert_eq!(pod["imagePullSecrets"], serde_json::json!([{ "name": "studio-registry" }]));
+    assert_eq!(pod["nodeSelector"], serde_json::json!({ "pool": "batch" }));
+    assert_eq!(pod["tolerations"], serde_json::json!([{ "key": "batch", "operator": "Exists" }]));
+    assert_eq!(pod["priorityClassName"], "batch-low");
+    let account = get_json(&["get", "serviceaccount", "abc-renders-worker"]);
+    assert_eq!(
+        account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"], "arn:aws:iam::123456789012:role/exrscan",
+        "IRSA annotation on the worker ServiceAccount: {}",
+        account["metadata"]
+    );
 }
 
 /// One `helm install` of the chart and the scan it must reconcile.

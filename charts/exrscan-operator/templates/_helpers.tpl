@@ -119,3 +119,19 @@ podAntiAffinity:
 {{- end }}
 {{- end -}}
 {{- end -}}
+
+{{/*
+The non-empty workerPods values as JSON (the operator's --worker-pod-defaults); empty when
+none is set.
+*/}}
+{{- define "exrscan-operator.workerPodDefaults" -}}
+{{- $defaults := dict -}}
+{{- range $key, $value := .Values.workerPods -}}
+{{- if $value -}}
+{{- $_ := set $defaults $key $value -}}
+{{- end -}}
+{{- end -}}
+{{- if $defaults -}}
+{{- toJson $defaults -}}
+{{- end -}}
+{{- end -}}

@@ -2,6 +2,7 @@
 //! run hash) to objects, so what the operator creates is unit-tested without a cluster.
 
 pub mod plan;
+pub mod pod_settings;
 pub mod progress;
 pub mod rbac;
 pub mod shard_job;
@@ -24,6 +25,8 @@ pub struct WorkerDefaults {
     /// Least interval between two progress reports of one shard; runs of many shards report
     /// less often (see [`progress::interval`]).
     pub progress_interval: std::time::Duration,
+    /// Pod settings of scans that do not set their own (see [`pod_settings::effective`]).
+    pub pod: exrscan_crds::WorkerPodSettings,
 }
 
 /// Why an object cannot be built for a scan.
@@ -122,7 +125,11 @@ pub(crate) mod fixtures {
     use exrscan_crds::{ExrScan, ExrScanSpec, FlightSink, FlightTls, Sink, Source};
 
     pub fn defaults() -> super::WorkerDefaults {
-        super::WorkerDefaults { image: "exrscan:1".into(), progress_interval: std::time::Duration::from_secs(5) }
+        super::WorkerDefaults {
+            image: "exrscan:1".into(),
+            progress_interval: std::time::Duration::from_secs(5),
+            pod: Default::default(),
+        }
     }
 
     pub fn scan(spec: ExrScanSpec) -> ExrScan {
@@ -142,6 +149,7 @@ pub(crate) mod fixtures {
                 region: Some("us-east-1".into()),
                 force_path_style: true,
                 credentials_secret: Some("s3-creds".into()),
+                ca_secret: None,
                 include: vec!["*.exr".into(), "*.EXR".into()],
                 exclude: vec!["tmp/*".into()],
             },
@@ -164,6 +172,7 @@ pub(crate) mod fixtures {
             backoff_limit_per_index: 3,
             ttl_seconds_after_finished: Some(600),
             timeout_seconds: None,
+            max_failed_files: None,
             schedule: None,
             time_zone: None,
             concurrency_policy: None,

@@ -4,15 +4,20 @@
 //! change their images and take over their ServiceAccounts), no Secret access (Secrets reach
 //! pods only by reference). The Role is re-applied before each Job, naming that run's maps.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 
 use super::ScanRef;
 use crate::names;
 
-/// The worker ServiceAccount.
-pub fn service_account(scan: &ScanRef) -> ServiceAccount {
-    ServiceAccount { metadata: scan.meta(names::worker_account(&scan.name)), ..Default::default() }
+/// The worker ServiceAccount, with `annotations` (IRSA, Workload Identity: the effective
+/// `serviceAccountAnnotations`, see [`super::pod_settings`]).
+pub fn service_account(scan: &ScanRef, annotations: &BTreeMap<String, String>) -> ServiceAccount {
+    let mut metadata = scan.meta(names::worker_account(&scan.name));
+    metadata.annotations = (!annotations.is_empty()).then(|| annotations.clone());
+    ServiceAccount { metadata, ..Default::default() }
 }
 
 /// The worker Role of run `run` of `shards` shards.
@@ -88,8 +93,13 @@ mod tests {
         assert_eq!(binding.role_ref.name, "renders-worker");
         let subject = &binding.subjects.expect("subjects")[0];
         assert_eq!((subject.name.as_str(), subject.namespace.as_deref()), ("renders-worker", Some("vfx")));
-        let sa = service_account(&scan);
+        let sa = service_account(&scan, &BTreeMap::new());
+        assert_eq!(sa.metadata.annotations, None);
         let owner = &sa.metadata.owner_references.expect("owner")[0];
         assert_eq!((owner.kind.as_str(), owner.controller), ("ExrScan", Some(true)));
+        let irsa = BTreeMap::from([("eks.amazonaws.com/role-arn".to_string(), "arn:aws:iam::1:role/r".to_string())]);
+        let sa = service_account(&scan, &irsa);
+        assert_eq!(sa.metadata.annotations, Some(irsa));
+        assert_eq!(sa.metadata.labels, Some(names::scan_labels("renders")), "annotations only, labels unchanged");
     }
 }

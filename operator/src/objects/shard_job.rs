@@ -95,4 +95,57 @@ mod tests {
         assert_eq!(labels.get("kueue.x-k8s.io/queue-name").map(String::as_str), Some("render-farm"));
         assert_eq!(job.spec.and_then(|s| s.suspend), Some(true), "Kueue unsuspends it on admission");
     }
+
+    #[test]
+    fn pod_settings_reach_the_pods_of_both_jobs_and_not_the_jobs() {
+        use exrscan_crds::{WorkerPodSettings, WorkerSpec};
+        use k8s_openapi::api::core::v1::{LocalObjectReference, Toleration};
+        let entry = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let mut spec = fixtures::flight_spec();
+        spec.worker = Some(WorkerSpec {
+            pod: WorkerPodSettings {
+                node_selector: [entry("zone", "b")].into(),
+                pod_labels: [entry("team", "lighting")].into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+        let scan = fixtures::scan(spec);
+        let r = ScanRef::of(&scan).expect("ref");
+        let mut defaults = fixtures::defaults();
+        defaults.pod = WorkerPodSettings {
+            image_pull_secrets: Some(vec![LocalObjectReference { name: "studio-registry".into() }]),
+            node_selector: [entry("pool", "batch"), entry("zone", "a")].into(),
+            tolerations: Some(vec![Toleration {
+                key: Some("batch".into()),
+                operator: Some("Exists".into()),
+                ..Default::default()
+            }]),
+            priority_class_name: Some("batch-low".into()),
+            pod_annotations: [entry("sidecar.istio.io/inject", "false")].into(),
+            service_account_annotations: [entry("eks.amazonaws.com/role-arn", "arn:aws:iam::1:role/r")].into(),
+            ..Default::default()
+        };
+        let planner = super::super::plan::planner_job(&scan, &r, "abcd1234", &defaults, None);
+        let shards = shard_job(&scan, &r, "abcd1234", &defaults, None);
+        for job in [planner, shards] {
+            let job_meta = &job.metadata;
+            assert!(!job_meta.labels.clone().unwrap_or_default().contains_key("team"), "pod labels stay off the Job");
+            assert_eq!(job_meta.annotations, None, "pod annotations stay off the Job");
+            let template = job.spec.expect("spec").template;
+            let meta = template.metadata.expect("pod metadata");
+            let labels = meta.labels.unwrap_or_default();
+            assert_eq!(labels.get("team").map(String::as_str), Some("lighting"));
+            assert_eq!(labels.get("exrscan.dev/run").map(String::as_str), Some("abcd1234"));
+            let annotations = meta.annotations.unwrap_or_default();
+            assert_eq!(annotations.get("sidecar.istio.io/inject").map(String::as_str), Some("false"));
+            assert!(!annotations.contains_key("eks.amazonaws.com/role-arn"), "ServiceAccount annotations stay on it");
+            let pod = template.spec.expect("pod");
+            assert_eq!(pod.node_selector, Some([entry("pool", "batch"), entry("zone", "b")].into()));
+            assert_eq!(pod.image_pull_secrets.map(|s| s[0].name.clone()).as_deref(), Some("studio-registry"));
+            assert_eq!(pod.tolerations.map(|t| t.len()), Some(1));
+            assert_eq!(pod.priority_class_name.as_deref(), Some("batch-low"));
+            assert_eq!(pod.affinity, None);
+        }
+    }
 }

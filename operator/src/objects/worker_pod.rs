@@ -19,6 +19,8 @@ pub const PROGRAM: &str = "exrscan";
 pub const FLIGHT_CA_MOUNT: &str = "/etc/exrscan/flight-ca";
 /// Where a VAST CA Secret is mounted.
 pub const VAST_CA_MOUNT: &str = "/etc/exrscan/vast-ca";
+/// Where an S3 CA Secret (`spec.source.caSecret`) is mounted.
+pub const S3_CA_MOUNT: &str = "/etc/exrscan/s3-ca";
 /// Where a DuckDB claim is mounted.
 pub const DUCKDB_MOUNT: &str = "/var/lib/exrscan/catalog";
 
@@ -45,6 +47,10 @@ pub fn template(
     env.extend(source_env(scan));
     let mut volumes = Vec::new();
     let mut mounts = Vec::new();
+    if let Some(secret) = &scan.spec.source.ca_secret {
+        volumes.push(secret_volume("s3-ca", secret));
+        mounts.push(mount("s3-ca", S3_CA_MOUNT, true));
+    }
     match component {
         Component::Planner => {}
         Component::Shard => {
@@ -84,7 +90,7 @@ pub fn template(
         }),
         ..Default::default()
     };
-    PodTemplateSpec {
+    let mut template = PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(names::run_labels(&scan_ref.name, run, component)),
             ..Default::default()
@@ -105,7 +111,9 @@ pub fn template(
             }),
             ..Default::default()
         }),
-    }
+    };
+    super::pod_settings::apply(&super::pod_settings::effective(scan, &defaults.pod), &mut template);
+    template
 }
 
 /// The group of the worker image's user, given to mounted volumes (`fsGroup`).
@@ -163,6 +171,9 @@ fn source_env(scan: &ExrScan) -> Vec<EnvVar> {
     if let Some(region) = &s.region {
         env.push(literal("AWS_REGION", region));
     }
+    if s.ca_secret.is_some() {
+        env.push(literal("EXRSCAN_S3_CA", &format!("{S3_CA_MOUNT}/ca.crt")));
+    }
     env.push(literal("EXRSCAN_S3_FORCE_PATH_STYLE", if s.force_path_style { "true" } else { "false" }));
     if !s.include.is_empty() {
         env.push(literal("EXRSCAN_INCLUDE", &s.include.join(",")));
@@ -218,11 +229,7 @@ fn sink_volumes(sink: &Sink) -> (Vec<Volume>, Vec<VolumeMount>) {
     let vast_ca = sink.vast.as_ref().and_then(|v| v.ca_secret.as_ref());
     for (name, secret, path) in [("flight-ca", flight_ca, FLIGHT_CA_MOUNT), ("vast-ca", vast_ca, VAST_CA_MOUNT)] {
         if let Some(secret) = secret {
-            volumes.push(Volume {
-                name: name.into(),
-                secret: Some(SecretVolumeSource { secret_name: Some(secret.clone()), ..Default::default() }),
-                ..Default::default()
-            });
+            volumes.push(secret_volume(name, secret));
             mounts.push(mount(name, path, true));
         }
     }
@@ -238,6 +245,15 @@ fn sink_volumes(sink: &Sink) -> (Vec<Volume>, Vec<VolumeMount>) {
         mounts.push(mount("catalog", DUCKDB_MOUNT, false));
     }
     (volumes, mounts)
+}
+
+/// A volume of the Secret `secret` (a CA bundle).
+fn secret_volume(name: &str, secret: &str) -> Volume {
+    Volume {
+        name: name.into(),
+        secret: Some(SecretVolumeSource { secret_name: Some(secret.into()), ..Default::default() }),
+        ..Default::default()
+    }
 }
 
 fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
@@ -419,5 +435,32 @@ mod tests {
         let mut spec = fixtures::flight_spec();
         spec.source.prefix = "/a/b/".into();
         assert_eq!(source_uri(&fixtures::scan(spec)), "s3://renders/a/b/");
+    }
+
+    #[test]
+    fn s3_ca_secret_is_mounted_for_the_planner_and_the_shards() {
+        let mut spec = fixtures::flight_spec();
+        spec.source.ca_secret = Some("minio-ca".into());
+        let scan = fixtures::scan(spec);
+        let r = ScanRef::of(&scan).expect("ref");
+        for component in [Component::Planner, Component::Shard] {
+            let t = template(&scan, &r, "abcd1234", component, &fixtures::defaults(), vec![]);
+            assert_eq!(value(&env_of(&t), "EXRSCAN_S3_CA").as_deref(), Some("/etc/exrscan/s3-ca/ca.crt"));
+            let spec = t.spec.expect("spec");
+            let volume = spec.volumes.unwrap_or_default().into_iter().find(|v| v.name == "s3-ca").expect("volume");
+            assert_eq!(volume.secret.and_then(|s| s.secret_name).as_deref(), Some("minio-ca"));
+            let mount = spec.containers[0].volume_mounts.clone().unwrap_or_default();
+            let mount = mount.iter().find(|m| m.name == "s3-ca").expect("mount");
+            assert_eq!((mount.mount_path.as_str(), mount.read_only), ("/etc/exrscan/s3-ca", Some(true)));
+        }
+        let t = template(
+            &fixtures::scan(fixtures::flight_spec()),
+            &r,
+            "x",
+            Component::Shard,
+            &fixtures::defaults(),
+            vec![],
+        );
+        assert_eq!(value(&env_of(&t), "EXRSCAN_S3_CA"), None, "no CA Secret: the system roots");
     }
 }

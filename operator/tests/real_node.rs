@@ -2,10 +2,12 @@
 //! Dockerfiles (`testenv::images`), a kubelet running them with containerd and runc on a
 //! CNI bridge, and `helm install` of the chart (the operator in a pod, with in-cluster
 //! config and its own ServiceAccount under RBAC), in namespaces enforcing the restricted
-//! Pod Security level. Against MinIO and Apache Arrow's Flight SQL server, one cluster runs:
+//! Pod Security level. Against MinIO and Apache Arrow's Flight SQL server, both over TLS
+//! with a CA of the test's own (given to the scans as Secrets: `spec.source.caSecret`, the
+//! example's `tls.caSecret`; the worker image's system roots are loaded beside it), one
+//! cluster runs:
 //!
-//! 1. `examples/flight-sql-scan.yaml`, sharded, over TLS with the example's CA Secret, to
-//!    Succeeded with counts equal to the rows read back, each shard's progress in its
+//! 1. `examples/flight-sql-scan.yaml`, sharded, to Succeeded with counts equal to the rows read back, each shard's progress in its
 //!    `kubectl logs` (through the kubelet) and its termination message;
 //! 2. `examples/minimal-scan.yaml` into DuckDB on a claim bound to a local PersistentVolume,
 //!    its rows read back from the volume's directory by DuckDB's own client;
@@ -47,6 +49,8 @@ const RELEASE_NAMESPACE: &str = "exrscan-system";
 /// The examples' namespace.
 const NAMESPACE: &str = "pipeline";
 const SCAN_TIMEOUT: Duration = Duration::from_secs(600);
+/// The Secret with the CA of MinIO's certificate (`spec.source.caSecret`).
+const S3_CA_SECRET: &str = "renders-ca";
 
 #[test]
 fn helm_installed_operator_runs_the_examples_in_real_pods() {
@@ -64,7 +68,9 @@ async fn real_node() {
     let started = Instant::now();
     let images = TestImages::build().unwrap_or_else(|e| panic!("{e}"));
     eprintln!("[{:?}] images built", started.elapsed());
-    let s3 = S3Server::start_with(S3Options { address: Some(NODE_IP), ..Default::default() })
+    let tls_dir = testenv::work_dir("real-node-tls").unwrap_or_else(|e| panic!("{e}"));
+    let tls = Tls::issue(tls_dir.path());
+    let mut s3 = S3Server::start_with(S3Options { address: Some(NODE_IP), ..Default::default() })
         .unwrap_or_else(|e| panic!("{e}"));
     s3.create_bucket("renders").unwrap_or_else(|e| panic!("{e}"));
     let samples = Samples::read();
@@ -75,9 +81,10 @@ async fn real_node() {
     objects.push(("elsewhere/outside.exr".into(), samples.readable_body()));
     objects.extend((0..BULK).map(|i| (format!("bulk/{i:05}.exr"), samples.readable_body())));
     upload(&s3, objects).await;
+    // Then HTTPS only, with the test's CA: the scans trust it through `spec.source.caSecret`.
+    s3.serve_tls(&tls.minio_certs).unwrap_or_else(|e| panic!("{e}"));
+    assert!(s3.endpoint().starts_with("https://"), "{}", s3.endpoint());
     eprintln!("[{:?}] uploaded", started.elapsed());
-    let tls_dir = testenv::work_dir("flight-tls").unwrap_or_else(|e| panic!("{e}"));
-    let tls = Tls::issue(tls_dir.path());
     let flight = FlightSqlServer::start_with(FlightSqlOptions {
         tls: Some((tls.cert.clone(), tls.key.clone())),
         basic_auth: Some(("exrscan".into(), "s3cret".into())),
@@ -170,7 +177,8 @@ impl Env<'_> {
         }
     }
 
-    /// The examples' Secrets: S3 keys, the Flight SQL server's credentials and CA.
+    /// The examples' Secrets: S3 keys, the Flight SQL server's credentials, and the test's
+    /// CA for both servers.
     async fn secrets(&self) {
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), NAMESPACE);
         let ca = std::fs::read_to_string(self.ca).expect("the CA");
@@ -181,6 +189,7 @@ impl Env<'_> {
             ),
             ("flightsql-creds", vec![("username", "exrscan"), ("password", "s3cret")]),
             ("flightsql-ca", vec![("ca.crt", ca.as_str())]),
+            (S3_CA_SECRET, vec![("ca.crt", ca.as_str())]),
         ] {
             let secret = Secret {
                 metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
@@ -246,6 +255,7 @@ impl Env<'_> {
         scan["metadata"]["namespace"] = NAMESPACE.into();
         scan["spec"]["source"]["endpoint"] = self.s3.endpoint().into();
         scan["spec"]["source"]["region"] = testenv::s3::REGION.into();
+        scan["spec"]["source"]["caSecret"] = S3_CA_SECRET.into();
         let scan: ExrScan = serde_json::from_value(scan).expect("an ExrScan");
         let st = self.run_to_success(scan).await;
         let counts = st.counts.expect("counts");
@@ -395,7 +405,8 @@ impl Env<'_> {
     }
 
     /// A Flight SQL scan of `examples/flight-sql-scan.yaml` named `name` over `prefix`,
-    /// pointed at the test's servers: MinIO (path-style) and the Flight SQL server with the
+    /// pointed at the test's servers: MinIO (path-style, HTTPS with the test's CA) and the
+    /// Flight SQL server with the
     /// example's TLS and credentials Secrets, tables `<table_prefix>*`. The SQLite-backed
     /// server has no schemas.
     fn flight_scan(&self, name: &str, prefix: &str, table_prefix: &str, shards: i64) -> ExrScan {
@@ -406,6 +417,7 @@ impl Env<'_> {
         spec["source"]["endpoint"] = self.s3.endpoint().into();
         spec["source"]["region"] = testenv::s3::REGION.into();
         spec["source"]["forcePathStyle"] = true.into();
+        spec["source"]["caSecret"] = S3_CA_SECRET.into();
         let sink = spec["sink"]["flight"].as_object_mut().expect("a Flight SQL sink");
         sink.insert("endpoint".into(), self.flight.addr().to_string().into());
         sink.insert("tablePrefix".into(), table_prefix.into());
@@ -669,11 +681,13 @@ fn assert_exactly_once(flight: &FlightSqlServer, ca: &Path, prefix: &str, counts
     assert_eq!((counts.inserted + counts.unchanged) as usize, BULK, "{counts:?}");
 }
 
-/// A CA and a certificate for the Flight SQL server at the node's address, as PEM files.
+/// A CA and a certificate for the servers at the node's address, as PEM files (also as
+/// MinIO wants them: `public.crt` and `private.key` in a directory).
 struct Tls {
     ca: PathBuf,
     cert: PathBuf,
     key: PathBuf,
+    minio_certs: PathBuf,
 }
 
 impl Tls {
@@ -689,8 +703,17 @@ impl Tls {
         let params = CertificateParams::new(vec![NODE_IP.to_string()]).expect("server params");
         let key = KeyPair::generate().expect("server key");
         let cert = params.signed_by(&key, &issuer).expect("server certificate");
-        let tls = Self { ca: dir.join("ca.pem"), cert: dir.join("server.pem"), key: dir.join("server.key") };
-        for (path, pem) in [(&tls.ca, ca.pem()), (&tls.cert, cert.pem()), (&tls.key, key.serialize_pem())] {
+        let minio_certs = dir.join("minio");
+        std::fs::create_dir_all(&minio_certs).expect("MinIO's certificate directory");
+        let tls =
+            Self { ca: dir.join("ca.pem"), cert: dir.join("server.pem"), key: dir.join("server.key"), minio_certs };
+        for (path, pem) in [
+            (&tls.ca, ca.pem()),
+            (&tls.cert, cert.pem()),
+            (&tls.key, key.serialize_pem()),
+            (&tls.minio_certs.join("public.crt"), cert.pem()),
+            (&tls.minio_certs.join("private.key"), key.serialize_pem()),
+        ] {
             std::fs::write(path, pem).expect("a PEM file");
         }
         tls

@@ -39,6 +39,9 @@ pub struct FlightSqlOptions {
     /// servers expire idle transactions (the stock example keeps it, and SQLite's write
     /// lock, until it stops).
     pub transaction_idle_timeout: Option<Duration>,
+    /// Listen on this address instead of 127.0.0.1 (e.g. [`crate::netns::NODE_IP`], where
+    /// a real node's pods reach it).
+    pub address: Option<std::net::Ipv4Addr>,
 }
 
 impl FlightSqlServer {
@@ -50,7 +53,7 @@ impl FlightSqlServer {
     /// Starts the server with optional features.
     pub fn start_with(options: FlightSqlOptions) -> Result<Self, Error> {
         let dir = work_dir("flightsql")?;
-        let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+        let addr: SocketAddr = (options.address.unwrap_or(std::net::Ipv4Addr::LOCALHOST), free_port()?).into();
         let mut flight = Self { server: None, addr, dir, options };
         flight.restart()?;
         Ok(flight)

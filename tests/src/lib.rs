@@ -12,8 +12,10 @@ pub use vasttwin::{VastTwin, VastTwinOptions};
 
 pub mod audit;
 pub mod flightsql;
+pub mod images;
 pub mod kafka;
 pub mod kube;
+pub mod netns;
 pub mod node_agent;
 pub mod paths;
 pub mod process;

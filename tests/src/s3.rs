@@ -24,6 +24,9 @@ pub struct S3Options {
     pub max_requests: Option<u32>,
     /// Record every request through MinIO's audit webhook ([`S3Server::audit`]).
     pub audit: bool,
+    /// Listen on this address instead of 127.0.0.1 (e.g. [`crate::netns::NODE_IP`], where
+    /// a real node's pods reach it).
+    pub address: Option<std::net::Ipv4Addr>,
     /// Publish bucket notifications to this Kafka broker and topic (MinIO's Kafka target
     /// [`KAFKA_TARGET`]); a bucket then needs [`S3Server::notify_kafka`].
     pub kafka: Option<KafkaTarget>,
@@ -61,10 +64,10 @@ impl S3Server {
         Self::start_with(S3Options::default())
     }
 
-    /// Starts MinIO on a free loopback port.
+    /// Starts MinIO on a free loopback port (or at [`S3Options::address`]).
     pub fn start_with(options: S3Options) -> Result<Self, Error> {
         let dir = work_dir("s3")?;
-        let addr: SocketAddr = ([127, 0, 0, 1], free_port()?).into();
+        let addr: SocketAddr = (options.address.unwrap_or(std::net::Ipv4Addr::LOCALHOST), free_port()?).into();
         let audit = if options.audit { Some(AuditLog::start()?) } else { None };
         let mut s3 = Self {
             server: None,
@@ -146,7 +149,7 @@ impl S3Server {
         self.restart()
     }
 
-    /// `http://127.0.0.1:PORT` (`https://` after [`serve_tls`](Self::serve_tls)).
+    /// `http://ADDRESS:PORT` (`https://` after [`serve_tls`](Self::serve_tls)).
     pub fn endpoint(&self) -> String {
         let scheme = if self.certs.is_some() { "https" } else { "http" };
         format!("{scheme}://{}", self.addr)

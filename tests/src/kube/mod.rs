@@ -1,6 +1,8 @@
 //! A real Kubernetes control plane on loopback: etcd, kube-apiserver and
 //! kube-controller-manager, with an admin kubeconfig, plus node agents that run pods as
-//! local processes (see [`crate::node_agent`]).
+//! local processes (see [`crate::node_agent`]), or a real node (kubelet, containerd,
+//! kube-proxy, a CNI bridge; see [`Node`]) with kube-scheduler, in a network namespace of
+//! the test's own (see [`crate::netns`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), testenv::Error> {
@@ -13,20 +15,22 @@
 //!
 //! The API server authorizes with RBAC; the admin token is in `system:masters`. Its serving
 //! certificate is self-signed (`--cert-dir`); the kubeconfig trusts it. The controller
-//! manager runs [`CONTROLLERS`] without leader election. No scheduler runs: node agents
-//! bind pods themselves. Everything lives in one work directory (kept with
+//! manager runs [`CONTROLLERS`] without leader election. No scheduler runs unless
+//! [`ControlPlaneOptions::real_node`] is set: node agents bind pods themselves. Everything lives in one work directory (kept with
 //! `EXRSCAN_KEEP_TEST_DIRS`), with a log per server.
 
 mod credentials;
+mod node;
 mod node_agent;
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub use node::{Node, NodeConfig};
 pub use node_agent::{NodeAgent, NodeAgentConfig};
 
 use crate::Error;
@@ -45,6 +49,36 @@ pub const CONTROLLERS: &[&str] = &[
     "root-ca-certificate-publisher-controller",
 ];
 
+/// The controllers a real node's workloads also need: Deployments (the operator's chart),
+/// Services, PodDisruptionBudgets (drains), PersistentVolumeClaims and node health (the
+/// node lifecycle controller lifts the `not-ready` taint a kubelet registers with).
+pub const NODE_CONTROLLERS: &[&str] = &[
+    "node-lifecycle-controller",
+    "deployment-controller",
+    "replicaset-controller",
+    "endpointslice-controller",
+    "disruption-controller",
+    "persistentvolume-binder-controller",
+    "persistentvolumeclaim-protection-controller",
+    "taint-eviction-controller",
+];
+
+/// How to start a [`ControlPlane`].
+#[derive(Debug, Clone)]
+pub struct ControlPlaneOptions {
+    /// The address the API server binds and advertises: 127.0.0.1 by default; a real node's
+    /// pods need one they can route to (the `kubernetes` Service points there).
+    pub address: Ipv4Addr,
+    /// Run kube-scheduler and [`NODE_CONTROLLERS`] too, for a real [`Node`].
+    pub real_node: bool,
+}
+
+impl Default for ControlPlaneOptions {
+    fn default() -> Self {
+        Self { address: Ipv4Addr::LOCALHOST, real_node: false }
+    }
+}
+
 const ETCD_TIMEOUT: Duration = Duration::from_secs(30);
 const API_SERVER_TIMEOUT: Duration = Duration::from_secs(90);
 const CONTROLLER_MANAGER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -52,6 +86,7 @@ const CONTROLLER_MANAGER_TIMEOUT: Duration = Duration::from_secs(60);
 /// A running control plane; every server is stopped (and the work directory removed) on drop.
 pub struct ControlPlane {
     // Fields drop in order: controllers first, the data last.
+    scheduler: Option<Server>,
     controller_manager: Server,
     api_server: Server,
     etcd: Server,
@@ -69,6 +104,11 @@ impl ControlPlane {
     /// Also makes ring the process's rustls provider (unless one is set), so that every
     /// client in a test process uses the same one.
     pub fn start() -> Result<Self, Error> {
+        Self::start_with(ControlPlaneOptions::default())
+    }
+
+    /// [`ControlPlane::start`] with options.
+    pub fn start_with(options: ControlPlaneOptions) -> Result<Self, Error> {
         let started = Instant::now();
         let _ = rustls::crypto::ring::default_provider().install_default();
         let etcd_bin = tool("etcd")?;
@@ -87,7 +127,8 @@ impl ControlPlane {
         let etcd = start_etcd(&etcd_bin, &root, etcd_port)?;
 
         let port = free_port()?;
-        let server_url = format!("https://127.0.0.1:{port}");
+        let address = options.address;
+        let server_url = format!("https://{address}:{port}");
         let cert_dir = root.join("api-server-certs");
         let ca = cert_dir.join("apiserver.crt");
         let kubeconfig = root.join("admin.kubeconfig");
@@ -98,8 +139,10 @@ impl ControlPlane {
                 &api_server_bin,
                 [
                     format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
-                    "--bind-address=127.0.0.1".into(),
-                    "--advertise-address=127.0.0.1".into(),
+                    format!("--bind-address={address}"),
+                    format!("--advertise-address={address}"),
+                    // `kubectl logs` reaches kubelets by their Node's InternalIP (no DNS here).
+                    "--kubelet-preferred-address-types=InternalIP".into(),
                     format!("--secure-port={port}"),
                     format!("--cert-dir={}", cert_dir.display()),
                     format!("--token-auth-file={}", root.join("tokens.csv").display()),
@@ -114,7 +157,7 @@ impl ControlPlane {
             ),
             &root.join("kube-apiserver.log"),
         )?;
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let addr = SocketAddr::from((address, port));
         api_server.wait_for_port(addr, API_SERVER_TIMEOUT)?;
         api_server.wait_until(API_SERVER_TIMEOUT, || {
             kubectl_output(&kubectl, &kubeconfig, &["get", "--raw", "/readyz"]).is_some_and(|o| o.status.success())
@@ -122,6 +165,10 @@ impl ControlPlane {
 
         let controller_kubeconfig = root.join("controller-manager.kubeconfig");
         write_kubeconfig(&controller_kubeconfig, &server_url, &ca, &controllers.token)?;
+        let mut controller_names = CONTROLLERS.to_vec();
+        if options.real_node {
+            controller_names.extend_from_slice(NODE_CONTROLLERS);
+        }
         let mut controller_manager = Server::spawn(
             "kube-controller-manager",
             command(
@@ -130,7 +177,7 @@ impl ControlPlane {
                     format!("--kubeconfig={}", controller_kubeconfig.display()),
                     "--leader-elect=false".into(),
                     "--secure-port=0".into(),
-                    format!("--controllers={}", CONTROLLERS.join(",")),
+                    format!("--controllers={}", controller_names.join(",")),
                     format!("--service-account-private-key-file={}", sa_private.display()),
                     format!("--root-ca-file={}", ca.display()),
                     "--use-service-account-credentials=false".into(),
@@ -149,7 +196,24 @@ impl ControlPlane {
             .is_some_and(|o| o.status.success())
         })?;
 
+        let scheduler = if options.real_node {
+            let args = [
+                format!("--kubeconfig={}", controller_kubeconfig.display()),
+                "--leader-elect=false".into(),
+                "--secure-port=0".into(),
+                "--profiling=false".into(),
+            ];
+            Some(Server::spawn(
+                "kube-scheduler",
+                command(&tool("kube-scheduler")?, args),
+                &root.join("kube-scheduler.log"),
+            )?)
+        } else {
+            None
+        };
+
         Ok(Self {
+            scheduler,
             controller_manager,
             api_server,
             etcd,
@@ -166,7 +230,7 @@ impl ControlPlane {
         &self.kubeconfig
     }
 
-    /// The API server's URL (`https://127.0.0.1:<port>`).
+    /// The API server's URL (`https://127.0.0.1:<port>`, or at [`ControlPlaneOptions::address`]).
     pub fn server_url(&self) -> &str {
         &self.server_url
     }
@@ -201,8 +265,9 @@ impl ControlPlane {
 
     /// The last lines of each server's log, for failure messages.
     pub fn log_tails(&self, lines: usize) -> String {
-        [&self.etcd, &self.api_server, &self.controller_manager]
-            .iter()
+        [Some(&self.etcd), Some(&self.api_server), Some(&self.controller_manager), self.scheduler.as_ref()]
+            .into_iter()
+            .flatten()
             .map(|s| format!("--- {}\n{}", s.log_path().display(), s.log_tail(lines)))
             .collect::<Vec<_>>()
             .join("\n")

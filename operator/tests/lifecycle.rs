@@ -123,8 +123,11 @@ async fn happy_path(h: &Harness, op: &Operator) {
         (Some("Indexed"), Some(3), Some(2))
     );
     assert_eq!(spec.backoff_limit_per_index, Some(3));
-    let cm = Api::<ConfigMap>::namespaced(h.client.clone(), ns).get("render-plan").await.expect("plan ConfigMap");
-    assert!(cm.data.unwrap_or_default().get("plan.json").is_some_and(|p| p.contains("\"shards\":3")));
+    let maps = Api::<ConfigMap>::namespaced(h.client.clone(), ns);
+    let header = maps.get(&format!("render-{run}-plan")).await.expect("plan header ConfigMap");
+    assert!(header.data.unwrap_or_default().get("plan.json").is_some_and(|p| p.contains("\"shards\":3")));
+    let chunk = maps.get(&format!("render-{run}-plan-0")).await.expect("plan chunk ConfigMap");
+    assert!(chunk.data.unwrap_or_default().contains_key("partitions-0.json"), "written by the planner's Role");
     Api::<ServiceAccount>::namespaced(h.client.clone(), ns).get("render-worker").await.expect("worker ServiceAccount");
     Api::<Role>::namespaced(h.client.clone(), ns).get("render-worker").await.expect("worker Role");
     Api::<RoleBinding>::namespaced(h.client.clone(), ns).get("render-worker").await.expect("worker RoleBinding");
@@ -173,13 +176,20 @@ async fn happy_path(h: &Harness, op: &Operator) {
         assert!(Instant::now() < deadline, "the old run's Jobs were not removed: {names:?}");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    for old in [format!("render-{run}-plan"), format!("render-{run}-plan-0")] {
+        assert!(maps.get_opt(&old).await.expect("get").is_none(), "the old run's plan map {old} was deleted");
+    }
+    assert!(maps.get_opt(&format!("render-{new_run}-plan-0")).await.expect("get").is_some());
 
     // Deleting the scan deletes what it owns (garbage collection via owner references).
     kubectl_ok(&h.cluster, &["delete", "exs", "render", "-n", ns, "--wait=true"]);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let jobs = h.jobs(ns, "render").await.len();
-        let cm = Api::<ConfigMap>::namespaced(h.client.clone(), ns).get_opt("render-plan").await.expect("get");
+        let cm = Api::<ConfigMap>::namespaced(h.client.clone(), ns)
+            .get_opt(&format!("render-{new_run}-plan"))
+            .await
+            .expect("get");
         let sa = Api::<ServiceAccount>::namespaced(h.client.clone(), ns).get_opt("render-worker").await.expect("get");
         let role = Api::<Role>::namespaced(h.client.clone(), ns).get_opt("render-worker").await.expect("get");
         let rb = Api::<RoleBinding>::namespaced(h.client.clone(), ns).get_opt("render-worker").await.expect("get");

@@ -5,7 +5,8 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use exrscan::plan::configmap;
+use exrscan::plan::configmap::{self, PublishError};
+use exrscan::plan::stored::DEFAULT_SHARDS_PER_CHUNK;
 use exrscan::shard::Outcome;
 use exrscan::source::s3::S3Url;
 
@@ -17,10 +18,13 @@ use super::s3_args::{FilterArgs, HeaderReadArgs, S3Args, user_agent};
 #[command(after_help = "\
 The prefix is listed once (about one LIST request per 1000 keys); the keys the globs keep \
 are cut into N contiguous key ranges of (nearly) equal counts, shard i scanning range i. \
-The plan is printed as JSON, or written into the `plan.json` key of a ConfigMap.
+The plan is printed as JSON, or published into ConfigMaps: chunk k (shards k×M to k×M+M-1, \
+M = --shards-per-configmap) into the key `partitions-<k>.json` of ConfigMap NAME-<k>, then \
+the header into the key `plan.json` of ConfigMap NAME. The ConfigMaps must exist; each \
+value is checked against the ConfigMap size limit before anything is written.
 
 Exit status: 0 when the plan was made; 2 for bad usage or configuration (bad URL or glob, \
-no such bucket); 3 when S3 or the Kubernetes API stayed unreachable; 4 when S3 refused the \
+no such bucket, missing ConfigMap, a chunk too large for a ConfigMap); 3 when S3 or the Kubernetes API stayed unreachable; 4 when S3 refused the \
 credentials (denied, expired, clock skew): a new attempt reads them again.")]
 pub struct Args {
     /// The prefix to plan: s3://bucket/prefix.
@@ -29,9 +33,13 @@ pub struct Args {
     /// Number of shards.
     #[arg(long, env = "EXRSCAN_SHARDS", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     shards: u32,
-    /// Write the plan into this ConfigMap's `plan.json` key instead of printing it.
+    /// Publish the plan into ConfigMap NAME (header) and NAME-<k> (chunk k) instead of printing it.
     #[arg(long, value_name = "NAME")]
     configmap: Option<String>,
+    /// Shards per chunk ConfigMap when publishing.
+    #[arg(long, value_name = "M", default_value_t = DEFAULT_SHARDS_PER_CHUNK,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    shards_per_configmap: u32,
     /// Namespace of the ConfigMap (else POD_NAMESPACE, else the kubeconfig's).
     #[arg(long, value_name = "NAMESPACE")]
     namespace: Option<String>,
@@ -78,18 +86,13 @@ async fn plan(args: &Args) -> Outcome {
         "plan made"
     );
     match &args.configmap {
-        Some(name) => match configmap::publish(&plan, name, args.namespace.as_deref()).await {
+        Some(name) => match configmap::publish(&plan, name, args.shards_per_configmap, args.namespace.as_deref()).await
+        {
             Ok(()) => {
-                tracing::info!(configmap = %name, "plan written");
+                tracing::info!(configmap = %name, shards_per_configmap = args.shards_per_configmap, "plan written");
                 Outcome::Done
             }
-            Err(kube::Error::Api(status)) if matches!(status.code, 400 | 401 | 403 | 404 | 422) => {
-                Outcome::Config(format!("writing ConfigMap {name}: {status}"))
-            }
-            Err(e @ (kube::Error::InferConfig(_) | kube::Error::InferKubeconfig(_))) => {
-                Outcome::Config(format!("no Kubernetes client configuration: {e}"))
-            }
-            Err(e) => Outcome::Unavailable(format!("writing ConfigMap {name}: {e}")),
+            Err(e) => publish_outcome(&e),
         },
         None => {
             let mut out = std::io::stdout().lock();
@@ -99,4 +102,16 @@ async fn plan(args: &Args) -> Outcome {
             }
         }
     }
+}
+
+/// Exit 2 for what retrying cannot mend (a plan too large, a missing ConfigMap, refused
+/// access, no client configuration), else 3.
+fn publish_outcome(error: &PublishError) -> Outcome {
+    let config = match error.kube() {
+        None => true,
+        Some(kube::Error::Api(status)) => matches!(status.code, 400 | 401 | 403 | 404 | 413 | 422),
+        Some(kube::Error::InferConfig(_) | kube::Error::InferKubeconfig(_)) => true,
+        Some(_) => false,
+    };
+    if config { Outcome::Config(error.to_string()) } else { Outcome::Unavailable(error.to_string()) }
 }

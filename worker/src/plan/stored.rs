@@ -175,10 +175,9 @@ impl Header {
         struct Versioned {
             version: u32,
         }
+        // The version first: another version's fields may not parse.
         let Versioned { version } = serde_json::from_str(text)?;
-        if version != PLAN_VERSION {
-            return Err(PlanError::Invalid(format!("version {version} (this exrscan reads version {PLAN_VERSION})")));
-        }
+        check_version(version)?;
         let header: Header = serde_json::from_str(text)?;
         header.check()?;
         Ok(header)
@@ -190,17 +189,19 @@ impl Header {
     }
 
     fn check(&self) -> Result<(), PlanError> {
-        if self.version != PLAN_VERSION {
-            return Err(PlanError::Invalid(format!(
-                "version {} (this exrscan reads version {PLAN_VERSION})",
-                self.version
-            )));
-        }
+        check_version(self.version)?;
         if self.shards == 0 || self.shards_per_chunk == 0 {
             return Err(PlanError::Invalid(format!("{} shards, {} per chunk", self.shards, self.shards_per_chunk)));
         }
         Ok(())
     }
+}
+
+fn check_version(version: u32) -> Result<(), PlanError> {
+    if version == PLAN_VERSION {
+        return Ok(());
+    }
+    Err(PlanError::Invalid(format!("version {version} (this exrscan reads version {PLAN_VERSION})")))
 }
 
 impl Chunk {

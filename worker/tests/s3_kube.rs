@@ -1,7 +1,7 @@
 //! The worker's side of the Kubernetes contract on a real control plane: `exrscan plan
 //! --configmap` publishes the plan into its header and chunk ConfigMaps (each within the
-//! size the API server accepts), `exrscan shard` reads its own chunk and patches its progress
-//! into its key of its run's progress ConfigMap.
+//! size the API server accepts, even for 10,000 shards of the longest keys), `exrscan shard`
+//! reads its own chunk and patches its progress into its key of its run's progress ConfigMap.
 
 mod bucket;
 
@@ -9,8 +9,11 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 
 use bucket::{BUCKET, PREFIX, TestResult, exrscan_s3, last_json, run, upload};
-use exrscan::plan::stored::{MAX_MAP_BYTES, chunk_key};
-use exrscan::plan::{Chunk, Header, Plan};
+use exrscan::plan::configmap::{self, PublishError};
+use exrscan::plan::stored::{DEFAULT_SHARDS_PER_CHUNK, MAX_MAP_BYTES, chunk_key};
+use exrscan::plan::{Chunk, Header, Partition, Plan};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, ObjectMeta, PostParams};
 use testenv::S3Server;
 use testenv::kube::ControlPlane;
 
@@ -110,5 +113,72 @@ fn the_plan_and_the_progress_land_in_their_configmaps() -> TestResult {
     assert_eq!(progress["counts"]["discovered"], plan.partitions[3].objects, "{progress}");
     let other = value("scan-run-progress-3", "other");
     assert_eq!(other, "kept", "a merge patch of its own key only");
+    Ok(())
+}
+
+/// A plan of 10,000 shards whose boundaries are keys of S3's longest (1,024 bytes), each byte
+/// a `fill` character.
+fn longest_keys_plan(fill: char) -> Plan {
+    let shards = 10_000;
+    let key = |i: u32| {
+        let head = format!("shows/{i:05}/");
+        let fill: String = std::iter::repeat_n(fill, 1024 - head.len()).collect();
+        head + &fill
+    };
+    let mut partitions = Vec::new();
+    let mut after = None;
+    for shard in 0..shards {
+        let until = (shard + 1 < shards).then(|| key(shard));
+        partitions.push(Partition { shard, after: after.clone(), until: until.clone(), listed: 1_000, objects: 1_000 });
+        after = until;
+    }
+    Plan {
+        bucket: BUCKET.into(),
+        prefix: "shows/".into(),
+        shards,
+        include: Vec::new(),
+        exclude: Vec::new(),
+        listed: 10_000_000,
+        objects: 10_000_000,
+        partitions,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_of_ten_thousand_shards_of_the_longest_keys_is_published() -> TestResult {
+    let plane = ControlPlane::start()?;
+    let api: Api<ConfigMap> = Api::namespaced(plane.client().await?, "default");
+    let plan = longest_keys_plan('"');
+    let chunks = plan.shards.div_ceil(DEFAULT_SHARDS_PER_CHUNK);
+    let names: Vec<String> =
+        std::iter::once("big".to_string()).chain((0..chunks).map(|k| configmap::chunk_map("big", k))).collect();
+    for name in names.iter().chain(&["refused".to_string(), "refused-0".to_string()]) {
+        let map =
+            ConfigMap { metadata: ObjectMeta { name: Some(name.clone()), ..Default::default() }, ..Default::default() };
+        api.create(&PostParams::default(), &map).await?;
+    }
+
+    configmap::publish(&api, &plan, "big", DEFAULT_SHARDS_PER_CHUNK).await?;
+    let value = |map: ConfigMap, key: &str| map.data.and_then(|mut d| d.remove(key)).unwrap_or_default();
+    let header = Header::from_json(&value(api.get("big").await?, "plan.json"))?;
+    let mut read = Vec::new();
+    let mut largest = 0;
+    for k in 0..chunks {
+        let text = value(api.get(&configmap::chunk_map("big", k)).await?, &chunk_key(k));
+        largest = largest.max(text.len());
+        read.push(serde_json::from_str::<Chunk>(&text)?);
+    }
+    assert_eq!((header.chunk_count(), read.len() as u32), (25, 25));
+    assert!(largest > 800_000 && largest <= MAX_MAP_BYTES, "the API server took a chunk of {largest} bytes");
+    assert!(Plan::join(header, read)? == plan, "the published plan reads back whole");
+
+    // Keys the listing refuses (control characters, 6 bytes each in JSON) would not fit:
+    // refused before anything is written.
+    let refused = configmap::publish(&api, &longest_keys_plan('\u{1}'), "refused", DEFAULT_SHARDS_PER_CHUNK).await;
+    let Err(PublishError::Plan(error)) = refused else { panic!("not refused: {refused:?}") };
+    assert!(error.to_string().contains("plan chunk 0 would be"), "{error}");
+    for name in ["refused", "refused-0"] {
+        assert!(api.get(name).await?.data.is_none(), "{name} was written");
+    }
     Ok(())
 }

@@ -9,6 +9,8 @@ use exrscan::plan::configmap::{self, PublishError};
 use exrscan::plan::stored::DEFAULT_SHARDS_PER_CHUNK;
 use exrscan::shard::Outcome;
 use exrscan::source::s3::S3Url;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
 
 use super::log::{self, LogFormat};
 use super::s3_args::{FilterArgs, HeaderReadArgs, S3Args, user_agent};
@@ -86,14 +88,22 @@ async fn plan(args: &Args) -> Outcome {
         "plan made"
     );
     match &args.configmap {
-        Some(name) => match configmap::publish(&plan, name, args.shards_per_configmap, args.namespace.as_deref()).await
-        {
-            Ok(()) => {
-                tracing::info!(configmap = %name, shards_per_configmap = args.shards_per_configmap, "plan written");
-                Outcome::Done
+        Some(name) => {
+            let api = match config_maps(args.namespace.as_deref()).await {
+                Ok(api) => api,
+                Err(e) => return kube_outcome(&e, format!("no Kubernetes client: {e}")),
+            };
+            match configmap::publish(&api, &plan, name, args.shards_per_configmap).await {
+                Ok(()) => {
+                    tracing::info!(configmap = %name, shards_per_configmap = args.shards_per_configmap, "plan written");
+                    Outcome::Done
+                }
+                Err(e @ PublishError::Plan(_)) => Outcome::Config(e.to_string()),
+                Err(PublishError::Write { name, source }) => {
+                    kube_outcome(&source, format!("writing ConfigMap {name}: {source}"))
+                }
             }
-            Err(e) => publish_outcome(&e),
-        },
+        }
         None => {
             let mut out = std::io::stdout().lock();
             match writeln!(out, "{}", plan.to_json()) {
@@ -104,14 +114,24 @@ async fn plan(args: &Args) -> Outcome {
     }
 }
 
-/// Exit 2 for what retrying cannot mend (a plan too large, a missing ConfigMap, refused
-/// access, no client configuration), else 3.
-fn publish_outcome(error: &PublishError) -> Outcome {
-    let config = match error.kube() {
-        None => true,
-        Some(kube::Error::Api(status)) => matches!(status.code, 400 | 401 | 403 | 404 | 413 | 422),
-        Some(kube::Error::InferConfig(_) | kube::Error::InferKubeconfig(_)) => true,
-        Some(_) => false,
-    };
-    if config { Outcome::Config(error.to_string()) } else { Outcome::Unavailable(error.to_string()) }
+/// The ConfigMaps of `namespace`, else of `POD_NAMESPACE`, else of the client's default namespace.
+async fn config_maps(namespace: Option<&str>) -> Result<Api<ConfigMap>, kube::Error> {
+    let client = kube::Client::try_default().await?;
+    let namespace = namespace
+        .map(str::to_owned)
+        .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty()))
+        .unwrap_or_else(|| client.default_namespace().to_string());
+    Ok(Api::namespaced(client, &namespace))
+}
+
+/// Exit 2 for what retrying cannot mend (a missing ConfigMap, refused access, no client
+/// configuration), else 3.
+fn kube_outcome(error: &kube::Error, message: String) -> Outcome {
+    match error {
+        kube::Error::Api(status) if matches!(status.code, 400 | 401 | 403 | 404 | 413 | 422) => {
+            Outcome::Config(message)
+        }
+        kube::Error::InferConfig(_) | kube::Error::InferKubeconfig(_) => Outcome::Config(message),
+        _ => Outcome::Unavailable(message),
+    }
 }

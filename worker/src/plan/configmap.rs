@@ -16,9 +16,6 @@ pub enum PublishError {
     /// Part of the plan would not fit in a ConfigMap; nothing was written.
     #[error(transparent)]
     Plan(#[from] PlanError),
-    /// No Kubernetes client.
-    #[error("no Kubernetes client: {0}")]
-    Client(#[source] kube::Error),
     /// The API server refused or failed a write.
     #[error("writing ConfigMap {name}: {source}")]
     Write {
@@ -28,38 +25,16 @@ pub enum PublishError {
     },
 }
 
-impl PublishError {
-    /// The Kubernetes error, if the failure was one.
-    pub fn kube(&self) -> Option<&kube::Error> {
-        match self {
-            PublishError::Plan(_) => None,
-            PublishError::Client(e) | PublishError::Write { source: e, .. } => Some(e),
-        }
-    }
-}
-
 /// The ConfigMap holding chunk `k` of the plan published as `name`.
 pub fn chunk_map(name: &str, k: u32) -> String {
     format!("{name}-{k}")
 }
 
 /// Writes `plan` with chunks of `shards_per_chunk` shards into ConfigMaps `name-<k>` and
-/// its header into `name`, in `namespace` (else `POD_NAMESPACE`, else the client's default
-/// namespace), leaving their other keys alone. Every value is checked against the
-/// ConfigMap size limit before anything is written.
-pub async fn publish(
-    plan: &Plan,
-    name: &str,
-    shards_per_chunk: u32,
-    namespace: Option<&str>,
-) -> Result<(), PublishError> {
+/// its header into `name` (all in `api`'s namespace), leaving their other keys alone. Every
+/// value is checked against the ConfigMap size limit before anything is written.
+pub async fn publish(api: &Api<ConfigMap>, plan: &Plan, name: &str, shards_per_chunk: u32) -> Result<(), PublishError> {
     let stored = plan.stored(shards_per_chunk)?;
-    let client = kube::Client::try_default().await.map_err(PublishError::Client)?;
-    let namespace = namespace
-        .map(str::to_owned)
-        .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty()))
-        .unwrap_or_else(|| client.default_namespace().to_string());
-    let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
     let chunks = (0..).zip(&stored.chunks).map(|(k, chunk)| (chunk_map(name, k), chunk_key(k), chunk));
     for (map, key, value) in chunks.chain([(name.to_string(), HEADER_KEY.to_string(), &stored.header)]) {
         let patch = serde_json::json!({"data": {key: value}});

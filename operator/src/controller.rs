@@ -42,10 +42,12 @@ pub async fn run(
     };
     let managed = format!("{}={}", names::MANAGED_BY_LABEL, names::MANAGER);
     let owned = watcher::Config::default().labels(&managed);
+    // Plan headers, not progress or plan chunks: a plan is there once its header is written.
     let plans = watcher::Config::default().labels(&format!(
-        "{managed},{}!={}",
+        "{managed},{} notin ({}, {})",
         names::COMPONENT_LABEL,
-        names::PROGRESS_COMPONENT
+        names::PROGRESS_COMPONENT,
+        names::PLAN_CHUNK_COMPONENT
     ));
     let controllers = apis.into_iter().map(|ns| {
         let scans: Api<ExrScan> = scoped(&client, ns.as_deref());

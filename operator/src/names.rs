@@ -13,15 +13,18 @@ pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// Value of [`MANAGED_BY_LABEL`].
 pub const MANAGER: &str = "exrscan-operator";
-/// The ConfigMap annotation naming the run a plan belongs to.
-pub const PLAN_RUN_ANNOTATION: &str = "exrscan.dev/run";
-/// The ConfigMap key the planner writes.
+/// The key of the plan header the planner writes (last, once every chunk is written).
 pub const PLAN_KEY: &str = "plan.json";
+/// Shards whose partitions one plan chunk ConfigMap holds (`exrscan plan
+/// --shards-per-configmap`): 401 S3 keys of at most 1,024 bytes, JSON-escaped at worst to
+/// 2,048 bytes each, take under 840 KB of the 1 MiB a ConfigMap holds; 10,000 shards make
+/// 25 chunk maps, each a source of the shard pods' plan volume.
+pub const SHARDS_PER_PLAN_MAP: i32 = 400;
 /// Shards whose progress one progress ConfigMap holds: at most ~2 KiB per shard (counts and
 /// a few shortened failures), so a map stays well under the 1 MiB object limit and no map
 /// takes every shard's writes.
 pub const SHARDS_PER_PROGRESS_MAP: i32 = 200;
-/// Where worker pods mount the plan ConfigMap.
+/// Where shard pods see the plan: the header and every chunk, projected into one directory.
 pub const PLAN_MOUNT: &str = "/etc/exrscan/plan";
 /// The worker container's name (pod failure policy rules name it).
 pub const CONTAINER: &str = "worker";
@@ -52,9 +55,15 @@ impl Component {
     }
 }
 
-/// `<scan>-plan`: the ConfigMap holding the plan.
-pub fn plan_config_map(scan: &str) -> String {
-    format!("{scan}-plan")
+/// `<scan>-<run>-plan`: the ConfigMap holding the plan header of a run.
+pub fn plan_config_map(scan: &str, run: &str) -> String {
+    format!("{scan}-{run}-plan")
+}
+
+/// The plan chunk ConfigMaps of a run of `shards` shards: `<scan>-<run>-plan-<k>` holds the
+/// partitions of shards `k * SHARDS_PER_PLAN_MAP ..` under the key `partitions-<k>.json`.
+pub fn plan_chunk_maps(scan: &str, run: &str, shards: i32) -> Vec<String> {
+    chunk_names(&plan_config_map(scan, run), shards, SHARDS_PER_PLAN_MAP)
 }
 
 /// `<scan>-worker`: the ServiceAccount, Role and RoleBinding of the scan's pods.
@@ -70,9 +79,13 @@ pub fn progress_prefix(scan: &str, run: &str) -> String {
 /// The progress ConfigMaps of a run of `shards` shards: `<scan>-<run>-progress-<k>` holds
 /// shards `k * SHARDS_PER_PROGRESS_MAP ..` (its keys are shard indexes).
 pub fn progress_maps(scan: &str, run: &str, shards: i32) -> Vec<String> {
-    let prefix = progress_prefix(scan, run);
-    let maps = (shards.max(1) - 1) / SHARDS_PER_PROGRESS_MAP + 1;
-    (0..maps).map(|k| format!("{prefix}-{k}")).collect()
+    chunk_names(&progress_prefix(scan, run), shards, SHARDS_PER_PROGRESS_MAP)
+}
+
+/// `<prefix>-<k>` for each chunk of `per_chunk` of `shards` shards.
+fn chunk_names(prefix: &str, shards: i32, per_chunk: i32) -> Vec<String> {
+    let chunks = (shards.max(1) - 1) / per_chunk + 1;
+    (0..chunks).map(|k| format!("{prefix}-{k}")).collect()
 }
 
 /// `<scan>-plan-<run>`: the planner Job of a run.
@@ -104,12 +117,16 @@ pub fn run_labels(scan: &str, run: &str, component: Component) -> BTreeMap<Strin
 
 /// [`COMPONENT_LABEL`] of a run's progress ConfigMaps.
 pub const PROGRESS_COMPONENT: &str = "progress";
+/// [`COMPONENT_LABEL`] of a run's plan header ConfigMap.
+pub const PLAN_COMPONENT: &str = "plan";
+/// [`COMPONENT_LABEL`] of a run's plan chunk ConfigMaps.
+pub const PLAN_CHUNK_COMPONENT: &str = "plan-chunk";
 
-/// Labels of a run's progress ConfigMaps.
-pub fn progress_labels(scan: &str, run: &str) -> BTreeMap<String, String> {
+/// Labels of a run's ConfigMaps of `component` (progress, plan header or plan chunks).
+pub fn run_map_labels(scan: &str, run: &str, component: &str) -> BTreeMap<String, String> {
     let mut labels = scan_labels(scan);
     labels.insert(RUN_LABEL.to_string(), run.to_string());
-    labels.insert(COMPONENT_LABEL.to_string(), PROGRESS_COMPONENT.to_string());
+    labels.insert(COMPONENT_LABEL.to_string(), component.to_string());
     labels
 }
 

@@ -416,7 +416,7 @@ async fn write_status(scans: &Api<ExrScan>, scan_ref: &ScanRef, status: &ExrScan
 
 /// Where the plan of a run stands.
 enum PlanStage {
-    /// `plan.json` of this run is in the scan's own ConfigMap.
+    /// `plan.json` of this run is in the run's own header ConfigMap.
     Ready,
     /// Not yet (or never: the outcome says which).
     Waiting(Outcome),
@@ -493,23 +493,16 @@ impl Run<'_> {
         let planner_name = names::planner_job(&self.scan_ref.name, &self.id);
         // The Job first: a planner seen complete has written the plan before the ConfigMap is read.
         let planner = self.live_job(&planner_name).await?;
-        let cm_name = names::plan_config_map(&self.scan_ref.name);
+        let cm_name = names::plan_config_map(&self.scan_ref.name, &self.id);
         let cm = self.apis.config_maps.get_opt(&cm_name).await?;
-        let (own_cm, foreign_cm) = match cm {
-            Some(cm) if self.scan_ref.controls(&cm.metadata) => (Some(cm), None),
-            other => (None, other),
-        };
-        if own_cm.as_ref().is_some_and(|cm| plan::holds_plan(cm, &self.id)) {
+        if cm.is_some_and(|cm| self.scan_ref.controls(&cm.metadata) && plan::holds_plan(&cm)) {
             return Ok(PlanStage::Ready);
         }
         let Some(planner) = planner else {
             // The previous run stops first, suspended or not; objects of an earlier ExrScan
-            // of this name wait for garbage collection.
+            // of this name (plan maps included) wait for garbage collection.
             let account = self.apis.service_accounts.get_opt(&names::worker_account(&self.scan_ref.name)).await?;
             let mut foreign = Vec::new();
-            if foreign_cm.is_some() {
-                foreign.push(format!("ConfigMap {cm_name} of an earlier ExrScan of this name"));
-            }
             if account.is_some_and(|a| objects::controller_uid(&a.metadata).is_some_and(|uid| uid != self.scan_ref.uid))
             {
                 foreign.push(format!(
@@ -531,22 +524,8 @@ impl Run<'_> {
                 Ok(deadline) => deadline,
                 Err(outcome) => return Ok(PlanStage::Waiting(outcome)),
             };
-            match own_cm {
-                Some(stale) if plan::plan_run(&stale) != Some(self.id.as_str()) => {
-                    self.apis
-                        .config_maps
-                        .delete(&cm_name, &DeleteParams::default())
-                        .await
-                        .map(|_| ())
-                        .or_else(ignore_not_found)?;
-                    self.create(&self.apis.config_maps, "ConfigMap", &plan::config_map(&self.scan_ref, &self.id))
-                        .await?;
-                }
-                Some(_) => {}
-                None => {
-                    self.create(&self.apis.config_maps, "ConfigMap", &plan::config_map(&self.scan_ref, &self.id))
-                        .await?;
-                }
+            for map in plan::config_maps(&self.scan_ref, &self.id, self.scan.spec.shards) {
+                self.create(&self.apis.config_maps, "ConfigMap", &map).await?;
             }
             self.apply_rbac().await?;
             let job = plan::planner_job(self.scan, &self.scan_ref, &self.id, &self.ctx.worker, deadline);
@@ -624,15 +603,17 @@ impl Run<'_> {
             self.apis.jobs.delete(name, &dp).await.map(|_| ()).or_else(ignore_not_found)?;
         }
         foreign.extend(obstacles.waiting_for);
-        // Progress maps: earlier runs' are deleted (the status keeps their totals in
+        // Progress and plan maps: earlier runs' are deleted (the status keeps their totals in
         // `lastRun`); an earlier ExrScan's wait for garbage collection.
-        let progress_maps = ListParams::default().labels(&format!(
-            "{},{}={}",
+        let run_maps = ListParams::default().labels(&format!(
+            "{},{} in ({}, {}, {})",
             names::scan_selector(&self.scan_ref.name),
             names::COMPONENT_LABEL,
-            names::PROGRESS_COMPONENT
+            names::PROGRESS_COMPONENT,
+            names::PLAN_COMPONENT,
+            names::PLAN_CHUNK_COMPONENT
         ));
-        for map in self.apis.config_maps.list_metadata(&progress_maps).await?.items {
+        for map in self.apis.config_maps.list_metadata(&run_maps).await?.items {
             let of_run = map.labels().get(names::RUN_LABEL).is_some_and(|run| *run == self.id);
             if !self.scan_ref.controls(&map.metadata) {
                 foreign.push(format!("ConfigMap {} of an earlier ExrScan of this name", map.name_any()));

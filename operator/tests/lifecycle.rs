@@ -1,7 +1,7 @@
 //! ExrScans on a real control plane, run by the operator binary, with worker pods run by
 //! the node agent as the fake worker (see `harness`): plan → Indexed Job → live and final
 //! status, GitOps re-apply and rescan, per-index retries, permanent failures, configuration
-//! errors, suspend/resume, and cleanup by garbage collection.
+//! errors, a plan map deleted mid-run, suspend/resume, and cleanup by garbage collection.
 
 mod harness;
 
@@ -32,7 +32,7 @@ fn condition<'a>(s: &'a ExrScan, t: &str) -> (&'a str, &'a str, &'a str) {
 async fn scans_follow_their_spec_on_a_real_control_plane() {
     let h = Harness::start(true).await;
     let op = h.operator("op-1", &[]);
-    for ns in ["happy", "retry", "broken", "config", "pause"] {
+    for ns in ["happy", "retry", "broken", "config", "lost", "pause"] {
         h.namespace(ns).await;
     }
     tokio::join!(
@@ -40,12 +40,13 @@ async fn scans_follow_their_spec_on_a_real_control_plane() {
         retried_shard(&h),
         shard_failing_past_its_limit(&h),
         configuration_error(&h),
+        a_deleted_plan_map(&h),
         suspend_and_resume(&h)
     );
 
     let (code, metrics) = op.get("/metrics").expect("metrics served");
     assert_eq!(code, 200);
-    assert!(metrics.contains("exrscan_operator_scans{phase=\"Failed\"} 2"), "{metrics}");
+    assert!(metrics.contains("exrscan_operator_scans{phase=\"Failed\"} 3"), "{metrics}");
     assert!(metrics.contains("exrscan_operator_leader 1"), "{metrics}");
     assert!(metrics.contains("exrscan_operator_reconcile_duration_seconds_count"), "{metrics}");
     assert_eq!(op.get("/readyz").map(|(c, _)| c), Some(200));
@@ -123,8 +124,11 @@ async fn happy_path(h: &Harness, op: &Operator) {
         (Some("Indexed"), Some(3), Some(2))
     );
     assert_eq!(spec.backoff_limit_per_index, Some(3));
-    let cm = Api::<ConfigMap>::namespaced(h.client.clone(), ns).get("render-plan").await.expect("plan ConfigMap");
-    assert!(cm.data.unwrap_or_default().get("plan.json").is_some_and(|p| p.contains("\"shards\":3")));
+    let maps = Api::<ConfigMap>::namespaced(h.client.clone(), ns);
+    let header = maps.get(&format!("render-{run}-plan")).await.expect("plan header ConfigMap");
+    assert!(header.data.unwrap_or_default().get("plan.json").is_some_and(|p| p.contains("\"shards\":3")));
+    let chunk = maps.get(&format!("render-{run}-plan-0")).await.expect("plan chunk ConfigMap");
+    assert!(chunk.data.unwrap_or_default().contains_key("partitions-0.json"), "written by the planner's Role");
     Api::<ServiceAccount>::namespaced(h.client.clone(), ns).get("render-worker").await.expect("worker ServiceAccount");
     Api::<Role>::namespaced(h.client.clone(), ns).get("render-worker").await.expect("worker Role");
     Api::<RoleBinding>::namespaced(h.client.clone(), ns).get("render-worker").await.expect("worker RoleBinding");
@@ -173,13 +177,20 @@ async fn happy_path(h: &Harness, op: &Operator) {
         assert!(Instant::now() < deadline, "the old run's Jobs were not removed: {names:?}");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+    for old in [format!("render-{run}-plan"), format!("render-{run}-plan-0")] {
+        assert!(maps.get_opt(&old).await.expect("get").is_none(), "the old run's plan map {old} was deleted");
+    }
+    assert!(maps.get_opt(&format!("render-{new_run}-plan-0")).await.expect("get").is_some());
 
     // Deleting the scan deletes what it owns (garbage collection via owner references).
     kubectl_ok(&h.cluster, &["delete", "exs", "render", "-n", ns, "--wait=true"]);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let jobs = h.jobs(ns, "render").await.len();
-        let cm = Api::<ConfigMap>::namespaced(h.client.clone(), ns).get_opt("render-plan").await.expect("get");
+        let cm = Api::<ConfigMap>::namespaced(h.client.clone(), ns)
+            .get_opt(&format!("render-{new_run}-plan"))
+            .await
+            .expect("get");
         let sa = Api::<ServiceAccount>::namespaced(h.client.clone(), ns).get_opt("render-worker").await.expect("get");
         let role = Api::<Role>::namespaced(h.client.clone(), ns).get_opt("render-worker").await.expect("get");
         let rb = Api::<RoleBinding>::namespaced(h.client.clone(), ns).get_opt("render-worker").await.expect("get");
@@ -251,6 +262,27 @@ async fn configuration_error(h: &Harness) {
     assert!(message.contains("exit code 2: bad sink URI"), "{message}");
     let attempts = done.status.and_then(|s| s.shards).map(|s| s.failed_attempts).unwrap_or_default();
     assert!(attempts <= 2, "exit code 2 is not retried: {attempts} failed pods");
+}
+
+/// The plan maps are optional sources of the shards' plan volume: a chunk map deleted by hand
+/// after planning does not leave pods waiting for their volume — they start, and the shard
+/// exits 2 naming its missing chunk file, which fails the scan with that reason.
+async fn a_deleted_plan_map(h: &Harness) {
+    let ns = "lost";
+    let go = h.behaviours.join("lost.go");
+    let wait = format!(r#"if [ "$i" = 0 ]; then while [ ! -f '{}' ]; do sleep 0.2; done; fi; "#, go.display());
+    h.behave("lost", &format!("{wait}summary 10 10 0 0"));
+    let (ok, err) = h.apply(&scan_yaml(ns, "lost", 2, "  parallelism: 1\n  backoffLimitPerIndex: 5\n"));
+    assert!(ok, "{err}");
+    let running = h.wait_scan(ns, "lost", RUN_TIMEOUT, "Running", |s| phase(s) == Some(Phase::Running)).await;
+    let run = running.status.and_then(|s| s.run).expect("run");
+    let chunk = format!("lost-{run}-plan-0");
+    kubectl_ok(&h.cluster, &["delete", "configmap", "-n", ns, &chunk]);
+    std::fs::write(&go, "").expect("shard 0 may end");
+    let done = h.wait_scan(ns, "lost", RUN_TIMEOUT, "Failed", |s| phase(s) == Some(Phase::Failed)).await;
+    let (status, reason, message) = condition(&done, "Failed");
+    assert_eq!((status, reason), ("True", "ConfigurationError"));
+    assert!(message.contains("exit code 2: no plan chunk at") && message.contains("partitions-0.json"), "{message}");
 }
 
 async fn suspend_and_resume(h: &Harness) {

@@ -1,8 +1,8 @@
-//! Step 1 of a run: the `<scan>-plan` ConfigMap (empty, annotated with the run) and the
-//! planner Job that runs `exrscan plan s3://BUCKET/PREFIX --shards N --configmap <scan>-plan`
-//! and writes `plan.json` into it.
-
-use std::collections::BTreeMap;
+//! Step 1 of a run: the run's plan ConfigMaps (empty: the header `<scan>-<run>-plan` and one
+//! chunk `<scan>-<run>-plan-<k>` per [`names::SHARDS_PER_PLAN_MAP`] shards) and the planner
+//! Job that runs `exrscan plan s3://BUCKET/PREFIX --shards N --configmap <scan>-<run>-plan
+//! --shards-per-configmap 400`, which writes each chunk's `partitions-<k>.json`, then the
+//! header's `plan.json`.
 
 use exrscan_crds::ExrScan;
 use k8s_openapi::api::batch::v1::{
@@ -17,21 +17,23 @@ use crate::names::{self, Component};
 /// Retries of the planner pod for crashes and infrastructure errors (exit code 3).
 pub const PLANNER_BACKOFF_LIMIT: i32 = 2;
 
-/// The plan ConfigMap of `run`, without data (the planner fills it in).
-pub fn config_map(scan: &ScanRef, run: &str) -> ConfigMap {
-    let mut metadata = scan.meta(names::plan_config_map(&scan.name));
-    metadata.annotations = Some(BTreeMap::from([(names::PLAN_RUN_ANNOTATION.to_string(), run.to_string())]));
-    ConfigMap { metadata, ..Default::default() }
+/// The plan ConfigMaps of `run` of `shards` shards, without data (the planner fills them
+/// in): the header first, then the chunks.
+pub fn config_maps(scan: &ScanRef, run: &str, shards: i32) -> Vec<ConfigMap> {
+    let header = (names::plan_config_map(&scan.name, run), names::PLAN_COMPONENT);
+    let chunks = names::plan_chunk_maps(&scan.name, run, shards).into_iter().map(|n| (n, names::PLAN_CHUNK_COMPONENT));
+    std::iter::once(header)
+        .chain(chunks)
+        .map(|(name, component)| ConfigMap {
+            metadata: scan.owned_meta(name, names::run_map_labels(&scan.name, run, component)),
+            ..Default::default()
+        })
+        .collect()
 }
 
-/// Whether `cm` holds the plan of `run`.
-pub fn holds_plan(cm: &ConfigMap, run: &str) -> bool {
-    plan_run(cm) == Some(run) && cm.data.as_ref().is_some_and(|d| d.get(names::PLAN_KEY).is_some_and(|p| !p.is_empty()))
-}
-
-/// The run a plan ConfigMap was created for.
-pub fn plan_run(cm: &ConfigMap) -> Option<&str> {
-    cm.metadata.annotations.as_ref().and_then(|a| a.get(names::PLAN_RUN_ANNOTATION)).map(String::as_str)
+/// Whether the header ConfigMap `cm` holds a plan (written after every chunk).
+pub fn holds_plan(cm: &ConfigMap) -> bool {
+    cm.data.as_ref().is_some_and(|d| d.get(names::PLAN_KEY).is_some_and(|p| !p.is_empty()))
 }
 
 /// The planner Job of `run`, ending at the latest `deadline` seconds after it starts.
@@ -48,7 +50,9 @@ pub fn planner_job(
         "--shards".to_string(),
         scan.spec.shards.to_string(),
         "--configmap".to_string(),
-        names::plan_config_map(&scan_ref.name),
+        names::plan_config_map(&scan_ref.name, run),
+        "--shards-per-configmap".to_string(),
+        names::SHARDS_PER_PLAN_MAP.to_string(),
     ];
     let name = names::planner_job(&scan_ref.name, run);
     Job {
@@ -106,7 +110,16 @@ mod tests {
         let c = &spec.template.spec.as_ref().expect("pod").containers[0];
         assert_eq!(
             c.args.clone().unwrap_or_default(),
-            ["plan", "s3://renders/show/seq", "--shards", "4", "--configmap", "renders-plan"]
+            [
+                "plan",
+                "s3://renders/show/seq",
+                "--shards",
+                "4",
+                "--configmap",
+                "renders-abcd1234-plan",
+                "--shards-per-configmap",
+                "400"
+            ]
         );
         assert_eq!(c.image.as_deref(), Some("exrscan:1"));
         assert_eq!(spec.backoff_limit, Some(PLANNER_BACKOFF_LIMIT));
@@ -122,14 +135,28 @@ mod tests {
     }
 
     #[test]
-    fn plan_belongs_to_its_run() {
+    fn a_header_and_a_chunk_per_four_hundred_shards() {
         let scan = fixtures::scan(fixtures::flight_spec());
         let r = ScanRef::of(&scan).expect("ref");
-        let mut cm = config_map(&r, "run1");
-        assert_eq!(cm.metadata.name.as_deref(), Some("renders-plan"));
-        assert!(!holds_plan(&cm, "run1"), "empty until the planner writes it");
-        cm.data = Some(BTreeMap::from([("plan.json".to_string(), "{}".to_string())]));
-        assert!(holds_plan(&cm, "run1"));
-        assert!(!holds_plan(&cm, "run2"), "a plan of another run is stale");
+        let maps = config_maps(&r, "run1", 801);
+        let names: Vec<_> = maps.iter().filter_map(|m| m.metadata.name.clone()).collect();
+        assert_eq!(names, ["renders-run1-plan", "renders-run1-plan-0", "renders-run1-plan-1", "renders-run1-plan-2"]);
+        assert_eq!(config_maps(&r, "run1", 400).len(), 2);
+        assert_eq!(config_maps(&r, "run1", 10_000).len(), 26);
+        let components: Vec<_> = maps
+            .iter()
+            .map(|m| m.metadata.labels.clone().unwrap_or_default().get(names::COMPONENT_LABEL).cloned())
+            .collect();
+        assert_eq!(components[0].as_deref(), Some("plan"), "the header is watched");
+        assert!(components[1..].iter().all(|c| c.as_deref() == Some("plan-chunk")));
+        for map in &maps {
+            let labels = map.metadata.labels.clone().unwrap_or_default();
+            assert_eq!(labels.get(names::RUN_LABEL).map(String::as_str), Some("run1"), "deleted with its run");
+            assert!(r.controls(&map.metadata), "deleted with the scan");
+        }
+        let mut header = maps[0].clone();
+        assert!(!holds_plan(&header), "empty until the planner writes it");
+        header.data = Some(std::collections::BTreeMap::from([("plan.json".to_string(), "{}".to_string())]));
+        assert!(holds_plan(&header));
     }
 }

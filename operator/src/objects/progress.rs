@@ -31,7 +31,7 @@ pub fn config_maps(scan: &ScanRef, run: &str, shards: i32) -> Vec<ConfigMap> {
     names::progress_maps(&scan.name, run, shards)
         .into_iter()
         .map(|name| ConfigMap {
-            metadata: scan.owned_meta(name, names::progress_labels(&scan.name, run)),
+            metadata: scan.owned_meta(name, names::run_map_labels(&scan.name, run, names::PROGRESS_COMPONENT)),
             ..Default::default()
         })
         .collect()

@@ -1,8 +1,9 @@
 //! The per-scan worker identity: ServiceAccount `<scan>-worker` and a Role that lets its pods
-//! write the plan into the one ConfigMap `<scan>-plan` and their progress into the current
-//! run's progress ConfigMaps (and read those) — nothing else: no Pod access (a pod that could patch pods could
-//! change their images and take over their ServiceAccounts), no Secret access (Secrets reach
-//! pods only by reference). The Role is re-applied before each Job, naming that run's maps.
+//! write the plan into the current run's plan ConfigMaps (header and chunks) and their
+//! progress into the current run's progress ConfigMaps (and read those) — nothing else: no
+//! Pod access (a pod that could patch pods could change their images and take over their
+//! ServiceAccounts), no Secret access (Secrets reach pods only by reference). The Role is
+//! re-applied before each Job, naming that run's maps.
 
 use std::collections::BTreeMap;
 
@@ -28,7 +29,11 @@ pub fn role(scan: &ScanRef, run: &str, shards: i32) -> Role {
             PolicyRule {
                 api_groups: Some(vec![String::new()]),
                 resources: Some(vec!["configmaps".into()]),
-                resource_names: Some(vec![names::plan_config_map(&scan.name)]),
+                resource_names: Some(
+                    std::iter::once(names::plan_config_map(&scan.name, run))
+                        .chain(names::plan_chunk_maps(&scan.name, run, shards))
+                        .collect(),
+                ),
                 verbs: vec!["get".into(), "patch".into(), "update".into()],
                 ..Default::default()
             },
@@ -71,16 +76,19 @@ mod tests {
     #[test]
     fn least_privilege() {
         let scan = ScanRef::of(&fixtures::scan(fixtures::flight_spec())).expect("scan ref");
-        let role = role(&scan, "abcd1234", 250);
+        let role = role(&scan, "abcd1234", 801);
         let rules = role.rules.expect("rules");
         assert_eq!(rules.len(), 2);
         let cm = &rules[0];
         assert_eq!(cm.resources.as_deref(), Some(&["configmaps".to_string()][..]));
-        assert_eq!(cm.resource_names.as_deref(), Some(&["renders-plan".to_string()][..]));
+        assert_eq!(
+            cm.resource_names.clone().unwrap_or_default(),
+            ["renders-abcd1234-plan", "renders-abcd1234-plan-0", "renders-abcd1234-plan-1", "renders-abcd1234-plan-2"]
+        );
         let progress = &rules[1];
         assert_eq!(
             progress.resource_names.clone().unwrap_or_default(),
-            ["renders-abcd1234-progress-0", "renders-abcd1234-progress-1"]
+            (0..5).map(|k| format!("renders-abcd1234-progress-{k}")).collect::<Vec<_>>()
         );
         assert_eq!(progress.verbs, ["get", "patch"]);
         for rule in &rules {

@@ -4,9 +4,9 @@
 
 use exrscan_crds::{ExrScan, Sink, VastSink};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapVolumeSource, Container, EnvVar, EnvVarSource, ObjectFieldSelector,
-    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, SeccompProfile, SecretKeySelector,
-    SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    Capabilities, ConfigMapProjection, Container, EnvVar, EnvVarSource, ObjectFieldSelector,
+    PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec, ProjectedVolumeSource,
+    SeccompProfile, SecretKeySelector, SecretVolumeSource, SecurityContext, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -57,14 +57,7 @@ pub fn template(
             env.extend(sink_env(&scan.spec.sink));
             env.extend(tuning_env(scan));
             env.extend(super::progress::env(scan, scan_ref, run, defaults.progress_interval));
-            volumes.push(Volume {
-                name: "plan".into(),
-                config_map: Some(ConfigMapVolumeSource {
-                    name: names::plan_config_map(&scan_ref.name),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            });
+            volumes.push(plan_volume(scan, scan_ref, run));
             mounts.push(mount("plan", names::PLAN_MOUNT, true));
             let (v, m) = sink_volumes(&scan.spec.sink);
             volumes.extend(v);
@@ -222,6 +215,27 @@ fn tuning_env(scan: &ExrScan) -> Vec<EnvVar> {
     env
 }
 
+/// The run's plan header and chunk ConfigMaps projected into one directory (their keys
+/// differ). Each is optional: the operator creates them all before the planner, so one
+/// missing later (deleted by hand) lets the pod start, and the shard fails at once with exit
+/// code 2 naming the missing file, instead of the pod waiting to mount it.
+fn plan_volume(scan: &ExrScan, scan_ref: &ScanRef, run: &str) -> Volume {
+    let header = names::plan_config_map(&scan_ref.name, run);
+    let chunks = names::plan_chunk_maps(&scan_ref.name, run, scan.spec.shards);
+    let sources = std::iter::once(header)
+        .chain(chunks)
+        .map(|name| VolumeProjection {
+            config_map: Some(ConfigMapProjection { name, optional: Some(true), items: None }),
+            ..Default::default()
+        })
+        .collect();
+    Volume {
+        name: "plan".into(),
+        projected: Some(ProjectedVolumeSource { sources: Some(sources), default_mode: None }),
+        ..Default::default()
+    }
+}
+
 fn sink_volumes(sink: &Sink) -> (Vec<Volume>, Vec<VolumeMount>) {
     let mut volumes = Vec::new();
     let mut mounts = Vec::new();
@@ -342,6 +356,29 @@ mod tests {
         assert_eq!(c.command.as_deref(), Some(&["exrscan".to_string()][..]));
         let mounts: Vec<_> = c.volume_mounts.clone().unwrap_or_default().into_iter().map(|m| m.mount_path).collect();
         assert_eq!(mounts, vec!["/etc/exrscan/plan", "/etc/exrscan/flight-ca"]);
+    }
+
+    #[test]
+    fn shards_see_the_plan_header_and_every_chunk() {
+        let mut spec = fixtures::flight_spec();
+        spec.shards = 1_000;
+        let scan = fixtures::scan(spec);
+        let r = ScanRef::of(&scan).expect("ref");
+        let t = template(&scan, &r, "abcd1234", Component::Shard, &fixtures::defaults(), vec![]);
+        let volumes = t.spec.expect("spec").volumes.expect("volumes");
+        let plan = volumes.iter().find(|v| v.name == "plan").expect("plan volume");
+        let sources = plan.projected.as_ref().and_then(|p| p.sources.clone()).expect("projected");
+        let maps: Vec<_> = sources.iter().filter_map(|s| s.config_map.as_ref()).collect();
+        let names: Vec<_> = maps.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["renders-abcd1234-plan", "renders-abcd1234-plan-0", "renders-abcd1234-plan-1", "renders-abcd1234-plan-2"]
+        );
+        assert_eq!(sources.len(), maps.len(), "ConfigMaps only");
+        for map in maps {
+            assert_eq!(map.optional, Some(true), "a missing map fails the shard, not the mount");
+            assert!(map.items.is_none(), "all keys: each chunk's key is its own");
+        }
     }
 
     #[test]

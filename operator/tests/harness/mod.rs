@@ -1,7 +1,8 @@
 //! The operator's integration-test harness: a real control plane (etcd, kube-apiserver,
 //! kube-controller-manager) from `testenv`, the ExrScan CRD installed from the committed
 //! YAML, a node agent that runs worker pods as local processes of a **fake worker** (a
-//! shell script that follows the worker contract: it writes `plan.json` with kubectl, patches
+//! shell script that follows the worker contract: it writes the plan chunks and header with
+//! kubectl, checks that its pod sees the header and its own chunk, patches
 //! its key of the run's progress ConfigMap, writes a termination-message summary and exits
 //! with the contract's codes), and operator processes started from this crate's binary.
 //!
@@ -259,9 +260,10 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((code, body))
 }
 
-/// Writes the fake worker: `exrscan plan …` writes a plan into the ConfigMap with the pod's
-/// own ServiceAccount (exercising the per-scan Role); `exrscan shard …` runs the scan's
-/// behaviour fragment, by default: progress, then a summary of 10 inserted files, exit 0.
+/// Writes the fake worker: `exrscan plan …` writes a chunk into each chunk ConfigMap, then the
+/// header, with the pod's own ServiceAccount (exercising the per-scan Role); `exrscan shard …`
+/// exits 2 unless the plan volume holds the header and the shard's chunk, then runs the
+/// scan's behaviour fragment, by default: progress, then a summary of 10 inserted files, exit 0.
 fn write_fake_worker(dir: &Path, behaviours: &Path) -> PathBuf {
     let kubectl = testenv::paths::tool("kubectl").unwrap_or_else(|e| panic!("{e}"));
     let script = format!(
@@ -291,13 +293,22 @@ summary() {{ # processed inserted unchanged failed [error]
 cmd=$1; shift
 case "$cmd" in
 plan)
-  src=$1; shards=$3; cm=$5
+  src=$1; shards=$3; cm=$5; per=$7
   [ -f "$DIR/$EXRSCAN_SCAN_NAME.plan" ] && . "$DIR/$EXRSCAN_SCAN_NAME.plan"
-  "$KUBECTL" -n "$POD_NAMESPACE" patch configmap "$cm" --type merge \
-    -p "{{\"data\":{{\"plan.json\":\"{{\\\"source\\\":\\\"$src\\\",\\\"shards\\\":$shards}}\"}}}}" || exit 3
+  k=0
+  while [ $((k * per)) -lt "$shards" ]; do
+    "$KUBECTL" -n "$POD_NAMESPACE" patch configmap "$cm-$k" --type merge \
+      -p "{{\"data\":{{\"partitions-$k.json\":\"{{\\\"first\\\":$((k * per))}}\"}}}}" >/dev/null || exit 3
+    k=$((k + 1))
+  done
+  header="{{\\\"source\\\":\\\"$src\\\",\\\"shards\\\":$shards,\\\"shardsPerChunk\\\":$per}}"
+  "$KUBECTL" -n "$POD_NAMESPACE" patch configmap "$cm" --type merge -p "{{\"data\":{{\"plan.json\":\"$header\"}}}}" || exit 3
   ;;
 shard)
   [ "$1" = "--plan" ] && [ -s "$2" ] || {{ echo "no plan at $2" > "$LOG"; exit 2; }}
+  per=$(sed 's/.*"shardsPerChunk":\([0-9]*\).*/\1/' "$2")
+  chunk="$(dirname "$2")/partitions-$((JOB_COMPLETION_INDEX / per)).json"
+  [ -s "$chunk" ] || {{ echo "no plan chunk at $chunk" > "$LOG"; exit 2; }}
   i=$JOB_COMPLETION_INDEX
   counter="$DIR/$EXRSCAN_SCAN_NAME.$i.attempts"
   n=$(( $(cat "$counter" 2>/dev/null || echo 0) + 1 ))

@@ -5,9 +5,12 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use exrscan::plan::configmap;
+use exrscan::plan::configmap::{self, PublishError};
+use exrscan::plan::stored::DEFAULT_SHARDS_PER_CHUNK;
 use exrscan::shard::Outcome;
 use exrscan::source::s3::S3Url;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
 
 use super::log::{self, LogFormat};
 use super::s3_args::{FilterArgs, HeaderReadArgs, S3Args, user_agent};
@@ -17,10 +20,13 @@ use super::s3_args::{FilterArgs, HeaderReadArgs, S3Args, user_agent};
 #[command(after_help = "\
 The prefix is listed once (about one LIST request per 1000 keys); the keys the globs keep \
 are cut into N contiguous key ranges of (nearly) equal counts, shard i scanning range i. \
-The plan is printed as JSON, or written into the `plan.json` key of a ConfigMap.
+The plan is printed as JSON, or published into ConfigMaps: chunk k (shards k×M to k×M+M-1, \
+M = --shards-per-configmap) into the key `partitions-<k>.json` of ConfigMap NAME-<k>, then \
+the header into the key `plan.json` of ConfigMap NAME. The ConfigMaps must exist; each \
+value is checked against the ConfigMap size limit before anything is written.
 
 Exit status: 0 when the plan was made; 2 for bad usage or configuration (bad URL or glob, \
-no such bucket); 3 when S3 or the Kubernetes API stayed unreachable; 4 when S3 refused the \
+no such bucket, missing ConfigMap, a chunk too large for a ConfigMap); 3 when S3 or the Kubernetes API stayed unreachable; 4 when S3 refused the \
 credentials (denied, expired, clock skew): a new attempt reads them again.")]
 pub struct Args {
     /// The prefix to plan: s3://bucket/prefix.
@@ -29,9 +35,13 @@ pub struct Args {
     /// Number of shards.
     #[arg(long, env = "EXRSCAN_SHARDS", value_parser = clap::value_parser!(u32).range(1..=100_000))]
     shards: u32,
-    /// Write the plan into this ConfigMap's `plan.json` key instead of printing it.
+    /// Publish the plan into ConfigMap NAME (header) and NAME-<k> (chunk k) instead of printing it.
     #[arg(long, value_name = "NAME")]
     configmap: Option<String>,
+    /// Shards per chunk ConfigMap when publishing.
+    #[arg(long, value_name = "M", default_value_t = DEFAULT_SHARDS_PER_CHUNK,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    shards_per_configmap: u32,
     /// Namespace of the ConfigMap (else POD_NAMESPACE, else the kubeconfig's).
     #[arg(long, value_name = "NAMESPACE")]
     namespace: Option<String>,
@@ -78,19 +88,22 @@ async fn plan(args: &Args) -> Outcome {
         "plan made"
     );
     match &args.configmap {
-        Some(name) => match configmap::publish(&plan, name, args.namespace.as_deref()).await {
-            Ok(()) => {
-                tracing::info!(configmap = %name, "plan written");
-                Outcome::Done
+        Some(name) => {
+            let api = match config_maps(args.namespace.as_deref()).await {
+                Ok(api) => api,
+                Err(e) => return kube_outcome(&e, format!("no Kubernetes client: {e}")),
+            };
+            match configmap::publish(&api, &plan, name, args.shards_per_configmap).await {
+                Ok(()) => {
+                    tracing::info!(configmap = %name, shards_per_configmap = args.shards_per_configmap, "plan written");
+                    Outcome::Done
+                }
+                Err(e @ PublishError::Plan(_)) => Outcome::Config(e.to_string()),
+                Err(PublishError::Write { name, source }) => {
+                    kube_outcome(&source, format!("writing ConfigMap {name}: {source}"))
+                }
             }
-            Err(kube::Error::Api(status)) if matches!(status.code, 400 | 401 | 403 | 404 | 422) => {
-                Outcome::Config(format!("writing ConfigMap {name}: {status}"))
-            }
-            Err(e @ (kube::Error::InferConfig(_) | kube::Error::InferKubeconfig(_))) => {
-                Outcome::Config(format!("no Kubernetes client configuration: {e}"))
-            }
-            Err(e) => Outcome::Unavailable(format!("writing ConfigMap {name}: {e}")),
-        },
+        }
         None => {
             let mut out = std::io::stdout().lock();
             match writeln!(out, "{}", plan.to_json()) {
@@ -98,5 +111,27 @@ async fn plan(args: &Args) -> Outcome {
                 Err(e) => Outcome::Unavailable(format!("writing the plan: {e}")),
             }
         }
+    }
+}
+
+/// The ConfigMaps of `namespace`, else of `POD_NAMESPACE`, else of the client's default namespace.
+async fn config_maps(namespace: Option<&str>) -> Result<Api<ConfigMap>, kube::Error> {
+    let client = kube::Client::try_default().await?;
+    let namespace = namespace
+        .map(str::to_owned)
+        .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|n| !n.is_empty()))
+        .unwrap_or_else(|| client.default_namespace().to_string());
+    Ok(Api::namespaced(client, &namespace))
+}
+
+/// Exit 2 for what retrying cannot mend (a missing ConfigMap, refused access, no client
+/// configuration), else 3.
+fn kube_outcome(error: &kube::Error, message: String) -> Outcome {
+    match error {
+        kube::Error::Api(status) if matches!(status.code, 400 | 401 | 403 | 404 | 413 | 422) => {
+            Outcome::Config(message)
+        }
+        kube::Error::InferConfig(_) | kube::Error::InferKubeconfig(_) => Outcome::Config(message),
+        _ => Outcome::Unavailable(message),
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use exrscan::catalog::ScanInfo;
-use exrscan::plan::Plan;
+use exrscan::plan::read_shard;
 use exrscan::scan::{self, ScanOptions, Tally};
 use exrscan::shard::progress::ShardProgress;
 use exrscan::shard::{Outcome, Report, termination_log};
@@ -36,7 +36,8 @@ SIGTERM/SIGINT after writing what it had read: retry the shard; 4 S3 refused the
 credentials (denied, expired token, clock skew): retry the shard in a new pod, which reads \
 them again.")]
 pub struct Args {
-    /// The plan made by `exrscan plan`.
+    /// The plan made by `exrscan plan`: printed, or a published header `plan.json` with the
+    /// chunk files `partitions-<k>.json` beside it (only the shard's own chunk is read).
     #[arg(long, env = "EXRSCAN_PLAN", value_name = "FILE")]
     plan: PathBuf,
     /// Shard index (else JOB_COMPLETION_INDEX).
@@ -116,21 +117,14 @@ async fn shard(args: &Args) -> (Report, Outcome) {
 }
 
 async fn run_shard(args: &Args, tally: &Arc<Tally>, shards: &mut u32, s3: &mut S3Counts) -> Outcome {
-    let plan = match std::fs::read_to_string(&args.plan) {
-        Ok(text) => match Plan::from_json(&text) {
-            Ok(plan) => plan,
-            Err(e) => return Outcome::Config(format!("{}: {e}", args.plan.display())),
-        },
-        Err(e) => return Outcome::Config(format!("reading the plan {}: {e}", args.plan.display())),
+    let (plan, partition) = match read_shard(&args.plan, args.index) {
+        Ok(read) => read,
+        Err(e) => return Outcome::Config(format!("plan {}: {e}", args.plan.display())),
     };
     *shards = plan.shards;
-    let partitions = match plan.partitions_of(args.index) {
-        Ok(partitions) => partitions,
-        Err(e) => return Outcome::Config(e.to_string()),
-    };
     let url = S3Url { bucket: plan.bucket.clone(), prefix: plan.prefix.clone() };
     let agent = user_agent(&format!("shard {}/{}", args.index, plan.shards));
-    let source = match args.s3.source(&url, partitions, (&plan.include, &plan.exclude), &args.reads, agent) {
+    let source = match args.s3.source(&url, vec![partition], (&plan.include, &plan.exclude), &args.reads, agent) {
         Ok(source) => Arc::new(source),
         Err(e) => return Outcome::Config(e.to_string()),
     };

@@ -6,7 +6,7 @@
 //! stride of its share; with the default cap a stride above 1 needs more than 65,536 kept
 //! keys, and the imbalance stays under 1/32,768 of the objects.
 
-use super::{PLAN_VERSION, Partition, Plan};
+use super::{Partition, Plan};
 
 /// Default cap on the sample.
 const MAX_SAMPLES: usize = 65_536;
@@ -109,7 +109,6 @@ impl Cutter {
             objects: self.kept - kept_before,
         });
         Plan {
-            version: PLAN_VERSION,
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
             shards,

@@ -8,22 +8,24 @@
 //! the first `after` and the last `until` are open), so objects written after planning are
 //! still covered exactly once. The plan is cut from one listing of the prefix, balanced on
 //! the objects the filter keeps ([`cut`]); the same listing always gives the same plan.
+//! It is stored as a header and chunks of partitions ([`stored`]), so that a plan of any
+//! shard count and key length fits in ConfigMaps and a shard reads only its own chunk.
 
 pub mod configmap;
 mod cut;
+pub mod stored;
 
-use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 
 pub use cut::Cutter;
+pub use stored::{Chunk, Header, read_shard};
 
-/// Version of the plan format.
-pub const PLAN_VERSION: u32 = 1;
+/// Version of the plan format (2: a header and chunks; 1 was one JSON of all partitions).
+pub const PLAN_VERSION: u32 = 2;
 
 /// A plan for `shards` shards over `s3://bucket/prefix`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    /// Format version ([`PLAN_VERSION`]).
-    pub version: u32,
     /// The bucket.
     pub bucket: String,
     /// The key prefix every partition lists under.
@@ -38,12 +40,12 @@ pub struct Plan {
     pub listed: u64,
     /// Keys kept by the filter when planning.
     pub objects: u64,
-    /// The partitions, in key order.
+    /// The partitions, in key order: partition `i` is shard `i`'s.
     pub partitions: Vec<Partition>,
 }
 
 /// The keys `(after, until]` under the plan's prefix, scanned by shard `shard`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Partition {
     /// Shard index that scans this partition.
     pub shard: u32,
@@ -81,6 +83,12 @@ impl Partition {
 /// Why a plan cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
+    /// A plan file cannot be read.
+    #[error("reading {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    /// The chunk file of a shard is not beside the plan header.
+    #[error("{} is missing: the plan ConfigMap holding it was deleted, or the planner did not write it", .0.display())]
+    MissingChunk(PathBuf),
     /// The plan JSON does not parse.
     #[error("plan is not valid JSON: {0}")]
     Json(#[from] serde_json::Error),
@@ -90,13 +98,18 @@ pub enum PlanError {
     /// The shard index is not in the plan.
     #[error("shard index {index} is not in a plan of {shards} shards")]
     NoSuchShard { index: u32, shards: u32 },
+    /// Part of the plan would not fit in a ConfigMap.
+    #[error(
+        "{what} would be {bytes} bytes, more than the {} a ConfigMap may hold here: publish fewer shards per ConfigMap",
+        stored::MAX_MAP_BYTES
+    )]
+    TooLarge { what: String, bytes: usize },
 }
 
 impl Plan {
     /// A single-shard plan over the whole prefix (`exrscan scan s3://…`).
     pub fn whole(bucket: &str, prefix: &str, include: &[String], exclude: &[String]) -> Self {
         Self {
-            version: PLAN_VERSION,
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
             shards: 1,
@@ -108,27 +121,35 @@ impl Plan {
         }
     }
 
-    /// Parses and checks a plan.
+    /// Parses and checks a plan printed by [`Plan::to_json`] (its chunks inline).
     pub fn from_json(text: &str) -> Result<Self, PlanError> {
-        let plan: Plan = serde_json::from_str(text)?;
-        plan.check()?;
-        Ok(plan)
+        let header = Header::from_json(text)?;
+        if header.chunks.is_empty() {
+            return Err(PlanError::Invalid("the partitions are not inline (a published plan header)".into()));
+        }
+        Plan::join(header, Vec::new())
     }
 
-    /// The plan as pretty JSON.
+    /// The plan as one pretty JSON: the header with its partitions in one inline chunk.
     pub fn to_json(&self) -> String {
+        let (mut header, chunks) = self.split(self.shards);
+        header.chunks = chunks;
         // Serialising plain strings and numbers cannot fail.
-        serde_json::to_string_pretty(self).unwrap_or_default()
+        serde_json::to_string_pretty(&header).unwrap_or_default()
     }
 
-    /// Checks that the partitions tile the key space in order and name existing shards.
+    /// Checks that there is one partition per shard, in shard order, and that the partitions
+    /// tile the key space in order.
     pub fn check(&self) -> Result<(), PlanError> {
         let invalid = |m: String| Err(PlanError::Invalid(m));
-        if self.version != PLAN_VERSION {
-            return invalid(format!("version {} (this exrscan reads version {PLAN_VERSION})", self.version));
-        }
         if self.shards == 0 {
             return invalid("0 shards".into());
+        }
+        if self.partitions.len() != self.shards as usize {
+            return invalid(format!("{} partitions for {} shards", self.partitions.len(), self.shards));
+        }
+        if let Some((i, p)) = (0..).zip(&self.partitions).find(|(i, p)| p.shard != *i) {
+            return invalid(format!("partition {i} names shard {}", p.shard));
         }
         let (Some(first), Some(last)) = (self.partitions.first(), self.partitions.last()) else {
             return invalid("no partitions".into());
@@ -148,18 +169,7 @@ impl Plan {
                 return invalid(format!("partition bounds out of order: {a:?} then {b:?}"));
             }
         }
-        if let Some(p) = self.partitions.iter().find(|p| p.shard >= self.shards) {
-            return invalid(format!("a partition names shard {} of {}", p.shard, self.shards));
-        }
         Ok(())
-    }
-
-    /// The partitions of shard `index`, in key order.
-    pub fn partitions_of(&self, index: u32) -> Result<Vec<Partition>, PlanError> {
-        if index >= self.shards {
-            return Err(PlanError::NoSuchShard { index, shards: self.shards });
-        }
-        Ok(self.partitions.iter().filter(|p| p.shard == index).cloned().collect())
     }
 }
 
@@ -187,8 +197,6 @@ mod tests {
         plan.partitions = vec![range(0, None, Some("p/m")), range(1, Some("p/m"), None)];
         let parsed = Plan::from_json(&plan.to_json()).expect("valid plan round-trips");
         assert_eq!(parsed, plan);
-        assert_eq!(parsed.partitions_of(1).expect("shard 1").len(), 1);
-        assert!(matches!(parsed.partitions_of(2), Err(PlanError::NoSuchShard { .. })));
 
         let mut gap = plan.clone();
         gap.partitions[1].after = Some("p/n".into());
@@ -199,6 +207,13 @@ mod tests {
         let mut foreign = plan.clone();
         foreign.partitions[1].shard = 7;
         assert!(foreign.check().is_err());
+        let mut missing = plan.clone();
+        missing.partitions.pop();
+        assert!(missing.check().is_err());
         assert!(Plan::from_json("{\"version\":1}").is_err());
+        let old = r#"{"version":1,"bucket":"b","prefix":"p/","shards":1,"include":[],"exclude":[],"listed":0,
+            "objects":0,"partitions":[{"shard":0,"after":null,"until":null,"listed":0,"objects":0}]}"#;
+        let refused = Plan::from_json(old).expect_err("version 1 is not read");
+        assert!(refused.to_string().contains("version 1 (this exrscan reads version 2)"), "{refused}");
     }
 }

@@ -231,7 +231,7 @@ async fn scale_scenario(scans: usize, shards: i32) {
     assert!(status_writes / took / scans as f64 <= 0.5, "more than one status write per scan per 2 s");
 }
 
-/// Plays the planner pod of `scan`: writes a plan into its ConfigMap and marks the pod
+/// Plays the planner pod of `scan`: writes a plan header into its run's ConfigMap and marks the pod
 /// Succeeded, as a kubelet would once the planner exited 0.
 async fn play_planner(h: &Harness, ns: &str, scan: String) {
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(h.client.clone(), ns);
@@ -240,9 +240,14 @@ async fn play_planner(h: &Harness, ns: &str, scan: String) {
         pods.list_metadata(&ListParams::default().labels(&selector)).await.expect("pods listed").items.pop()
     })
     .await;
+    let run =
+        pod.metadata.labels.as_ref().and_then(|l| l.get("exrscan.dev/run")).expect("the planner pod's run").clone();
     let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(h.client.clone(), ns);
+    // The header the operator waits for (the shards, never run, would read the chunks).
     let plan = serde_json::json!({"data": {"plan.json": "{\"bench\":true}"}});
-    cms.patch(&format!("{scan}-plan"), &PatchParams::default(), &Patch::Merge(&plan)).await.expect("plan written");
+    cms.patch(&format!("{scan}-{run}-plan"), &PatchParams::default(), &Patch::Merge(&plan))
+        .await
+        .expect("plan written");
     let now = k8s_openapi::jiff::Timestamp::now().to_string();
     let status = serde_json::json!({"status": {"phase": "Succeeded", "containerStatuses": [{
         "name": "exrscan", "image": "exrscan-test:dev", "imageID": "", "ready": false, "restartCount": 0,

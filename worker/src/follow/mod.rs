@@ -16,6 +16,7 @@
 pub mod batch;
 pub mod event;
 pub mod kafka;
+pub mod report;
 mod stats;
 
 use std::collections::VecDeque;

@@ -153,6 +153,16 @@ async fn an_upload_is_indexed_by_the_scans_consumers_within_seconds() {
     let keys: Vec<String> = cms.get("show-follow").await.expect("map").data.unwrap_or_default().into_keys().collect();
     let pods: Vec<String> = follow_pods(&h).await.into_iter().filter_map(|p| p.metadata.name).collect();
     assert_eq!(keys, pods, "one entry per consumer pod");
+    // ... through the worker ServiceAccount, which may patch that map and nothing more.
+    let can = |verb: &str, resource: &str| {
+        let sa = "--as=system:serviceaccount:default:show-worker";
+        let out = h.cluster.kubectl().args(["auth", "can-i", verb, resource, sa]).output().expect("kubectl runs");
+        String::from_utf8_lossy(&out.stdout).trim() == "yes"
+    };
+    assert!(can("patch", "configmap/show-follow"));
+    for (verb, resource) in [("get", "configmap/show-follow"), ("patch", "configmap/other"), ("list", "pods")] {
+        assert!(!can(verb, resource), "the worker may not {verb} {resource}");
+    }
 
     // Suspended: no consumer runs; uploads wait on the topic.
     let (ok, err) = h.apply(&manifest(&s3, &flight, &kafka, &format!("  suspend: true\n{scheduled}")));

@@ -9,7 +9,7 @@ mod harness;
 
 use std::time::{Duration, Instant};
 
-use exrscan_crds::ExrScan;
+use exrscan_crds::{ExrScan, Phase};
 use harness::Harness;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
@@ -189,6 +189,22 @@ async fn an_upload_is_indexed_by_the_scans_consumers_within_seconds() {
     })
     .await;
     assert_eq!(rows_of(&flight, "s3://renders/show/shot002/beauty.1001.exr"), 1);
+
+    // A run beside the consumers (the schedule dropped: a run starts at once) sweeps the
+    // prefix: what the events indexed is unchanged, nothing is written twice.
+    let (ok, err) = h.apply(&manifest(&s3, &flight, &kafka, EVENTS));
+    assert!(ok, "{err}");
+    let swept = h
+        .wait_scan("default", "show", Duration::from_secs(180), "the sweep's run", |s| {
+            s.status.as_ref().is_some_and(|s| s.run.is_some() && s.phase.is_some_and(Phase::is_finished))
+        })
+        .await;
+    let st = swept.status.expect("status");
+    assert_eq!(st.phase, Some(Phase::Succeeded), "{:?}\n{}", st.conditions, h.diagnostics());
+    let counts = st.counts.expect("counts");
+    assert_eq!((counts.discovered, counts.inserted, counts.unchanged), (2, 0, 2), "{counts:?}");
+    assert_eq!(st.events.map(|e| (e.indexed, e.replicas_ready)), Some((2, 1)), "the consumers go on");
+    assert_eq!(rows_of(&flight, "s3://renders/show/shot001/beauty.1001.exr"), 1, "written once");
 
     // spec.events removed: the consumers and their objects go, and so does status.events.
     let (ok, err) = h.apply(&manifest(&s3, &flight, &kafka, "  schedule: \"0 3 * * *\"\n"));

@@ -93,12 +93,11 @@ fn env(scan_ref: &ScanRef, events: &EventsSpec, defaults: &WorkerDefaults) -> Ve
 }
 
 /// The ConfigMap the consumers report to (created empty; each pod patches its own key).
-/// Labelled as progress, like the runs' progress maps, so that the controller's watch
-/// ignores the consumers' writes (the status is read at the scan's pace).
 pub fn config_map(scan_ref: &ScanRef) -> ConfigMap {
-    let mut labels = names::scan_labels(&scan_ref.name);
-    labels.insert(names::COMPONENT_LABEL.to_string(), names::PROGRESS_COMPONENT.to_string());
-    ConfigMap { metadata: scan_ref.owned_meta(names::follow(&scan_ref.name), labels), ..Default::default() }
+    ConfigMap {
+        metadata: scan_ref.owned_meta(names::follow(&scan_ref.name), names::follow_labels(&scan_ref.name)),
+        ..Default::default()
+    }
 }
 
 /// The Role letting the consumers patch their ConfigMap, and nothing else.
@@ -269,6 +268,6 @@ mod tests {
         assert_eq!(cm.metadata.name.as_deref(), Some("renders-follow"));
         assert!(cm.data.is_none() && cm.metadata.owner_references.is_some());
         let labels = cm.metadata.labels.expect("labels");
-        assert_eq!(labels.get("app.kubernetes.io/component").map(String::as_str), Some("progress"), "not watched");
+        assert_eq!(labels.get("app.kubernetes.io/component").map(String::as_str), Some("follow"));
     }
 }

@@ -8,9 +8,6 @@ use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// Most consumers of one scan (a topic's partitions bound the useful number).
-pub const MAX_REPLICAS: i32 = 64;
-
 /// S3 event notifications on Kafka, indexed as they come by `exrscan follow` consumers
 /// (a Deployment `<scan>-follow`, one consumer group per ExrScan). Runs of the scan
 /// (`spec.schedule`, spec changes) go on as before and catch what events miss.

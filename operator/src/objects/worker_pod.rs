@@ -1,6 +1,6 @@
-//! The pod template of the worker image, for the planner, the shards and the event consumers: the environment of
-//! the worker contract, Secret *references* (never values), volumes and a locked-down
-//! security context.
+//! The pod template of the worker image, for the planner, the shards and the event
+//! consumers: the environment of the worker contract, Secret *references* (never values),
+//! volumes and a locked-down security context.
 
 use exrscan_crds::{ExrScan, Sink, VastSink};
 use k8s_openapi::api::core::v1::{

@@ -3,11 +3,13 @@
 //! its Markdown reference ([`reference::markdown`], committed as `docs/crd-reference.md`) and
 //! the shards' progress/summary reports of the worker contract ([`report`]).
 
+pub mod events;
 pub mod reference;
 pub mod report;
 pub mod spec;
 pub mod status;
 
+pub use events::{EventsSpec, EventsStatus, KafkaSasl, KafkaTls, SaslMechanism, StartFrom};
 pub use spec::{
     ConcurrencyPolicy, DuckDbSink, EmbeddingsSpec, ExrScan, ExrScanSpec, FlightSink, FlightTls, Sink, Source, VastSink,
     WorkerPodSettings, WorkerSpec, is_reserved_label,

@@ -11,6 +11,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::events::EventsSpec;
 use crate::status::ExrScanStatus;
 
 /// Longest ExrScan name: the operator appends `-plan-<run>` (14 characters) to name the
@@ -54,7 +55,10 @@ pub const HEADER_BYTES_RANGE: (i64, i64) = (1_024, 16 * 1024 * 1024);
         .message("a duckdb sink has a single writer and needs spec.shards: 1; use a flight sink for sharded scans")
         .field_path(".shards"),
     validation = Rule::new("has(self.schedule) || !(has(self.timeZone) || has(self.concurrencyPolicy) || has(self.startingDeadlineSeconds))")
-        .message("spec.timeZone, spec.concurrencyPolicy and spec.startingDeadlineSeconds apply to a spec.schedule")
+        .message("spec.timeZone, spec.concurrencyPolicy and spec.startingDeadlineSeconds apply to a spec.schedule"),
+    validation = Rule::new("!has(self.events) || !has(self.sink.duckdb)")
+        .message("spec.events needs a flight or vast sink: a duckdb catalog has a single writer, which the scan's runs already are")
+        .field_path(".events")
 )]
 pub struct ExrScanSpec {
     /// The S3 bucket and prefix to scan.
@@ -130,6 +134,11 @@ pub struct ExrScanSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 31536000))]
     pub starting_deadline_seconds: Option<i64>,
+    /// Indexes new and changed objects seconds after they land, from the bucket's S3 event
+    /// notifications on Kafka: a Deployment `<scan>-follow` of `exrscan follow` consumers
+    /// (scaled to 0 while `suspend`, deleted when this is removed). Runs go on alongside.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<EventsSpec>,
 }
 
 /// What a scheduled tick does while the previous run still runs.

@@ -4,6 +4,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::events::EventsStatus;
+
 /// Most entries kept in `status.failures`.
 pub const MAX_FAILURES: usize = 20;
 
@@ -65,6 +67,9 @@ pub struct ExrScanStatus {
     /// Scheduled scans: the next tick.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_schedule_time: Option<Time>,
+    /// `spec.events`: what the event consumers report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<EventsStatus>,
 }
 
 /// Where a scan is.

@@ -103,3 +103,26 @@ fn worker_pod_settings_are_bounded_and_pod_labels_spare_the_operators() {
     assert_eq!(spec["maxFailedFiles"]["minimum"].as_f64(), Some(0.0));
     assert_eq!(spec["source"]["properties"]["caSecret"]["minLength"], 1);
 }
+
+#[test]
+fn events_bounds_defaults_and_rules() {
+    let s = schema();
+    let spec = &s["properties"]["spec"];
+    let events = &spec["properties"]["events"];
+    let required: Vec<&str> =
+        events["required"].as_array().expect("required").iter().filter_map(Value::as_str).collect();
+    assert_eq!(required, ["brokers", "topic"]);
+    let replicas = &events["properties"]["replicas"];
+    assert_eq!((replicas["minimum"].as_f64(), replicas["maximum"].as_f64()), (Some(1.0), Some(64.0)));
+    assert_eq!(replicas["default"], 1);
+    assert_eq!(events["properties"]["brokers"]["minItems"], 1);
+    let mechanisms = events["properties"]["sasl"]["properties"]["mechanism"]["enum"].clone();
+    assert_eq!(mechanisms, serde_json::json!(["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]));
+    assert!(rules(&events["properties"]["brokers"]).iter().any(|r| r.contains("self.all(b, b.matches(")));
+    assert!(rules(spec).iter().any(|r| r == "!has(self.events) || !has(self.sink.duckdb)"));
+    let status = &s["properties"]["status"]["properties"]["events"]["properties"];
+    for counter in ["indexed", "unchanged", "failed", "removals", "skipped", "lag"] {
+        assert_eq!(status[counter]["type"], "integer", "{counter}");
+    }
+    assert_eq!(status["lastEventTime"]["format"], "date-time");
+}

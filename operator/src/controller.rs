@@ -4,8 +4,9 @@
 //! and read on demand, so memory and watch traffic stay flat with the number of shards.
 //! Pods are not watched: every change of a run's pods that matters shows in its Job's
 //! status, and what does not (a pod that cannot start, an old run's pod stopping) is seen
-//! on the next requeue. Progress ConfigMaps are not watched either: the shards write them
-//! every few seconds, and a running scan is re-read at its pace anyway (see `pace`).
+//! on the next requeue. Progress ConfigMaps, and the map the event consumers of
+//! `spec.events` report to, are not watched either: their pods write them every few
+//! seconds, and such a scan is re-read at its pace anyway (see `pace`).
 
 use std::sync::Arc;
 
@@ -42,12 +43,14 @@ pub async fn run(
     };
     let managed = format!("{}={}", names::MANAGED_BY_LABEL, names::MANAGER);
     let owned = watcher::Config::default().labels(&managed);
-    // Plan headers, not progress or plan chunks: a plan is there once its header is written.
+    // Plan headers only: not plan chunks, the runs' progress maps, nor the event consumers' map
+    // (a plan is there once its header is written).
     let plans = watcher::Config::default().labels(&format!(
-        "{managed},{} notin ({}, {})",
+        "{managed},{} notin ({},{},{})",
         names::COMPONENT_LABEL,
         names::PROGRESS_COMPONENT,
-        names::PLAN_CHUNK_COMPONENT
+        names::PLAN_CHUNK_COMPONENT,
+        names::Component::Follow.as_str()
     ));
     let controllers = apis.into_iter().map(|ns| {
         let scans: Api<ExrScan> = scoped(&client, ns.as_deref());

@@ -2,7 +2,9 @@
 //! that could still write: no Job of another run (the operator deletes its own; a Job of an
 //! earlier ExrScan of the same name waits for garbage collection) and no pod of the scan that
 //! has not stopped, unless one of this run's own live Jobs controls it. Within a run, each
-//! Job's `podReplacementPolicy: Failed` keeps one pod per index at a time.
+//! Job's `podReplacementPolicy: Failed` keeps one pod per index at a time. The event
+//! consumers of `spec.events` are no obstacle: they write beside the runs by design (the
+//! sinks write a file once, whoever writes it).
 
 use std::collections::HashSet;
 
@@ -42,6 +44,9 @@ pub fn obstacles(scan: &ScanRef, run: &str, jobs: &[Job], pods: &[Pod]) -> Obsta
         result.waiting_for.push(format!("Job {}{whose}", job.name_any()));
     }
     for pod in pods {
+        if pod.labels().get(names::COMPONENT_LABEL).is_some_and(|c| c == names::Component::Follow.as_str()) {
+            continue;
+        }
         let stopped = matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"));
         let in_run = controller_uid(&pod.metadata).is_some_and(|uid| current.contains(uid));
         if !stopped && !in_run {
@@ -110,6 +115,15 @@ mod tests {
             pod("old-0", "renders-old-uid", "Running"),
             pod("old-1", "renders-old-uid", "Failed"),
             pod("orphan", "gone-job-uid", "Pending"),
+            Pod {
+                metadata: ObjectMeta {
+                    name: Some("renders-follow-7c9d-x2x4q".into()),
+                    labels: Some([(names::COMPONENT_LABEL.to_string(), "follow".to_string())].into()),
+                    ..Default::default()
+                },
+                spec: None,
+                status: Some(PodStatus { phase: Some("Running".into()), ..Default::default() }),
+            },
         ];
         let o = obstacles(&scan, "new", &jobs, &pods);
         assert_eq!(o.to_delete, ["renders-old"]);
@@ -121,7 +135,8 @@ mod tests {
                 "Job renders-new-foreign of an earlier ExrScan of this name",
                 "pod old-0",
                 "pod orphan"
-            ]
+            ],
+            "an event consumer runs beside the runs"
         );
         assert_eq!(
             describe(&o.waiting_for),

@@ -9,6 +9,7 @@ mod backoff;
 mod conditions;
 mod config;
 mod controller;
+mod events;
 mod fence;
 mod http;
 mod leader;
@@ -134,6 +135,7 @@ async fn run(config: RunConfig) -> anyhow::Result<()> {
         written: Default::default(),
         pacer: pace::Pacer::new(config.running_interval()),
         rbac_pacer: pace::Pacer::new(config.active_resync()),
+        events_pacer: pace::Pacer::new(config.resync()),
     });
     let scope = if config.namespaces.is_empty() { Scope::All } else { Scope::Namespaces(config.namespaces.clone()) };
     tracing::info!(namespaces = ?config.namespaces, worker_image = %config.worker_image, %identity, "starting");

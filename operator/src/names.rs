@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 pub const SCAN_LABEL: &str = "exrscan.dev/scan";
 /// Label with the run hash, on the Jobs and their pods.
 pub const RUN_LABEL: &str = "exrscan.dev/run";
-/// `app.kubernetes.io/component`: `planner` or `shard`.
+/// `app.kubernetes.io/component`: `planner`, `shard`, `follow` or `progress`.
 pub const COMPONENT_LABEL: &str = "app.kubernetes.io/component";
 /// `app.kubernetes.io/managed-by`, the selector of everything the operator watches.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
@@ -43,6 +43,8 @@ pub enum Component {
     Planner,
     /// One shard of the Indexed Job.
     Shard,
+    /// An event consumer of `spec.events` (`exrscan follow`).
+    Follow,
 }
 
 impl Component {
@@ -51,6 +53,7 @@ impl Component {
         match self {
             Component::Planner => "planner",
             Component::Shard => "shard",
+            Component::Follow => "follow",
         }
     }
 }
@@ -135,6 +138,12 @@ pub fn scan_selector(scan: &str) -> String {
     format!("{SCAN_LABEL}={scan}")
 }
 
+/// Label selector of the per-run ConfigMaps (plan header and chunks, progress) of every run
+/// of a scan.
+pub fn run_maps_selector(scan: &str) -> String {
+    format!("{SCAN_LABEL}={scan},{COMPONENT_LABEL} in ({PROGRESS_COMPONENT}, {PLAN_COMPONENT}, {PLAN_CHUNK_COMPONENT})")
+}
+
 /// Label selector of a run's progress ConfigMaps.
 pub fn progress_selector(scan: &str, run: &str) -> String {
     format!("{SCAN_LABEL}={scan},{RUN_LABEL}={run},{COMPONENT_LABEL}={PROGRESS_COMPONENT}")
@@ -143,4 +152,17 @@ pub fn progress_selector(scan: &str, run: &str) -> String {
 /// Label selector of a run's pods of one component.
 pub fn run_selector(scan: &str, run: &str, component: Component) -> String {
     format!("{SCAN_LABEL}={scan},{RUN_LABEL}={run},{COMPONENT_LABEL}={}", component.as_str())
+}
+
+/// `<scan>-follow`: the Deployment of a scan's event consumers, the ConfigMap they report
+/// to, and the Role and RoleBinding that let them.
+pub fn follow(scan: &str) -> String {
+    format!("{scan}-follow")
+}
+
+/// Labels of a scan's event consumers (the Deployment's selector) and their objects.
+pub fn follow_labels(scan: &str) -> BTreeMap<String, String> {
+    let mut labels = scan_labels(scan);
+    labels.insert(COMPONENT_LABEL.to_string(), Component::Follow.as_str().to_string());
+    labels
 }

@@ -24,6 +24,7 @@ use serde::de::DeserializeOwned;
 
 use crate::backoff::Backoff;
 use crate::conditions::{self, Outcome};
+use crate::events;
 use crate::fence;
 use crate::metrics::Metrics;
 use crate::names::{self, Component};
@@ -149,12 +150,16 @@ pub struct Context {
     /// The pace at which a running scan's worker ServiceAccount, Role and RoleBinding are
     /// re-applied (undoing edits made to them).
     pub rbac_pacer: Pacer,
+    /// The pace at which `spec.events` consumers' objects are re-applied when the spec has
+    /// not changed (undoing edits made to them).
+    pub events_pacer: Pacer,
 }
 
 /// Reconciles one ExrScan.
 pub async fn reconcile(scan: Arc<ExrScan>, ctx: Arc<Context>) -> Result<Action, Error> {
     let uid = scan.metadata.uid.as_deref().unwrap_or_default();
-    let running = scan.status.as_ref().and_then(|s| s.phase) == Some(Phase::Running);
+    // Scans with event consumers are always active: their status follows the consumers'.
+    let running = scan.status.as_ref().and_then(|s| s.phase) == Some(Phase::Running) || scan.spec.events.is_some();
     if !running {
         ctx.pacer.forget(uid);
     } else if let Some(wait) = ctx.pacer.wait(uid, scan.metadata.generation) {
@@ -312,6 +317,8 @@ async fn reconcile_inner(scan: &ExrScan, ctx: &Context) -> Result<Action, Error>
             status.last_successful_time = status.completion_time.clone();
         }
     }
+    status.events =
+        events::reconcile(scan, &scan_ref, &ctx.client, &ctx.worker, &ctx.events_pacer, old.events.is_some()).await?;
     status.phase = Some(outcome.phase);
     status.observed_generation = scan.metadata.generation;
     status.conditions = conditions::conditions(&outcome, &old.conditions, scan.metadata.generation, &now);
@@ -336,6 +343,9 @@ async fn reconcile_inner(scan: &ExrScan, ctx: &Context) -> Result<Action, Error>
         Phase::Pending if outcome.reason == PREVIOUS_RUN_STOPPING => ctx.active_requeue.min(STOPPING_POLL),
         _ => ctx.active_requeue,
     };
+    if scan.spec.events.is_some() {
+        requeue = requeue.min(ctx.active_requeue);
+    }
     if let Some(next) = target.next_tick {
         // A second past the tick, so that the tick is due when the reconcile comes.
         let until = now.0.duration_until(next).unsigned_abs() + Duration::from_secs(1);
@@ -605,14 +615,7 @@ impl Run<'_> {
         foreign.extend(obstacles.waiting_for);
         // Progress and plan maps: earlier runs' are deleted (the status keeps their totals in
         // `lastRun`); an earlier ExrScan's wait for garbage collection.
-        let run_maps = ListParams::default().labels(&format!(
-            "{},{} in ({}, {}, {})",
-            names::scan_selector(&self.scan_ref.name),
-            names::COMPONENT_LABEL,
-            names::PROGRESS_COMPONENT,
-            names::PLAN_COMPONENT,
-            names::PLAN_CHUNK_COMPONENT
-        ));
+        let run_maps = ListParams::default().labels(&names::run_maps_selector(&self.scan_ref.name));
         for map in self.apis.config_maps.list_metadata(&run_maps).await?.items {
             let of_run = map.labels().get(names::RUN_LABEL).is_some_and(|run| *run == self.id);
             if !self.scan_ref.controls(&map.metadata) {

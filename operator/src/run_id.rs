@@ -70,6 +70,7 @@ mod tests {
             time_zone: None,
             concurrency_policy: None,
             starting_deadline_seconds: None,
+            events: None,
         }
     }
 

@@ -103,6 +103,42 @@ async fn api_server_refuses_bad_specs_with_readable_messages() {
             "Unsupported value: \"Allow\"",
         ),
         (
+            "events into duckdb",
+            scan_yaml("default", "s18", 1, "  events:\n    brokers: [\"k:9092\"]\n    topic: t\n")
+                .replace("    flight:\n      endpoint: 127.0.0.1:1\n", "    duckdb:\n      persistentVolumeClaim: c\n"),
+            "spec.events needs a flight or vast sink",
+        ),
+        (
+            "events broker without a port",
+            scan_yaml("default", "s19", 1, "  events:\n    brokers: [\"kafka-0\"]\n    topic: t\n"),
+            "spec.events.brokers must be host:port entries",
+        ),
+        (
+            "events topic with a space",
+            scan_yaml("default", "s20", 1, "  events:\n    brokers: [\"k:9092\"]\n    topic: \"a b\"\n"),
+            "spec.events.topic must be a Kafka topic name",
+        ),
+        (
+            "events with no broker",
+            scan_yaml("default", "s21", 1, "  events:\n    brokers: []\n    topic: t\n"),
+            "spec.events.brokers: Invalid value",
+        ),
+        (
+            "events SASL without a mechanism it knows",
+            scan_yaml(
+                "default",
+                "s22",
+                1,
+                "  events:\n    brokers: [\"k:9092\"]\n    topic: t\n    sasl:\n      mechanism: GSSAPI\n      credentialsSecret: k\n",
+            ),
+            "Unsupported value: \"GSSAPI\"",
+        ),
+        (
+            "events with no consumer",
+            scan_yaml("default", "s23", 1, "  events:\n    brokers: [\"k:9092\"]\n    topic: t\n    replicas: 0\n"),
+            "spec.events.replicas: Invalid value: 0",
+        ),
+        (
             "name too long",
             scan_yaml("default", &"n".repeat(49), 1, ""),
             "metadata.name must be a DNS label of at most 48 characters",
@@ -141,6 +177,7 @@ async fn api_server_refuses_bad_specs_with_readable_messages() {
         time_zone: None,
         concurrency_policy: None,
         starting_deadline_seconds: None,
+        events: None,
     };
     match api.create(&PostParams::default(), &ExrScan::new("client-side", spec.clone())).await {
         Err(kube::Error::Api(status)) => {

@@ -54,7 +54,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   verbs: [get, create, patch]
 - apiGroups: [rbac.authorization.k8s.io]
   resources: [roles, rolebindings]
-  verbs: [get, create, patch]
+  verbs: [get, create, patch, delete]
+# spec.events: the consumers' Deployment <scan>-follow (applied, read, deleted; not watched).
+- apiGroups: [apps]
+  resources: [deployments]
+  verbs: [get, create, patch, delete]
 - apiGroups: ["", events.k8s.io]
   resources: [events]
   verbs: [create, patch]

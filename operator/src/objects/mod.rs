@@ -1,6 +1,7 @@
 //! Builders of the Kubernetes objects a scan owns: pure functions from the ExrScan (and its
 //! run hash) to objects, so what the operator creates is unit-tested without a cluster.
 
+pub mod follow;
 pub mod plan;
 pub mod pod_settings;
 pub mod progress;
@@ -177,6 +178,7 @@ pub(crate) mod fixtures {
             time_zone: None,
             concurrency_policy: None,
             starting_deadline_seconds: None,
+            events: None,
         }
     }
 }

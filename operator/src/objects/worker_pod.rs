@@ -1,6 +1,6 @@
-//! The pod template of the worker image, for the planner and the shards: the environment of
-//! the worker contract, Secret *references* (never values), volumes and a locked-down
-//! security context.
+//! The pod template of the worker image, for the planner, the shards and the event
+//! consumers: the environment of the worker contract, Secret *references* (never values),
+//! volumes and a locked-down security context.
 
 use exrscan_crds::{ExrScan, Sink, VastSink};
 use k8s_openapi::api::core::v1::{
@@ -59,6 +59,13 @@ pub fn template(
             env.extend(super::progress::env(scan, scan_ref, run, defaults.progress_interval));
             volumes.push(plan_volume(scan, scan_ref, run));
             mounts.push(mount("plan", names::PLAN_MOUNT, true));
+            let (v, m) = sink_volumes(&scan.spec.sink);
+            volumes.extend(v);
+            mounts.extend(m);
+        }
+        Component::Follow => {
+            env.extend(sink_env(&scan.spec.sink));
+            env.extend(tuning_env(scan));
             let (v, m) = sink_volumes(&scan.spec.sink);
             volumes.extend(v);
             mounts.extend(m);
@@ -270,11 +277,11 @@ fn secret_volume(name: &str, secret: &str) -> Volume {
     }
 }
 
-fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+pub(super) fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
     VolumeMount { name: name.into(), mount_path: path.into(), read_only: Some(read_only), ..Default::default() }
 }
 
-fn literal(name: &str, value: &str) -> EnvVar {
+pub(super) fn literal(name: &str, value: &str) -> EnvVar {
     EnvVar { name: name.into(), value: Some(value.into()), value_from: None }
 }
 
@@ -289,7 +296,7 @@ fn field(name: &str, path: &str) -> EnvVar {
     }
 }
 
-fn secret_ref(name: &str, secret: &str, key: &str, optional: bool) -> EnvVar {
+pub(super) fn secret_ref(name: &str, secret: &str, key: &str, optional: bool) -> EnvVar {
     EnvVar {
         name: name.into(),
         value: None,

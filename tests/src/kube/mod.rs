@@ -41,6 +41,9 @@ use credentials::TokenUser;
 /// The controllers kube-controller-manager runs (their v1.36 names).
 pub const CONTROLLERS: &[&str] = &[
     "job-controller",
+    // Deployments (the operator's `spec.events` consumers) and their ReplicaSets.
+    "deployment-controller",
+    "replicaset-controller",
     "garbage-collector-controller",
     "ttl-after-finished-controller",
     "namespace-controller",

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use exrscan::catalog::ScanInfo;
+use exrscan::follow::report::StatusReport;
 use exrscan::follow::{FollowOptions, FollowStats, Follower, KafkaOptions, Scope};
 use exrscan::plan::Plan;
 use exrscan::scan::ScanOptions;
@@ -107,6 +108,13 @@ pub struct Args {
     /// Seconds between two `follow stats` log lines.
     #[arg(long, env = "EXRSCAN_FOLLOW_STATS_SECONDS", default_value_t = 30)]
     stats_seconds: u64,
+    /// ConfigMap (in `POD_NAMESPACE`) where the counters are reported under `POD_NAME`
+    /// (set by the operator for `spec.events`).
+    #[arg(long, env = "EXRSCAN_FOLLOW_STATUS_CONFIGMAP", value_name = "NAME")]
+    status_configmap: Option<String>,
+    /// Seconds between two reports to `--status-configmap`.
+    #[arg(long, env = "EXRSCAN_FOLLOW_STATUS_SECONDS", default_value_t = 10)]
+    status_seconds: u64,
     /// Log format.
     #[arg(long, env = "EXRSCAN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -193,7 +201,21 @@ async fn follow(args: &Args) -> anyhow::Result<()> {
         source = %url, sink = %args.sink.uri()?, brokers = %args.brokers, topics = ?args.topic, group = %args.group,
         "following S3 events"
     );
-    Follower::new(&consumer, s3, &mut writer, scope, options, stats).run(&stop).await?;
+    let reporter = match &args.status_configmap {
+        Some(name) => match StatusReport::from_env(name).await {
+            Ok(report) => report.map(|r| r.start(Arc::clone(&stats), Duration::from_secs(args.status_seconds.max(1)))),
+            Err(error) => {
+                tracing::warn!(%error, configmap = %name, "no Kubernetes client: the follow status is not reported");
+                None
+            }
+        },
+        None => None,
+    };
+    let followed = Follower::new(&consumer, s3, &mut writer, scope, options, stats).run(&stop).await;
+    if let Some(reporter) = reporter {
+        reporter.finish().await;
+    }
+    followed?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -17,6 +17,7 @@ pub mod batch;
 pub mod event;
 pub mod http;
 pub mod kafka;
+pub mod report;
 mod stats;
 
 use std::collections::VecDeque;

@@ -428,8 +428,9 @@ async fn write_status(scans: &Api<ExrScan>, scan_ref: &ScanRef, status: &ExrScan
 enum PlanStage {
     /// `plan.json` of this run is in the run's own header ConfigMap.
     Ready,
-    /// Not yet (or never: the outcome says which).
-    Waiting(Outcome),
+    /// No plan to start the shards from (yet): the run's outcome says why — planning,
+    /// suspended, queued, waiting for an earlier run, or failed.
+    NotReady(Outcome),
 }
 
 impl Run<'_> {
@@ -446,7 +447,7 @@ impl Run<'_> {
                 ));
             }
             None => {
-                if let PlanStage::Waiting(outcome) = self.plan_stage(status, events).await? {
+                if let PlanStage::NotReady(outcome) = self.plan_stage(status, events).await? {
                     return Ok(outcome);
                 }
                 let deadline = match self.deadline(status) {
@@ -521,18 +522,14 @@ impl Run<'_> {
                 ));
             }
             if let Some(outcome) = self.clear_the_way(foreign).await? {
-                return Ok(PlanStage::Waiting(outcome));
+                return Ok(PlanStage::NotReady(outcome));
             }
-            if self.scan.spec.suspend {
-                return Ok(PlanStage::Waiting(Outcome::new(
-                    Phase::Suspended,
-                    "Suspended",
-                    "spec.suspend is true; planning waits",
-                )));
+            if let Some(suspended) = self.suspended("planning waits") {
+                return Ok(PlanStage::NotReady(suspended));
             }
             let deadline = match self.deadline(status) {
                 Ok(deadline) => deadline,
-                Err(outcome) => return Ok(PlanStage::Waiting(outcome)),
+                Err(outcome) => return Ok(PlanStage::NotReady(outcome)),
             };
             for map in plan::config_maps(&self.scan_ref, &self.id, self.scan.spec.shards) {
                 self.create(&self.apis.config_maps, "ConfigMap", &map).await?;
@@ -544,14 +541,14 @@ impl Run<'_> {
             let planning =
                 normal("Planning", "CreatePlanner", format!("planner Job {planner_name} created for run {}", self.id));
             events.push(related(planning, Some(planner.object_ref(&()))));
-            return Ok(PlanStage::Waiting(Outcome::new(
+            return Ok(PlanStage::NotReady(Outcome::new(
                 Phase::Planning,
                 "Planning",
                 format!("planner Job {planner_name} is listing the prefix"),
             )));
         };
         if has_condition(&planner, "Complete") {
-            return Ok(PlanStage::Waiting(Outcome::new(
+            return Ok(PlanStage::NotReady(Outcome::new(
                 Phase::Failed,
                 "PlanMissing",
                 format!(
@@ -562,36 +559,42 @@ impl Run<'_> {
         }
         if let Some(failed) = condition(&planner, "Failed") {
             if failed.reason.as_deref() == Some("DeadlineExceeded") {
-                return Ok(PlanStage::Waiting(self.deadline_exceeded("planning")));
+                return Ok(PlanStage::NotReady(self.deadline_exceeded("planning")));
             }
             let why = progress::failed_attempts(&self.pods(Component::Planner, "status.phase=Failed", None).await?)
                 .last()
                 .map_or_else(|| "no pod status".to_string(), progress::Attempt::failure_reason);
-            return Ok(PlanStage::Waiting(Outcome::new(
+            return Ok(PlanStage::NotReady(Outcome::new(
                 Phase::Failed,
                 "PlanFailed",
                 format!("planner Job {planner_name} failed: {why}"),
             )));
         }
         if let Some(failure) = self.cannot_start(&planner, Component::Planner).await? {
-            return Ok(PlanStage::Waiting(failure));
+            return Ok(PlanStage::NotReady(failure));
         }
         self.mirror_job_spec(&planner, 1).await?;
         if let Some(queued) = queued_outcome(&planner) {
-            return Ok(PlanStage::Waiting(queued));
+            return Ok(PlanStage::NotReady(queued));
         }
-        if self.scan.spec.suspend {
-            return Ok(PlanStage::Waiting(Outcome::new(
-                Phase::Suspended,
-                "Suspended",
-                "spec.suspend is true; planning paused",
-            )));
+        if let Some(suspended) = self.suspended("planning paused") {
+            return Ok(PlanStage::NotReady(suspended));
         }
-        Ok(PlanStage::Waiting(Outcome::new(
+        Ok(PlanStage::NotReady(Outcome::new(
             Phase::Planning,
             "Planning",
             format!("planner Job {planner_name} is listing the prefix"),
         )))
+    }
+
+    /// `Suspended` (with `what` the run does meanwhile) while `spec.suspend` is true. The
+    /// shard Job's own `suspend` follows the spec ([`Self::mirror_job_spec`]) unless Kueue
+    /// holds it ([`queued_outcome`]).
+    fn suspended(&self, what: &str) -> Option<Outcome> {
+        self.scan
+            .spec
+            .suspend
+            .then(|| Outcome::new(Phase::Suspended, "Suspended", format!("spec.suspend is true; {what}")))
     }
 
     /// The Job `name` if it is this scan's and not being deleted.

@@ -58,6 +58,9 @@ pub fn python() -> Result<PathBuf, Error> {
     }
 }
 
+/// Seconds a transaction may stay idle in the twin before it is rolled back.
+pub const IDLE_TRANSACTION_SECONDS: u64 = 15;
+
 impl VastTwin {
     /// Starts the twin on a free loopback port with an empty database.
     pub fn start() -> Result<Self, Error> {
@@ -90,6 +93,11 @@ impl VastTwin {
             .arg(BUCKET)
             .arg("--port")
             .arg(self.addr.port().to_string())
+            // Transactions left idle by a client that gave up (a request timed out on a loaded
+            // machine, a killed worker) are rolled back, as a VAST cluster does, instead of
+            // holding the twin's write lock for the default 300 s.
+            .arg("--tx-timeout")
+            .arg(IDLE_TRANSACTION_SECONDS.to_string())
             .env("PYTHONPATH", vast_dir())
             .env("VAST_TWIN_KEYS", format!("{ACCESS_KEY_ID}:{SECRET_ACCESS_KEY}"));
         if self.options.record {

@@ -279,12 +279,16 @@ fn bad_sink_uris_are_refused_clearly() {
     }
 }
 
-/// A sink whose writes fail permanently after `ok_writes` batches.
-struct FailingSink {
+/// A test sink: its writes fail permanently after `ok_writes` batches; its resume checks
+/// record how many files each asked about and, with `all_indexed`, find every one.
+#[derive(Default)]
+struct TestSink {
     ok_writes: usize,
+    all_indexed: bool,
+    checks: Arc<std::sync::Mutex<Vec<usize>>>,
 }
 
-impl Sink for FailingSink {
+impl Sink for TestSink {
     async fn existing(&mut self, _ids: &[String]) -> Result<HashSet<String>, SinkError> {
         Ok(HashSet::new())
     }
@@ -295,8 +299,9 @@ impl Sink for FailingSink {
         self.ok_writes -= 1;
         Ok(())
     }
-    async fn indexed(&mut self, _files: &[SourceFile]) -> Result<HashSet<String>, SinkError> {
-        Ok(HashSet::new())
+    async fn indexed(&mut self, files: &[SourceFile]) -> Result<HashSet<String>, SinkError> {
+        self.checks.lock().map_err(|e| SinkError::Failed(e.to_string()))?.push(files.len());
+        Ok(if self.all_indexed { files.iter().map(|f| f.uri.clone()).collect() } else { HashSet::new() })
     }
     async fn recover(&mut self) -> Result<(), SinkError> {
         Ok(())
@@ -327,7 +332,7 @@ fn a_failing_sink_stops_the_scan() -> TestResult {
     sample_tree(&tree, 200);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let result = runtime.block_on(async {
-        let mut writer = Writer::new(FailingSink { ok_writes: 3 }, fixtures::retry());
+        let mut writer = Writer::new(TestSink { ok_writes: 3, ..TestSink::default() }, fixtures::retry());
         let tally = Tally::default();
         let options = fixtures::options(5);
         let never = CancellationToken::new();
@@ -339,6 +344,55 @@ fn a_failing_sink_stops_the_scan() -> TestResult {
         Ok(other) => panic!("expected the sink's error, got {other:?}"),
         Err(_) => panic!("the scan hung after the sink failed"),
     }
+    Ok(())
+}
+
+/// A local source whose listing comes in bursts of 50 files, 1 ms apart (as S3 pages do).
+struct Bursts(LocalSource);
+
+impl Source for Bursts {
+    async fn list(&self, found: mpsc::Sender<Result<SourceFile, SourceError>>) -> Result<(), SourceError> {
+        let (walked, mut walk) = mpsc::channel(4096);
+        self.0.list(walked).await?;
+        let mut sent = 0;
+        while let Some(item) = walk.recv().await {
+            sent += 1;
+            if sent % 50 == 0 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            if found.send(item).await.is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
+    async fn read_header(&self, file: &SourceFile) -> Result<ReadHeader, SourceError> {
+        self.0.read_header(file).await
+    }
+}
+
+/// The listing is checked against the catalog in full chunks of 1,000 files, not in
+/// whatever the listing had sent when the check looked (each check is a query).
+#[test]
+fn resume_checks_take_the_listing_in_full_chunks() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let tree = dir.path().join("renders");
+    let files = sample_tree(&tree, 140);
+    let checks = Arc::default();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let summary = runtime.block_on(async {
+        let sink = TestSink { all_indexed: true, checks: Arc::clone(&checks), ..TestSink::default() };
+        let mut writer = Writer::new(sink, fixtures::retry());
+        let (never, tally, options) = (CancellationToken::new(), Tally::default(), fixtures::options(100));
+        let source = Arc::new(Bursts(LocalSource::new(&tree)?));
+        let scan = scan::run(source, &mut writer, &options, &tally, &never);
+        Ok::<_, Box<dyn std::error::Error>>(tokio::time::timeout(Duration::from_secs(60), scan).await??)
+    })?;
+    assert_eq!((summary.counts.unchanged, summary.counts.processed), (files as u64, 0));
+    let checks = checks.lock().map_err(|e| e.to_string())?.clone();
+    assert_eq!(checks.iter().sum::<usize>(), files);
+    // 1000 + 260; more only when the listing paused for 100 ms (a loaded machine).
+    assert!(checks.len() <= 3, "{files} files in {} checks: {checks:?}", checks.len());
     Ok(())
 }
 

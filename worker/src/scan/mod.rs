@@ -48,8 +48,8 @@ pub struct ScanOptions {
 /// of a ranged GET is hidden behind the others; see docs/operations.md for memory).
 pub const DEFAULT_CONCURRENCY: usize = 64;
 
-/// Listed files checked against the catalog per lookup (at most).
-const LOOKUP_CHUNK: usize = 512;
+/// Listed files checked against the catalog per lookup (at most): one S3 LIST page.
+const LOOKUP_CHUNK: usize = 1000;
 
 impl Default for ScanOptions {
     fn default() -> Self {
@@ -94,7 +94,7 @@ pub async fn run<S: Source, K: Sink>(
     stop: &CancellationToken,
 ) -> Result<Summary, ScanError> {
     let started = Instant::now();
-    let (found_tx, mut found_rx) = mpsc::channel(4096);
+    let (found_tx, found_rx) = mpsc::channel(4096);
     let lister = {
         let source = Arc::clone(&source);
         tokio::spawn(async move { source.list(found_tx).await })
@@ -109,22 +109,7 @@ pub async fn run<S: Source, K: Sink>(
     // Checks the listing against the catalog, a chunk at a time. Always polled (joined
     // below), so it never holds the sink while stalled by the stages after it.
     let lookup = async move {
-        let listed = futures::stream::poll_fn(|cx| found_rx.poll_recv(cx));
-        let mut chunks = listed
-            .filter_map(|item| {
-                let ready = match item {
-                    Ok(file) => {
-                        tally.discovered();
-                        Some(file)
-                    }
-                    Err(e) => {
-                        note_failure(tally, location(&e), e.to_string());
-                        None
-                    }
-                };
-                std::future::ready(ready)
-            })
-            .ready_chunks(LOOKUP_CHUNK);
+        let mut chunks = Chunks { listed: found_rx, tally };
         while let Some(mut files) = chunks.next().await {
             if options.skip_indexed {
                 let known = {
@@ -233,6 +218,53 @@ pub async fn run<S: Source, K: Sink>(
         return Err(ScanError::Interrupted(Box::new(summary)));
     }
     Ok(summary)
+}
+
+/// How long a chunk of the listing waits, after its first file, for the rest of it: the
+/// files of a LIST page arrive at once, and a chunk cut short costs a query of its own.
+const LOOKUP_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The listing in chunks of [`LOOKUP_CHUNK`] files, each cut short only when the listing
+/// ends or pauses for [`LOOKUP_WAIT`]. Counts each file discovered; a listing error is
+/// counted as a failure and left out.
+struct Chunks<'t> {
+    listed: mpsc::Receiver<Result<crate::catalog::SourceFile, SourceError>>,
+    tally: &'t Tally,
+}
+
+impl Chunks<'_> {
+    /// The next chunk; `None` at the end of the listing.
+    async fn next(&mut self) -> Option<Vec<crate::catalog::SourceFile>> {
+        let mut files = Vec::with_capacity(LOOKUP_CHUNK);
+        let mut items = Vec::with_capacity(LOOKUP_CHUNK);
+        let mut deadline = None;
+        while files.len() < LOOKUP_CHUNK {
+            let want = LOOKUP_CHUNK - files.len();
+            let received = match deadline {
+                None => self.listed.recv_many(&mut items, want).await,
+                Some(at) => match tokio::time::timeout_at(at, self.listed.recv_many(&mut items, want)).await {
+                    Ok(received) => received,
+                    Err(_) => break,
+                },
+            };
+            if received == 0 {
+                break;
+            }
+            for item in items.drain(..) {
+                match item {
+                    Ok(file) => {
+                        self.tally.discovered();
+                        files.push(file);
+                    }
+                    Err(e) => note_failure(self.tally, location(&e), e.to_string()),
+                }
+            }
+            if !files.is_empty() && deadline.is_none() {
+                deadline = Some(tokio::time::Instant::now() + LOOKUP_WAIT);
+            }
+        }
+        (!files.is_empty()).then_some(files)
+    }
 }
 
 fn location(error: &SourceError) -> String {

@@ -3,8 +3,9 @@
 //! size and ETag (S3 objects) or modification time (local files, which have no ETag), so
 //! that a re-run skips them without reading their headers. Flight SQL
 //! binds the values as the parameters of a prepared statement (one row, a column per
-//! value: `IN (?, ?, …)`); DuckDB binds them as one list parameter. Results are read
-//! through [`text_column`], which takes any of Arrow's text types.
+//! value: `IN (?, ?, …)`); DuckDB asks for the range of URIs between the first and the
+//! last listed ([`IndexedQuery::range`]). Results are read through [`text_column`], which
+//! takes any of Arrow's text types.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -137,6 +138,19 @@ impl<'a> IndexedQuery<'a> {
         parameters(self.uris.iter().copied())
     }
 
+    /// `SELECT source_uri, size_bytes, etag, last_modified FROM <table> WHERE source_uri
+    /// BETWEEN ? AND ?` and its two parameters, the least and the greatest URI (byte order),
+    /// or `None` when there is nothing to check. The answer holds every row of the range,
+    /// also of files not listed; [`Self::collect`] keeps those of the listing. A chunk of a
+    /// sorted listing (S3 lists in key order) is a narrow range: one query of two values
+    /// instead of a lookup per key.
+    pub fn range(&self, table: &str) -> Option<(String, [&'a str; 2])> {
+        let first = self.uris.iter().min()?;
+        let last = self.uris.iter().max()?;
+        let sql = format!("SELECT {} FROM {table} WHERE source_uri BETWEEN ? AND ?", INDEXED_COLUMNS.join(", "));
+        Some((sql, [first, last]))
+    }
+
     /// Adds to `found` the URIs of rows of `batch` (the query's result, [`INDEXED_COLUMNS`])
     /// that match the listing. A result without the first three columns, or with columns
     /// of other types than text, integer, text, is an error. A `last_modified` that cannot
@@ -233,6 +247,10 @@ mod tests {
         assert!(query.collect(&batch, &mut found).is_ok());
         assert_eq!(found, HashSet::from(["s3://b/a.exr".to_string()]), "the size of it's.exr changed");
         assert!(IndexedQuery::new(&files[2..]).sql("files").is_none());
+        let (range, bounds) = query.range("files").unwrap_or_default();
+        assert!(range.ends_with("WHERE source_uri BETWEEN ? AND ?"), "{range}");
+        assert_eq!(bounds, ["s3://b/a.exr", "s3://b/it's.exr"], "the least and the greatest URI");
+        assert!(IndexedQuery::new(&files[2..]).range("files").is_none());
         Ok(())
     }
 

@@ -6,6 +6,7 @@
 pub use exrscan_core::{embed, header, record};
 
 pub mod catalog;
+pub mod configmap_entry;
 pub mod follow;
 pub mod plan;
 pub mod retry;

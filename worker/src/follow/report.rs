@@ -6,22 +6,11 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, Patch, PatchParams};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-
 use super::{FollowStats, StatsSnapshot};
-
-/// Tries of the last report, when the consumer stops.
-const FINAL_TRIES: u32 = 3;
+use crate::configmap_entry::{ConfigMapEntry, First, Updater};
 
 /// This consumer's entry in the scan's follow ConfigMap.
-pub struct StatusReport {
-    api: Api<ConfigMap>,
-    name: String,
-    key: String,
-}
+pub struct StatusReport(ConfigMapEntry);
 
 impl StatusReport {
     /// The entry `POD_NAME` of ConfigMap `configmap` in `POD_NAMESPACE`, through the
@@ -30,41 +19,13 @@ impl StatusReport {
         let (Ok(pod), Ok(namespace)) = (std::env::var("POD_NAME"), std::env::var("POD_NAMESPACE")) else {
             return Ok(None);
         };
-        let client = kube::Client::try_default().await?;
-        Ok(Some(Self { api: Api::namespaced(client, &namespace), name: configmap.to_string(), key: pod }))
+        Ok(Some(Self(ConfigMapEntry::new(&namespace, configmap.to_string(), pod).await?)))
     }
 
-    /// Merge-patches this consumer's key with the counters now.
-    pub async fn patch(&self, stats: &FollowStats) -> Result<(), kube::Error> {
-        let patch = serde_json::json!({"data": {&self.key: entry(&stats.snapshot(), SystemTime::now())}});
-        self.api.patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch)).await.map(|_| ())
-    }
-
-    /// Reports every `every` until [`Reporter::finish`], then once more (retried); a failed
-    /// report is logged, never fatal.
-    pub fn start(self, stats: Arc<FollowStats>, every: Duration) -> Reporter {
-        let (stop, mut stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            loop {
-                if let Err(error) = self.patch(&stats).await {
-                    tracing::warn!(%error, configmap = %self.name, "could not report the follow status");
-                }
-                tokio::select! {
-                    _ = &mut stopped => break,
-                    _ = tokio::time::sleep(every) => {}
-                }
-            }
-            for attempt in 1..=FINAL_TRIES {
-                match self.patch(&stats).await {
-                    Ok(()) => break,
-                    Err(error) => {
-                        tracing::warn!(%error, configmap = %self.name, attempt, "could not report the final counts");
-                        tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
-                    }
-                }
-            }
-        });
-        Reporter { stop, task }
+    /// Reports the counters now and every `every` until [`Updater::finish`], then once more
+    /// (retried); a failed report is logged, never fatal.
+    pub fn start(self, stats: Arc<FollowStats>, every: Duration) -> Updater {
+        self.0.start(every, First::Now, "the follow status", move || entry(&stats.snapshot(), SystemTime::now()))
     }
 }
 
@@ -74,20 +35,6 @@ fn entry(snapshot: &StatsSnapshot, now: SystemTime) -> String {
     let now_ms = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
     value["updated_ms"] = now_ms.into();
     value.to_string()
-}
-
-/// A running reporter; [`Reporter::finish`] makes a last report and stops it.
-pub struct Reporter {
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<()>,
-}
-
-impl Reporter {
-    /// Stops after one last report.
-    pub async fn finish(self) {
-        let _ = self.stop.send(());
-        let _ = self.task.await;
-    }
 }
 
 #[cfg(test)]

@@ -7,12 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, Patch, PatchParams};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-
 use super::report::progress_json;
+use crate::configmap_entry::{ConfigMapEntry, First, Updater};
 use crate::scan::Tally;
 
 /// Env var naming the run's progress ConfigMaps (before `-<k>`).
@@ -20,16 +16,8 @@ pub const CONFIGMAP_ENV: &str = "EXRSCAN_PROGRESS_CONFIGMAP";
 /// Env var with the number of shards per progress ConfigMap.
 pub const SHARDS_PER_CONFIGMAP_ENV: &str = "EXRSCAN_PROGRESS_SHARDS_PER_CONFIGMAP";
 
-/// Tries of the final write (the operator's final counts of the shard).
-const FINAL_TRIES: u32 = 3;
-
 /// This shard's entry in its run's progress ConfigMap.
-#[derive(Clone)]
-pub struct ShardProgress {
-    api: Api<ConfigMap>,
-    name: String,
-    key: String,
-}
+pub struct ShardProgress(ConfigMapEntry);
 
 impl ShardProgress {
     /// The entry of shard `index` named by `EXRSCAN_PROGRESS_CONFIGMAP`,
@@ -45,42 +33,13 @@ impl ShardProgress {
             tracing::warn!(%per_map, "{SHARDS_PER_CONFIGMAP_ENV} is not a positive number: progress is not reported");
             return Ok(None);
         };
-        let client = kube::Client::try_default().await?;
-        Ok(Some(Self { api: Api::namespaced(client, &namespace), name, key: index.to_string() }))
+        Ok(Some(Self(ConfigMapEntry::new(&namespace, name, index.to_string()).await?)))
     }
 
-    /// Merge-patches this shard's key with the counts and failures of `tally`.
-    pub async fn patch(&self, tally: &Tally) -> Result<(), kube::Error> {
-        let entry = progress_json(tally.counts(), &tally.failures());
-        let patch = serde_json::json!({"data": {&self.key: entry}});
-        self.api.patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch)).await.map(|_| ())
-    }
-
-    /// Patches every `every` until stopped, then once more with the final counts (retried);
-    /// a failed patch is logged, never fatal.
-    pub fn start(self, tally: Arc<Tally>, every: Duration) -> Patcher {
-        let (stop, mut stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = &mut stopped => break,
-                    _ = tokio::time::sleep(every) => {}
-                }
-                if let Err(error) = self.patch(&tally).await {
-                    tracing::warn!(%error, configmap = %self.name, "could not report progress");
-                }
-            }
-            for attempt in 1..=FINAL_TRIES {
-                match self.patch(&tally).await {
-                    Ok(()) => break,
-                    Err(error) => {
-                        tracing::warn!(%error, configmap = %self.name, attempt, "could not report the final counts");
-                        tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
-                    }
-                }
-            }
-        });
-        Patcher { stop, task }
+    /// Patches the counts and failures of `tally` every `every` until stopped, then once more
+    /// with the final counts (retried); a failed patch is logged, never fatal.
+    pub fn start(self, tally: Arc<Tally>, every: Duration) -> Updater {
+        self.0.start(every, First::AfterInterval, "progress", move || progress_json(tally.counts(), &tally.failures()))
     }
 }
 
@@ -88,20 +47,6 @@ impl ShardProgress {
 fn map_name(prefix: &str, per_map: &str, index: u32) -> Option<String> {
     let per_map: u32 = per_map.trim().parse().ok().filter(|n| *n > 0)?;
     Some(format!("{prefix}-{}", index / per_map))
-}
-
-/// A running progress patcher; [`Patcher::finish`] makes a last patch and stops it.
-pub struct Patcher {
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<()>,
-}
-
-impl Patcher {
-    /// Stops after one last patch.
-    pub async fn finish(self) {
-        let _ = self.stop.send(());
-        let _ = self.task.await;
-    }
 }
 
 #[cfg(test)]

@@ -96,6 +96,11 @@ impl KafkaServer {
         Ok(())
     }
 
+    /// The broker's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.server.as_ref().map(Server::pid)
+    }
+
     /// `127.0.0.1:PORT`, the bootstrap address.
     pub fn bootstrap(&self) -> String {
         self.addr.to_string()
@@ -134,8 +139,19 @@ fn java() -> Result<Command, Error> {
 }
 
 /// A KRaft cluster id: 16 random bytes, base64url without padding, as `kafka-storage
-/// random-uuid` prints.
+/// random-uuid` prints. Like Kafka's own `Uuid.randomUuid`, never one that starts with `-`:
+/// the storage tool's argument parser would take it for an option (`--cluster-id/-t: expected
+/// one argument`, one format in 64).
 fn cluster_id() -> String {
+    loop {
+        let id = random_base64url_id();
+        if !id.starts_with('-') {
+            return id;
+        }
+    }
+}
+
+fn random_base64url_id() -> String {
     use std::hash::{BuildHasher, RandomState};
     let bytes: Vec<u8> = (0..2u64).flat_map(|i| RandomState::new().hash_one(i).to_le_bytes()).collect();
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -152,10 +168,13 @@ fn cluster_id() -> String {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn cluster_ids_are_22_base64url_characters() {
-        let id = super::cluster_id();
-        assert_eq!(id.len(), 22, "{id}");
-        assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{id}");
-        assert_ne!(id, super::cluster_id());
+    fn cluster_ids_are_22_base64url_characters_and_never_start_with_a_dash() {
+        for _ in 0..1000 {
+            let id = super::cluster_id();
+            assert_eq!(id.len(), 22, "{id}");
+            assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{id}");
+            assert!(!id.starts_with('-'), "{id} would be read as an option by kafka-storage");
+        }
+        assert_ne!(super::cluster_id(), super::cluster_id());
     }
 }

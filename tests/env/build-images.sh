@@ -13,21 +13,33 @@
 #   BINARY_DIR holds exrscan and exrscan-operator (e.g. target/release), TAG is the image
 #   tag, OUT_DIR receives exrscan-operator.tar and exrscan.tar (OCI archives, for
 #   `ctr images import` or `buildah push`).
+#        build-images.sh base
+#   Only the base: the one step that downloads (Debian's packages). tests/env/setup.sh runs
+#   it, so that the real-node test, which builds the images inside a network namespace of
+#   its own (no route out), finds the base made.
 # Environment: IMAGE_REPOSITORY (default ghcr.io/exrscan) names the images
 #   $IMAGE_REPOSITORY/exrscan-operator:TAG and $IMAGE_REPOSITORY/exrscan:TAG;
 #   BUILDAH_ROOT (default $EXRSCAN_CACHE/buildah) is buildah's storage.
 # Each step is skipped when its inputs have not changed (stamps in OUT_DIR and the cache).
 set -euo pipefail
-[ $# -eq 3 ] || { sed -n '2,20p' "$0" >&2; exit 2; }
-binary_dir=$(cd "$1" && pwd)
-tag=$2
-out=$3
+if [ $# -eq 1 ] && [ "$1" = base ]; then
+	only_base=1
+elif [ $# -eq 3 ]; then
+	only_base=
+	binary_dir=$(cd "$1" && pwd)
+	tag=$2
+	out=$3
+	mkdir -p "$out"
+else
+	sed -n '2,24p' "$0" >&2
+	exit 2
+fi
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cache=${EXRSCAN_CACHE:-$HOME/.cache/exrscan}
 repo=${IMAGE_REPOSITORY:-ghcr.io/exrscan}
 storage=${BUILDAH_ROOT:-$cache/buildah}
-mkdir -p "$out" "$cache/stamps" "$storage"
+mkdir -p "$cache/stamps" "$storage"
 step() { echo "build-images: $*"; }
 bah() { buildah --root "$storage/root" --runroot "$storage/run" --storage-driver vfs "$@"; }
 
@@ -41,13 +53,14 @@ if [ "$(cat "$cache/stamps/image-base" 2>/dev/null)" != "$base_key" ] || ! bah i
 	step "making $base from Debian's packages (mmdebstrap)"
 	tmp=$(mktemp -d)
 	trap 'rm -rf "$tmp"' EXIT
+	offline="build-images: making the base needs Debian's mirror; run \`tests/env/build-images.sh base\` (tests/env/setup.sh does) where it is reachable"
 	# The CA bundle comes from Debian's ca-certificates, unpacked without its maintainer
 	# scripts (which need a shell and openssl) and concatenated as update-ca-certificates does.
-	(cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root ca-certificates >/dev/null)
+	(cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root ca-certificates >/dev/null) || { echo "$offline" >&2; exit 1; }
 	# The extract variant unpacks the packages and runs no maintainer scripts or hooks;
 	# the rest is done here on the unpacked tree.
 	mmdebstrap --quiet --mode=root --variant=extract --include="$base_packages" \
-		"$suite" "$tmp/root" >"$tmp/mmdebstrap.log" 2>&1 || { cat "$tmp/mmdebstrap.log" >&2; exit 1; }
+		"$suite" "$tmp/root" >"$tmp/mmdebstrap.log" 2>&1 || { cat "$tmp/mmdebstrap.log" >&2; echo "$offline" >&2; exit 1; }
 	r=$tmp/root
 	dpkg-deb -x "$tmp"/ca-certificates_*.deb "$r"
 	mkdir -p "$r/etc/ssl/certs"
@@ -70,7 +83,10 @@ if [ "$(cat "$cache/stamps/image-base" 2>/dev/null)" != "$base_key" ] || ! bah i
 	rm -rf "$tmp"
 	trap - EXIT
 	step "made $base in $((SECONDS - t0))s"
+else
+	step "$base is made ($base_key)"
 fi
+[ -z "$only_base" ] || exit 0
 
 # The images, rebuilt when the binaries, the Dockerfiles or the base change.
 key=$( (sha256sum "$binary_dir/exrscan" "$binary_dir/exrscan-operator" | cut -d' ' -f1

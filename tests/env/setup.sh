@@ -10,6 +10,7 @@
 #            kube-scheduler, containerd, MinIO, Apache Arrow's Flight SQL server, helm,
 #            promtool; the pause image                                 tests/env/build-servers.sh
 #   Maven:   Apache Kafka's broker jars (run on the machine's Java)    tests/env/build-kafka.sh
+#   Debian:  the images' base (mmdebstrap), as root                    tests/env/build-images.sh base
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -61,5 +62,13 @@ venv "$cache/venv-vast" "$here/requirements-vast.txt"
 
 # The Kafka broker (Maven Central).
 "$here/build-kafka.sh"
+
+# The images' base, from Debian's packages: the real-node test (as root) builds the images
+# inside a network namespace with no route out, so the one download is made here.
+if [ "$(id -u)" -eq 0 ]; then
+	"$here/build-images.sh" base
+else
+	step "not making the images' base: buildah's storage here needs root, as the real-node test does"
+fi
 
 step "ready"

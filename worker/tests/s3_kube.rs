@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use bucket::{BUCKET, PREFIX, TestResult, exrscan_s3, last_json, run, upload};
 use exrscan::plan::configmap::{self, PublishError};
 use exrscan::plan::stored::{DEFAULT_SHARDS_PER_CHUNK, MAX_MAP_BYTES, chunk_key};
-use exrscan::plan::{Chunk, Header, Partition, Plan};
+use exrscan::plan::{Chunk, Header, Outline, Partition, Plan};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, ObjectMeta, PostParams};
 use testenv::S3Server;
@@ -60,7 +60,7 @@ fn the_plan_and_the_progress_land_in_their_configmaps() -> TestResult {
         kubectl_get(&plane, &["get", "configmap", map, "-o", &path])
     };
     let header = Header::from_json(&value("scan-plan", "plan.json"))?;
-    assert_eq!((header.shards, header.shards_per_chunk, header.chunk_count()), (5, 2, 3));
+    assert_eq!((header.outline.shards, header.shards_per_chunk, header.chunk_count()), (5, 2, 3));
     assert!(header.chunks.is_empty(), "the partitions are in the chunk maps");
     let mut texts = Vec::new();
     let mut chunks = Vec::new();
@@ -71,7 +71,7 @@ fn the_plan_and_the_progress_land_in_their_configmaps() -> TestResult {
         assert_eq!(value(&format!("scan-plan-{k}"), "other"), "kept", "a merge patch of its own key only");
     }
     let plan = Plan::join(header, chunks)?;
-    assert_eq!((plan.shards, plan.objects), (5, uploaded.exr.len() as u64));
+    assert_eq!((plan.outline.shards, plan.outline.objects), (5, uploaded.exr.len() as u64));
     assert!(plan.partitions.iter().all(|p| p.objects > 0), "every shard has work: {:?}", plan.partitions);
     let mut missing = exrscan_s3(&s3);
     in_cluster(&mut missing, &plane);
@@ -132,7 +132,7 @@ fn longest_keys_plan(fill: char) -> Plan {
         partitions.push(Partition { shard, after: after.clone(), until: until.clone(), listed: 1_000, objects: 1_000 });
         after = until;
     }
-    Plan {
+    let outline = Outline {
         bucket: BUCKET.into(),
         prefix: "shows/".into(),
         shards,
@@ -140,8 +140,8 @@ fn longest_keys_plan(fill: char) -> Plan {
         exclude: Vec::new(),
         listed: 10_000_000,
         objects: 10_000_000,
-        partitions,
-    }
+    };
+    Plan { outline, partitions }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,7 +149,7 @@ async fn a_plan_of_ten_thousand_shards_of_the_longest_keys_is_published() -> Tes
     let plane = ControlPlane::start()?;
     let api: Api<ConfigMap> = Api::namespaced(plane.client().await?, "default");
     let plan = longest_keys_plan('"');
-    let chunks = plan.shards.div_ceil(DEFAULT_SHARDS_PER_CHUNK);
+    let chunks = plan.outline.shards.div_ceil(DEFAULT_SHARDS_PER_CHUNK);
     let names: Vec<String> =
         std::iter::once("big".to_string()).chain((0..chunks).map(|k| configmap::chunk_map("big", k))).collect();
     for name in names.iter().chain(&["refused".to_string(), "refused-0".to_string()]) {

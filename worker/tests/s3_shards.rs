@@ -50,15 +50,15 @@ fn shards_cover_every_object_exactly_once_and_list_only_their_partitions() -> Te
 
     let out = run(exrscan_s3(&s3).args(["plan", &url, "--shards", &SHARDS.to_string()]));
     let plan = Plan::from_json(&String::from_utf8_lossy(&out.stdout))?;
-    assert_eq!(plan.objects, uploaded.exr.len() as u64, "the plan counts the EXR keys");
-    assert_eq!(plan.listed, (uploaded.exr.len() + uploaded.other.len()) as u64);
-    let share = plan.objects / u64::from(SHARDS);
+    assert_eq!(plan.outline.objects, uploaded.exr.len() as u64, "the plan counts the EXR keys");
+    assert_eq!(plan.outline.listed, (uploaded.exr.len() + uploaded.other.len()) as u64);
+    let share = plan.outline.objects / u64::from(SHARDS);
     for p in &plan.partitions {
         assert!(p.objects.abs_diff(share) <= 1, "balanced: {p:?} (share {share})");
     }
-    let entries = settled_with(&s3, "ListObjectsV2", plan.listed.div_ceil(1000) as usize);
+    let entries = settled_with(&s3, "ListObjectsV2", plan.outline.listed.div_ceil(1000) as usize);
     let plan_lists = requests(&entries, "(plan)", "ListObjectsV2");
-    assert_eq!(plan_lists.len() as u64, plan.listed.div_ceil(1000), "one LIST per 1000 keys to plan");
+    assert_eq!(plan_lists.len() as u64, plan.outline.listed.div_ceil(1000), "one LIST per 1000 keys to plan");
 
     let dir = testenv::work_dir("s3-shards")?;
     let plan_file = dir.path().join("plan.json");
@@ -150,7 +150,10 @@ fn shards_cover_every_object_exactly_once_and_list_only_their_partitions() -> Te
         assert!(read.iter().all(|k| !k.ends_with(".txt") && !k.ends_with(".png")), "filtered keys are never read");
     }
     let total_lists = requests(&entries, "shard ", "ListObjectsV2").len() as u64;
-    assert!(total_lists <= plan.listed.div_ceil(1000) + u64::from(SHARDS), "{total_lists} LISTs over the shards");
+    assert!(
+        total_lists <= plan.outline.listed.div_ceil(1000) + u64::from(SHARDS),
+        "{total_lists} LISTs over the shards"
+    );
     Ok(())
 }
 
@@ -240,8 +243,8 @@ fn include_and_exclude_globs_choose_what_is_planned_and_read() -> TestResult {
     let mut plan_cmd = exrscan_s3(&s3);
     globs(&mut plan_cmd);
     let plan = Plan::from_json(&String::from_utf8_lossy(&run(plan_cmd.args(["plan", &url, "--shards", "2"])).stdout))?;
-    assert_eq!(plan.objects, wanted.len() as u64);
-    assert_eq!(plan.exclude, ["empty.exr"], "the plan carries the globs to the shards");
+    assert_eq!(plan.outline.objects, wanted.len() as u64);
+    assert_eq!(plan.outline.exclude, ["empty.exr"], "the plan carries the globs to the shards");
 
     let dir = testenv::work_dir("s3-globs")?;
     let plan_file = dir.path().join("plan.json");

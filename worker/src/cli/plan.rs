@@ -81,9 +81,9 @@ async fn plan(args: &Args) -> Outcome {
     };
     let stats = source.stats();
     tracing::info!(
-        listed = plan.listed,
-        objects = plan.objects,
-        shards = plan.shards,
+        listed = plan.outline.listed,
+        objects = plan.outline.objects,
+        shards = plan.outline.shards,
         list_requests = stats.list_requests,
         "plan made"
     );

@@ -121,13 +121,15 @@ async fn run_shard(args: &Args, tally: &Arc<Tally>, shards: &mut u32, s3: &mut S
         Ok(read) => read,
         Err(e) => return Outcome::Config(format!("plan {}: {e}", args.plan.display())),
     };
-    *shards = plan.shards;
-    let url = S3Url { bucket: plan.bucket.clone(), prefix: plan.prefix.clone() };
-    let agent = user_agent(&format!("shard {}/{}", args.index, plan.shards));
-    let source = match args.s3.source(&url, vec![partition], (&plan.include, &plan.exclude), &args.reads, agent) {
-        Ok(source) => Arc::new(source),
-        Err(e) => return Outcome::Config(e.to_string()),
-    };
+    *shards = plan.outline.shards;
+    let url = S3Url { bucket: plan.outline.bucket.clone(), prefix: plan.outline.prefix.clone() };
+    let agent = user_agent(&format!("shard {}/{}", args.index, plan.outline.shards));
+    let source =
+        match args.s3.source(&url, vec![partition], (&plan.outline.include, &plan.outline.exclude), &args.reads, agent)
+        {
+            Ok(source) => Arc::new(source),
+            Err(e) => return Outcome::Config(e.to_string()),
+        };
     let uri = match args.sink.uri() {
         Ok(uri) => uri,
         Err(e) => return Outcome::Config(format!("{e:#}")),
@@ -162,7 +164,7 @@ async fn run_shard(args: &Args, tally: &Arc<Tally>, shards: &mut u32, s3: &mut S
         Ok(stop) => stop,
         Err(e) => return Outcome::Unavailable(format!("installing the signal handlers: {e}")),
     };
-    tracing::info!(shard = args.index, shards = plan.shards, source = %url, sink = %uri, "shard started");
+    tracing::info!(shard = args.index, shards = plan.outline.shards, source = %url, sink = %uri, "shard started");
     let result = scan::run(Arc::clone(&source), &mut writer, &options, tally, &stop).await;
     if let Some(patcher) = patcher {
         patcher.finish().await;

@@ -6,7 +6,7 @@
 //! stride of its share; with the default cap a stride above 1 needs more than 65,536 kept
 //! keys, and the imbalance stays under 1/32,768 of the objects.
 
-use super::{Partition, Plan};
+use super::{Outline, Partition, Plan};
 
 /// Default cap on the sample.
 const MAX_SAMPLES: usize = 65_536;
@@ -108,7 +108,7 @@ impl Cutter {
             listed: self.listed - listed_before,
             objects: self.kept - kept_before,
         });
-        Plan {
+        let outline = Outline {
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),
             shards,
@@ -116,8 +116,8 @@ impl Cutter {
             exclude: exclude.to_vec(),
             listed: self.listed,
             objects: self.kept,
-            partitions,
-        }
+        };
+        Plan { outline, partitions }
     }
 }
 
@@ -143,7 +143,7 @@ mod tests {
 
     /// Each key in exactly one partition; counts per shard.
     fn assignment(plan: &Plan, keys: &[String], kept: impl Fn(usize) -> bool) -> Vec<u64> {
-        let mut per_shard = vec![0; plan.shards as usize];
+        let mut per_shard = vec![0; plan.outline.shards as usize];
         for (i, key) in keys.iter().enumerate() {
             let owners: Vec<&Partition> = plan.partitions.iter().filter(|p| p.contains(key)).collect();
             assert_eq!(owners.len(), 1, "{key} is in {} partitions", owners.len());
@@ -162,7 +162,7 @@ mod tests {
             let plan = cut(&keys, shards, max_samples, kept);
             plan.check().expect("a valid plan");
             assert_eq!(plan.partitions.len(), shards as usize);
-            assert_eq!(plan.objects, 9000);
+            assert_eq!(plan.outline.objects, 9000);
             let per_shard = assignment(&plan, &keys, kept);
             assert_eq!(per_shard.iter().sum::<u64>(), 9000);
             let share = 9000 / u64::from(shards);

@@ -17,6 +17,8 @@ pub mod stored;
 
 use std::path::PathBuf;
 
+use serde::{Deserialize, Serialize};
+
 pub use cut::Cutter;
 pub use stored::{Chunk, Header, read_shard};
 
@@ -26,6 +28,16 @@ pub const PLAN_VERSION: u32 = 2;
 /// A plan for `shards` shards over `s3://bucket/prefix`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
+    /// What it covers and how it was balanced.
+    pub outline: Outline,
+    /// The partitions, in key order: partition `i` is shard `i`'s.
+    pub partitions: Vec<Partition>,
+}
+
+/// A plan without its partitions: what every shard needs besides its own range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outline {
     /// The bucket.
     pub bucket: String,
     /// The key prefix every partition lists under.
@@ -40,8 +52,6 @@ pub struct Plan {
     pub listed: u64,
     /// Keys kept by the filter when planning.
     pub objects: u64,
-    /// The partitions, in key order: partition `i` is shard `i`'s.
-    pub partitions: Vec<Partition>,
 }
 
 /// The keys `(after, until]` under the plan's prefix, scanned by shard `shard`.
@@ -110,13 +120,15 @@ impl Plan {
     /// A single-shard plan over the whole prefix (`exrscan scan s3://…`).
     pub fn whole(bucket: &str, prefix: &str, include: &[String], exclude: &[String]) -> Self {
         Self {
-            bucket: bucket.to_string(),
-            prefix: prefix.to_string(),
-            shards: 1,
-            include: include.to_vec(),
-            exclude: exclude.to_vec(),
-            listed: 0,
-            objects: 0,
+            outline: Outline {
+                bucket: bucket.to_string(),
+                prefix: prefix.to_string(),
+                shards: 1,
+                include: include.to_vec(),
+                exclude: exclude.to_vec(),
+                listed: 0,
+                objects: 0,
+            },
             partitions: vec![Partition::everything(0)],
         }
     }
@@ -132,7 +144,7 @@ impl Plan {
 
     /// The plan as one pretty JSON: the header with its partitions in one inline chunk.
     pub fn to_json(&self) -> String {
-        let (mut header, chunks) = self.split(self.shards);
+        let (mut header, chunks) = self.split(self.outline.shards);
         header.chunks = chunks;
         // Serialising plain strings and numbers cannot fail.
         serde_json::to_string_pretty(&header).unwrap_or_default()
@@ -142,11 +154,11 @@ impl Plan {
     /// tile the key space in order.
     pub fn check(&self) -> Result<(), PlanError> {
         let invalid = |m: String| Err(PlanError::Invalid(m));
-        if self.shards == 0 {
+        if self.outline.shards == 0 {
             return invalid("0 shards".into());
         }
-        if self.partitions.len() != self.shards as usize {
-            return invalid(format!("{} partitions for {} shards", self.partitions.len(), self.shards));
+        if self.partitions.len() != self.outline.shards as usize {
+            return invalid(format!("{} partitions for {} shards", self.partitions.len(), self.outline.shards));
         }
         if let Some((i, p)) = (0..).zip(&self.partitions).find(|(i, p)| p.shard != *i) {
             return invalid(format!("partition {i} names shard {}", p.shard));
@@ -193,7 +205,7 @@ mod tests {
     #[test]
     fn checks_that_partitions_tile_the_prefix() {
         let mut plan = Plan::whole("b", "p/", &[], &[]);
-        plan.shards = 2;
+        plan.outline.shards = 2;
         plan.partitions = vec![range(0, None, Some("p/m")), range(1, Some("p/m"), None)];
         let parsed = Plan::from_json(&plan.to_json()).expect("valid plan round-trips");
         assert_eq!(parsed, plan);

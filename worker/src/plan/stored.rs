@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{PLAN_VERSION, Partition, Plan, PlanError};
+use super::{Outline, PLAN_VERSION, Partition, Plan, PlanError};
 
 /// Shards per chunk of a published plan unless told otherwise: 401 keys of 1,024 bytes
 /// (S3's longest), JSON-escaped to at most 2,048 bytes each (every byte a `"` or `\`; keys
@@ -35,20 +35,9 @@ pub fn chunk_key(k: u32) -> String {
 pub struct Header {
     /// Format version ([`PLAN_VERSION`]).
     pub version: u32,
-    /// The bucket.
-    pub bucket: String,
-    /// The key prefix every partition lists under.
-    pub prefix: String,
-    /// Number of shards (Job completions).
-    pub shards: u32,
-    /// Include globs the plan was balanced with; shards filter with the same.
-    pub include: Vec<String>,
-    /// Exclude globs the plan was balanced with.
-    pub exclude: Vec<String>,
-    /// Keys listed when planning.
-    pub listed: u64,
-    /// Keys kept by the filter when planning.
-    pub objects: u64,
+    /// The plan without its partitions.
+    #[serde(flatten)]
+    pub outline: Outline,
     /// Shards per chunk: shard `i`'s partition is in chunk `i / shardsPerChunk`.
     pub shards_per_chunk: u32,
     /// The chunks, when stored with the header (a printed plan); else chunk `k` is the file
@@ -97,13 +86,7 @@ impl Plan {
             .collect();
         let header = Header {
             version: PLAN_VERSION,
-            bucket: self.bucket.clone(),
-            prefix: self.prefix.clone(),
-            shards: self.shards,
-            include: self.include.clone(),
-            exclude: self.exclude.clone(),
-            listed: self.listed,
-            objects: self.objects,
+            outline: self.outline.clone(),
             shards_per_chunk: per_chunk,
             chunks: Vec::new(),
         };
@@ -118,25 +101,16 @@ impl Plan {
             return Err(PlanError::Invalid(format!(
                 "{} chunks for {} shards of {} per chunk",
                 chunks.len(),
-                header.shards,
+                header.outline.shards,
                 header.shards_per_chunk
             )));
         }
-        let mut partitions = Vec::with_capacity(header.shards as usize);
+        let mut partitions = Vec::with_capacity(header.outline.shards as usize);
         for (k, chunk) in (0..).zip(&chunks) {
             chunk.check(&header, k)?;
             partitions.extend(chunk.partitions());
         }
-        let plan = Plan {
-            bucket: header.bucket,
-            prefix: header.prefix,
-            shards: header.shards,
-            include: header.include,
-            exclude: header.exclude,
-            listed: header.listed,
-            objects: header.objects,
-            partitions,
-        };
+        let plan = Plan { outline: header.outline, partitions };
         plan.check()?;
         Ok(plan)
     }
@@ -185,13 +159,16 @@ impl Header {
 
     /// Number of chunks.
     pub fn chunk_count(&self) -> u32 {
-        self.shards.div_ceil(self.shards_per_chunk.max(1))
+        self.outline.shards.div_ceil(self.shards_per_chunk.max(1))
     }
 
     fn check(&self) -> Result<(), PlanError> {
         check_version(self.version)?;
-        if self.shards == 0 || self.shards_per_chunk == 0 {
-            return Err(PlanError::Invalid(format!("{} shards, {} per chunk", self.shards, self.shards_per_chunk)));
+        if self.outline.shards == 0 || self.shards_per_chunk == 0 {
+            return Err(PlanError::Invalid(format!(
+                "{} shards, {} per chunk",
+                self.outline.shards, self.shards_per_chunk
+            )));
         }
         Ok(())
     }
@@ -209,10 +186,10 @@ impl Chunk {
     fn check(&self, header: &Header, k: u32) -> Result<(), PlanError> {
         let invalid = |m: String| Err(PlanError::Invalid(format!("chunk {k}: {m}")));
         let first = u64::from(k) * u64::from(header.shards_per_chunk);
-        if u64::from(self.first) != first || first >= u64::from(header.shards) {
-            return invalid(format!("starts at shard {} of {}", self.first, header.shards));
+        if u64::from(self.first) != first || first >= u64::from(header.outline.shards) {
+            return invalid(format!("starts at shard {} of {}", self.first, header.outline.shards));
         }
-        let n = (header.shards - self.first).min(header.shards_per_chunk) as usize;
+        let n = (header.outline.shards - self.first).min(header.shards_per_chunk) as usize;
         if self.bounds.len() != n + 1 || self.listed.len() != n || self.objects.len() != n {
             return invalid(format!("not {n} partitions"));
         }
@@ -248,8 +225,8 @@ impl Chunk {
 /// shard's partition from the chunk inline in it or in the file [`chunk_key`] beside it.
 pub fn read_shard(path: &Path, index: u32) -> Result<(Header, Partition), PlanError> {
     let mut header = Header::from_json(&read(path)?)?;
-    if index >= header.shards {
-        return Err(PlanError::NoSuchShard { index, shards: header.shards });
+    if index >= header.outline.shards {
+        return Err(PlanError::NoSuchShard { index, shards: header.outline.shards });
     }
     let k = index / header.shards_per_chunk;
     let chunk = match header.chunks.get(k as usize) {
@@ -293,7 +270,7 @@ mod tests {
             });
             after = until;
         }
-        Plan {
+        let outline = Outline {
             bucket: "renders".into(),
             prefix: "shows/".into(),
             shards,
@@ -301,8 +278,8 @@ mod tests {
             exclude: vec!["*/tmp/*".into()],
             listed: u64::MAX,
             objects: u64::MAX,
-            partitions,
-        }
+        };
+        Plan { outline, partitions }
     }
 
     /// Sorted keys of exactly `len` bytes, shard index first.
@@ -376,8 +353,8 @@ mod tests {
             let (read, partition) = read_shard(&header, index).expect("readable");
             assert_eq!(partition, plan.partitions[index as usize], "shard {index}");
             assert_eq!(
-                (read.shards, read.bucket.as_str(), read.include.clone()),
-                (250, "renders", plan.include.clone())
+                (read.outline.shards, read.outline.bucket.as_str(), read.outline.include.clone()),
+                (250, "renders", plan.outline.include.clone())
             );
         }
         assert!(matches!(read_shard(&header, 250), Err(PlanError::NoSuchShard { index: 250, shards: 250 })));

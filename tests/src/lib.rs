@@ -7,7 +7,7 @@
 
 pub use flightsql::FlightSqlServer;
 pub use kafka::KafkaServer;
-pub use s3::{KafkaTarget, S3Options, S3Server};
+pub use s3::{Delivery, KafkaTarget, S3Options, S3Server};
 pub use vasttwin::{VastTwin, VastTwinOptions};
 
 pub mod audit;

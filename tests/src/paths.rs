@@ -48,15 +48,21 @@ pub fn python() -> Result<PathBuf, Error> {
 }
 
 /// A binary of this workspace (`exrscan`, `exrscan-node-agent`, …) in the same cargo
-/// target directory as the running test (`target/<profile>/deps/<test>` → `target/<profile>/<name>`).
+/// target directory as the running test (`target/<profile>/deps/<test>` → `target/<profile>/<name>`),
+/// or in `EXRSCAN_BIN_DIR` when that is set (benchmarks of a release build:
+/// `EXRSCAN_BIN_DIR=…/target/release`).
 pub fn workspace_bin(name: &str) -> Result<PathBuf, Error> {
-    let exe =
-        std::env::current_exe().map_err(|e| Error::Io { context: "locating the test binary".into(), source: e })?;
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| if deps.ends_with("deps") { deps.parent() } else { Some(deps) })
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
+    let profile_dir = match std::env::var_os("EXRSCAN_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let exe = std::env::current_exe()
+                .map_err(|e| Error::Io { context: "locating the test binary".into(), source: e })?;
+            exe.parent()
+                .and_then(|deps| if deps.ends_with("deps") { deps.parent() } else { Some(deps) })
+                .map(Path::to_path_buf)
+                .unwrap_or_default()
+        }
+    };
     let path = profile_dir.join(name);
     if is_executable(&path) {
         Ok(path)

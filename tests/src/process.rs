@@ -121,3 +121,39 @@ pub fn free_port() -> Result<u16, Error> {
         TcpListener::bind("127.0.0.1:0").map_err(|e| Error::Io { context: "finding a free port".into(), source: e })?;
     listener.local_addr().map(|a| a.port()).map_err(|e| Error::Io { context: "finding a free port".into(), source: e })
 }
+
+/// CPU time (user + system) process `pid` has used so far, from `/proc/PID/stat`; `None`
+/// once it is gone. Benchmarks take the difference over a run.
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let per_second = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).ok().filter(|t| *t > 0)?;
+    Some(Duration::from_micros(ticks * 1_000_000 / per_second))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn cpu_time_counts_this_process_work() {
+        let pid = std::process::id();
+        let before = super::cpu_time(pid).expect("this process's /proc entry");
+        // Spins until the clock shows 50 ms of work (a loaded machine gives it less than
+        // wall time), at most 10 s.
+        let spin = Instant::now();
+        let mut x = 0u64;
+        let mut used = Duration::ZERO;
+        while used < Duration::from_millis(50) && spin.elapsed() < Duration::from_secs(10) {
+            for _ in 0..100_000 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
+            used = super::cpu_time(pid).expect("still running").saturating_sub(before);
+        }
+        assert!(used >= Duration::from_millis(50), "{used:?} of CPU after spinning {:?}", spin.elapsed());
+        assert_eq!(super::cpu_time(u32::MAX), None, "no such process");
+    }
+}

@@ -39,6 +39,25 @@ pub struct KafkaTarget {
     pub brokers: String,
     /// The topic.
     pub topic: String,
+    /// How MinIO hands events to the broker.
+    pub delivery: Delivery,
+    /// MinIO's senders of [`Delivery::Direct`]: it starts one per core (`GOMAXPROCS`, which
+    /// this sets for the whole process), each with one event in flight; `None`: the cores of
+    /// this machine.
+    pub senders: Option<usize>,
+}
+
+/// How MinIO hands bucket notifications to its Kafka target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Delivery {
+    /// Through a queue directory: an event is stored on disk first and sent by a replay
+    /// loop that looks at the directory every 3 s (MinIO's fixed interval), so none is lost
+    /// while the broker is down, but each waits 0–3 s.
+    #[default]
+    Queued,
+    /// Straight from memory (no queue directory): within milliseconds, but an event that
+    /// cannot be delivered (broker down) is dropped, for a sweep to catch.
+    Direct,
 }
 
 /// The id of MinIO's Kafka notification target (`arn:minio:sqs::EXRSCAN:kafka`).
@@ -113,11 +132,15 @@ impl S3Server {
             cmd.arg("--certs-dir").arg(certs);
         }
         if let Some(kafka) = &self.options.kafka {
-            // Events MinIO cannot deliver (broker down) wait in the queue directory.
             cmd.env(format!("MINIO_NOTIFY_KAFKA_ENABLE_{KAFKA_TARGET}"), "on")
                 .env(format!("MINIO_NOTIFY_KAFKA_BROKERS_{KAFKA_TARGET}"), &kafka.brokers)
-                .env(format!("MINIO_NOTIFY_KAFKA_TOPIC_{KAFKA_TARGET}"), &kafka.topic)
-                .env(format!("MINIO_NOTIFY_KAFKA_QUEUE_DIR_{KAFKA_TARGET}"), self.dir.path().join("events"));
+                .env(format!("MINIO_NOTIFY_KAFKA_TOPIC_{KAFKA_TARGET}"), &kafka.topic);
+            if let Some(senders) = kafka.senders {
+                cmd.env("GOMAXPROCS", senders.to_string());
+            }
+            if kafka.delivery == Delivery::Queued {
+                cmd.env(format!("MINIO_NOTIFY_KAFKA_QUEUE_DIR_{KAFKA_TARGET}"), self.dir.path().join("events"));
+            }
         }
         if let Some(audit) = &self.audit {
             cmd.env("MINIO_AUDIT_WEBHOOK_ENABLE_EXRSCAN", "on")

@@ -87,8 +87,8 @@ pub struct Args {
     /// Distinct objects per micro-batch (at most).
     #[arg(long, env = "EXRSCAN_FOLLOW_BATCH_OBJECTS", default_value_t = 1000)]
     batch_objects: usize,
-    /// Milliseconds a micro-batch waits for more events after its first.
-    #[arg(long, env = "EXRSCAN_FOLLOW_BATCH_MS", default_value_t = 500)]
+    /// Milliseconds a micro-batch waits for more events after its oldest was fetched.
+    #[arg(long, env = "EXRSCAN_FOLLOW_BATCH_MS", default_value_t = 250)]
     batch_ms: u64,
     /// Headers read at once.
     #[arg(long, env = "EXRSCAN_CONCURRENCY", default_value_t = 32)]

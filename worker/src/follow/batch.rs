@@ -16,7 +16,7 @@ pub struct MicroBatch {
     latest: HashMap<(String, String), ObjectEvent>,
     /// Per (topic, partition): the offset after the last message consumed.
     next_offsets: HashMap<(String, i32), i64>,
-    /// When the first message was added.
+    /// When its oldest message was fetched.
     started: Option<Instant>,
     /// Events dropped because a newer one of their key is in the batch.
     coalesced: u64,
@@ -34,9 +34,10 @@ pub struct Work {
 }
 
 impl MicroBatch {
-    /// Notes that `offset` of `partition` of `topic` was consumed (whatever it held).
-    pub fn consumed(&mut self, topic: &str, partition: i32, offset: i64) {
-        self.started.get_or_insert_with(Instant::now);
+    /// Notes that `offset` of `partition` of `topic`, fetched at `fetched`, was consumed
+    /// (whatever it held).
+    pub fn consumed(&mut self, topic: &str, partition: i32, offset: i64, fetched: Instant) {
+        self.started = Some(self.started.map_or(fetched, |started| started.min(fetched)));
         let next = self.next_offsets.entry((topic.to_string(), partition)).or_insert(offset + 1);
         *next = (*next).max(offset + 1);
     }
@@ -71,7 +72,8 @@ impl MicroBatch {
         self.started.is_none()
     }
 
-    /// When its first message was consumed.
+    /// When its oldest message was fetched: the batch waits for more until `batch_wait`
+    /// after that.
     pub fn started(&self) -> Option<Instant> {
         self.started
     }
@@ -145,12 +147,15 @@ mod tests {
     fn coalesces_by_sequencer_and_tracks_offsets() {
         let mut batch = MicroBatch::default();
         assert!(batch.is_empty());
-        batch.consumed("t", 0, 7);
+        let (early, late) = (Instant::now(), Instant::now() + std::time::Duration::from_millis(5));
+        batch.consumed("t", 0, 7, late);
         batch.add(event(Change::Created, "a.exr", "0002", 2));
-        batch.consumed("t", 1, 3);
+        // A message fetched earlier (stashed while the previous batch was written).
+        batch.consumed("t", 1, 3, early);
+        assert_eq!(batch.started(), Some(early), "the batch dates from its oldest message");
         // Older than the held one (arrived late on another partition): ignored.
         batch.add(event(Change::Created, "a.exr", "0001", 1));
-        batch.consumed("t", 0, 8);
+        batch.consumed("t", 0, 8, late);
         batch.add(event(Change::Created, "b.exr", "0001", 5));
         batch.add(event(Change::Removed, "b.exr", "0003", 0));
         assert_eq!((batch.objects(), batch.coalesced()), (2, 2));

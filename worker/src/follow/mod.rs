@@ -135,8 +135,9 @@ pub struct Follower<'a, K: Sink> {
     scope: Scope,
     options: FollowOptions,
     stats: Arc<FollowStats>,
-    /// Messages fetched while the previous batch was written: the next batch's first.
-    stash: VecDeque<OwnedMessage>,
+    /// Messages fetched while the previous batch was written, with when each was fetched:
+    /// the next batch's first.
+    stash: VecDeque<(OwnedMessage, Instant)>,
     /// Whether the assignment is paused (a batch is waiting for the sink).
     paused: bool,
 }
@@ -163,14 +164,24 @@ impl<'a, K: Sink> Follower<'a, K> {
         loop {
             let batch = self.gather(stop, &mut next_stats).await;
             if !batch.is_empty() {
+                let gathered = Instant::now();
                 if !self.write(&batch, stop).await? {
                     tracing::warn!("stopping with a batch not written; its events will be read again");
                     break;
                 }
+                let written = Instant::now();
                 self.commit(&batch).await;
                 self.stats.batch_done(&batch);
                 let age_ms = batch.newest_event().and_then(|t| t.elapsed().ok()).map(|d| d.as_millis() as u64);
-                tracing::debug!(objects = batch.objects(), ?age_ms, "batch written and committed");
+                let ms = |from: Instant, to: Instant| to.duration_since(from).as_millis() as u64;
+                tracing::debug!(
+                    objects = batch.objects(),
+                    ?age_ms,
+                    gather_ms = batch.started().map(|started| ms(started, gathered)),
+                    write_ms = ms(gathered, written),
+                    commit_ms = ms(written, Instant::now()),
+                    "batch written and committed"
+                );
             }
             if Instant::now() >= next_stats {
                 self.stats.log();
@@ -185,14 +196,14 @@ impl<'a, K: Sink> Follower<'a, K> {
     }
 
     /// Gathers a micro-batch: the stash first, then new messages until the batch is full,
-    /// `batch_wait` has passed since its first message, or `stop` (which ends an empty
-    /// batch at once).
+    /// `batch_wait` has passed since its oldest message was fetched (messages stashed during
+    /// a long write do not wait twice), or `stop` (which ends an empty batch at once).
     async fn gather(&mut self, stop: &CancellationToken, next_stats: &mut Instant) -> MicroBatch {
         let mut batch = MicroBatch::default();
         while batch.objects() < self.options.batch_objects
-            && let Some(message) = self.stash.pop_front()
+            && let Some((message, fetched)) = self.stash.pop_front()
         {
-            self.admit(&mut batch, &message);
+            self.admit(&mut batch, &message, fetched);
         }
         loop {
             if batch.objects() >= self.options.batch_objects {
@@ -207,7 +218,7 @@ impl<'a, K: Sink> Follower<'a, K> {
                 received = tokio::time::timeout(wait, self.consumer.recv()) => match received {
                     Ok(Ok(message)) => {
                         let message = message.detach();
-                        self.admit(&mut batch, &message);
+                        self.admit(&mut batch, &message, Instant::now());
                     }
                     Ok(Err(error)) => {
                         self.stats.kafka_error();
@@ -224,9 +235,9 @@ impl<'a, K: Sink> Follower<'a, K> {
         }
     }
 
-    /// Parses one message into `batch`, counting what is skipped.
-    fn admit(&self, batch: &mut MicroBatch, message: &OwnedMessage) {
-        batch.consumed(message.topic(), message.partition(), message.offset());
+    /// Parses one message, fetched at `fetched`, into `batch`, counting what is skipped.
+    fn admit(&self, batch: &mut MicroBatch, message: &OwnedMessage, fetched: Instant) {
+        batch.consumed(message.topic(), message.partition(), message.offset(), fetched);
         self.stats.message();
         let events = match event::parse(message.payload().unwrap_or_default()) {
             Ok(events) => events,
@@ -277,7 +288,7 @@ impl<'a, K: Sink> Follower<'a, K> {
                         () = &mut abandon => return Ok(false),
                         _ = stats_tick.tick() => self.stats.log(),
                         received = self.consumer.recv(), if room => match received {
-                            Ok(message) => self.stash.push_back(message.detach()),
+                            Ok(message) => self.stash.push_back((message.detach(), Instant::now())),
                             Err(error) => tracing::debug!(%error, "Kafka consumer error while writing"),
                         },
                     }
@@ -306,7 +317,7 @@ impl<'a, K: Sink> Follower<'a, K> {
                             _ = stop.cancelled() => return Ok(false),
                             _ = stats_tick.tick() => self.stats.log(),
                             received = self.consumer.recv() => if let Ok(message) = received {
-                                self.stash.push_back(message.detach());
+                                self.stash.push_back((message.detach(), Instant::now()));
                             },
                         }
                     }

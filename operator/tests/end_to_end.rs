@@ -16,11 +16,9 @@ use exrscan_crds::Phase;
 use futures::StreamExt;
 use harness::{Harness, kubectl_ok};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use object_store::{ObjectStoreExt, PutPayload};
 use testenv::flightsql::FlightSqlOptions;
-use testenv::kube::NodeAgentConfig;
 use testenv::vasttwin::{self, VastTwin};
 use testenv::{FlightSqlServer, S3Server};
 
@@ -213,23 +211,12 @@ impl Env {
         s3.create_bucket("renders").unwrap_or_else(|e| panic!("{e}"));
         let (exr, readable) = upload(&s3, &corpus, 0..copies).await;
         let h = Harness::start(false).await;
-        let exrscan = testenv::paths::workspace_bin("exrscan").unwrap_or_else(|e| panic!("{e}"));
-        let agent = h
-            .cluster
-            .start_node_agent(NodeAgentConfig::new("node-1").map("exrscan", exrscan))
-            .unwrap_or_else(|e| panic!("{e}"));
-        let secrets: Api<Secret> = Api::namespaced(h.client.clone(), "default");
-        for (name, data) in [
+        let agent = h.exrscan_agent();
+        h.secrets(&[
             ("s3-creds", vec![("AWS_ACCESS_KEY_ID", s3.access_key()), ("AWS_SECRET_ACCESS_KEY", s3.secret_key())]),
             catalog.secret(),
-        ] {
-            let secret = Secret {
-                metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
-                string_data: Some(data.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
-                ..Default::default()
-            };
-            secrets.create(&PostParams::default(), &secret).await.expect("secret created");
-        }
+        ])
+        .await;
         Env { _work: work, corpus, s3, catalog, h, _agent: agent, exr, readable }
     }
 

@@ -12,12 +12,11 @@ use std::time::{Duration, Instant};
 use exrscan_crds::{ExrScan, Phase};
 use harness::Harness;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
-use kube::api::{Api, ListParams, PostParams};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{Api, ListParams};
 use object_store::{ObjectStoreExt, PutPayload};
 use testenv::flightsql::FlightSqlOptions;
-use testenv::kube::NodeAgentConfig;
-use testenv::{FlightSqlServer, KafkaServer, KafkaTarget, S3Options, S3Server};
+use testenv::{Delivery, FlightSqlServer, KafkaServer, KafkaTarget, S3Options, S3Server};
 
 /// The notification topic.
 const TOPIC: &str = "renders-events";
@@ -60,7 +59,8 @@ async fn follow_pods(h: &Harness) -> Vec<Pod> {
 async fn an_upload_is_indexed_by_the_scans_consumers_within_seconds() {
     let kafka = KafkaServer::start().unwrap_or_else(|e| panic!("{e}"));
     kafka.produce(TOPIC, &[TEST_EVENT]).unwrap_or_else(|e| panic!("{e}"));
-    let target = KafkaTarget { brokers: kafka.bootstrap(), topic: TOPIC.into() };
+    let target =
+        KafkaTarget { brokers: kafka.bootstrap(), topic: TOPIC.into(), delivery: Delivery::Queued, senders: None };
     let s3 = S3Server::start_with(S3Options { kafka: Some(target), ..S3Options::default() })
         .unwrap_or_else(|e| panic!("{e}"));
     s3.create_bucket("renders").unwrap_or_else(|e| panic!("{e}"));
@@ -72,23 +72,12 @@ async fn an_upload_is_indexed_by_the_scans_consumers_within_seconds() {
     })
     .unwrap_or_else(|e| panic!("{e}"));
     let h = Harness::start(false).await;
-    let exrscan = testenv::paths::workspace_bin("exrscan").unwrap_or_else(|e| panic!("{e}"));
-    let _agent = h
-        .cluster
-        .start_node_agent(NodeAgentConfig::new("node-1").map("exrscan", exrscan))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let secrets: Api<Secret> = Api::namespaced(h.client.clone(), "default");
-    for (name, data) in [
+    let _agent = h.exrscan_agent();
+    h.secrets(&[
         ("s3-creds", vec![("AWS_ACCESS_KEY_ID", s3.access_key()), ("AWS_SECRET_ACCESS_KEY", s3.secret_key())]),
         ("sink-creds", vec![("username", "exrscan"), ("password", "s3cret")]),
-    ] {
-        let secret = Secret {
-            metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
-            string_data: Some(data.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
-            ..Default::default()
-        };
-        secrets.create(&PostParams::default(), &secret).await.expect("secret created");
-    }
+    ])
+    .await;
     let _op = h.operator("op-1", &[]);
 
     // A scan with a schedule (its runs sweep what events miss) and events.
@@ -190,21 +179,31 @@ async fn an_upload_is_indexed_by_the_scans_consumers_within_seconds() {
     .await;
     assert_eq!(rows_of(&flight, "s3://renders/show/shot002/beauty.1001.exr"), 1);
 
-    // A run beside the consumers (the schedule dropped: a run starts at once) sweeps the
-    // prefix: what the events indexed is unchanged, nothing is written twice.
-    let (ok, err) = h.apply(&manifest(&s3, &flight, &kafka, EVENTS));
+    // An upload whose event is lost (the bucket's notifications off) is caught by the next
+    // scheduled run, beside the consumers: it sweeps the prefix, inserts the lost file, and
+    // leaves what the events indexed unchanged; nothing is written twice.
+    s3.notify_none("renders").unwrap_or_else(|e| panic!("{e}"));
+    let lost = "s3://renders/show/shot003/beauty.1001.exr";
+    put("show/shot003/beauty.1001.exr", std::fs::read(&sample).expect("sample")).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(rows_of(&flight, lost), 0, "its event was lost");
+    let every_minute = format!("  schedule: \"* * * * *\"\n{EVENTS}");
+    let (ok, err) = h.apply(&manifest(&s3, &flight, &kafka, &every_minute));
     assert!(ok, "{err}");
     let swept = h
-        .wait_scan("default", "show", Duration::from_secs(180), "the sweep's run", |s| {
+        .wait_scan("default", "show", Duration::from_secs(180), "the next tick's run", |s| {
             s.status.as_ref().is_some_and(|s| s.run.is_some() && s.phase.is_some_and(Phase::is_finished))
         })
         .await;
     let st = swept.status.expect("status");
     assert_eq!(st.phase, Some(Phase::Succeeded), "{:?}\n{}", st.conditions, h.diagnostics());
+    assert!(st.last_schedule_time.is_some(), "a scheduled run: {st:?}");
     let counts = st.counts.expect("counts");
-    assert_eq!((counts.discovered, counts.inserted, counts.unchanged), (2, 0, 2), "{counts:?}");
+    assert_eq!((counts.discovered, counts.inserted, counts.unchanged), (3, 1, 2), "{counts:?}");
     assert_eq!(st.events.map(|e| (e.indexed, e.replicas_ready)), Some((2, 1)), "the consumers go on");
-    assert_eq!(rows_of(&flight, "s3://renders/show/shot001/beauty.1001.exr"), 1, "written once");
+    for uri in ["s3://renders/show/shot001/beauty.1001.exr", "s3://renders/show/shot002/beauty.1001.exr", lost] {
+        assert_eq!(rows_of(&flight, uri), 1, "{uri} written once");
+    }
 
     // spec.events removed: the consumers and their objects go, and so does status.events.
     let (ok, err) = h.apply(&manifest(&s3, &flight, &kafka, "  schedule: \"0 3 * * *\"\n"));

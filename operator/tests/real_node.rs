@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use exrscan_crds::{ExrScan, Phase};
 use futures::StreamExt;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, ListParams, LogParams, PostParams};
 use kube::runtime::watcher;
@@ -180,9 +180,8 @@ impl Env<'_> {
     /// The examples' Secrets: S3 keys, the Flight SQL server's credentials, and the test's
     /// CA for both servers.
     async fn secrets(&self) {
-        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), NAMESPACE);
         let ca = std::fs::read_to_string(self.ca).expect("the CA");
-        for (name, data) in [
+        let secrets = [
             (
                 "renders-s3",
                 vec![("AWS_ACCESS_KEY_ID", self.s3.access_key()), ("AWS_SECRET_ACCESS_KEY", self.s3.secret_key())],
@@ -190,14 +189,8 @@ impl Env<'_> {
             ("flightsql-creds", vec![("username", "exrscan"), ("password", "s3cret")]),
             ("flightsql-ca", vec![("ca.crt", ca.as_str())]),
             (S3_CA_SECRET, vec![("ca.crt", ca.as_str())]),
-        ] {
-            let secret = Secret {
-                metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
-                string_data: Some(data.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
-                ..Default::default()
-            };
-            secrets.create(&PostParams::default(), &secret).await.expect("secret created");
-        }
+        ];
+        testenv::kube::create_secrets(&self.client, NAMESPACE, &secrets).await.expect("secrets created");
     }
 
     /// `examples/flight-sql-scan.yaml`: sharded, counts equal to the rows, shard pods run by

@@ -74,6 +74,20 @@ impl Harness {
         Harness { cluster, client, agent, behaviours }
     }
 
+    /// A node agent `node-1` that runs worker pods as the real `exrscan` binary (for a
+    /// harness started without the fake worker's agent).
+    pub fn exrscan_agent(&self) -> NodeAgent {
+        let exrscan = testenv::paths::workspace_bin("exrscan").unwrap_or_else(|e| panic!("{e}"));
+        self.cluster
+            .start_node_agent(NodeAgentConfig::new("node-1").map("exrscan", exrscan))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Creates the Secrets `(name, [(key, value)])` in the namespace `default`.
+    pub async fn secrets(&self, secrets: &[(&str, Vec<(&str, &str)>)]) {
+        testenv::kube::create_secrets(&self.client, "default", secrets).await.expect("secrets created");
+    }
+
     /// Starts an operator replica with a short Lease (3 s) and fast resyncs.
     pub fn operator(&self, identity: &str, extra: &[&str]) -> Operator {
         let port = free_port().expect("free port");

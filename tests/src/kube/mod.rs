@@ -325,3 +325,23 @@ fn write_kubeconfig(path: &Path, server: &str, ca: &Path, token: &str) -> Result
     });
     credentials::write_private(path, kubeconfig.to_string().as_bytes())
 }
+
+/// Creates the Secrets `(name, [(key, value)])` in `namespace` from their string data (the
+/// tests' credentials and CAs).
+pub async fn create_secrets(
+    client: &::kube::Client,
+    namespace: &str,
+    secrets: &[(&str, Vec<(&str, &str)>)],
+) -> Result<(), ::kube::Error> {
+    use k8s_openapi::api::core::v1::Secret;
+    let api: ::kube::Api<Secret> = ::kube::Api::namespaced(client.clone(), namespace);
+    for (name, data) in secrets {
+        let secret = Secret {
+            metadata: ::kube::api::ObjectMeta { name: Some(name.to_string()), ..Default::default() },
+            string_data: Some(data.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            ..Default::default()
+        };
+        api.create(&Default::default(), &secret).await?;
+    }
+    Ok(())
+}

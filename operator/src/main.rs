@@ -134,7 +134,7 @@ async fn run(config: RunConfig) -> anyhow::Result<()> {
         backoff: Default::default(),
         written: Default::default(),
         pacer: pace::Pacer::new(config.running_interval()),
-        rbac_pacer: pace::Pacer::new(config.active_resync()),
+        rbac_pacer: pace::Pacer::new(config.resync()),
         events_pacer: pace::Pacer::new(config.resync()),
     });
     let scope = if config.namespaces.is_empty() { Scope::All } else { Scope::Namespaces(config.namespaces.clone()) };

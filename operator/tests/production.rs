@@ -49,7 +49,11 @@ async fn scans_hold_up_under_production_conditions() {
         ));
         assert!(ok, "{err}");
     }
-    let _op = h.operator("op-1", &["--stuck-pod-seconds", "4", "--worker-pod-defaults", WORKER_POD_DEFAULTS]);
+    // Edits to the worker's identity are undone every --resync-seconds.
+    let _op = h.operator(
+        "op-1",
+        &["--stuck-pod-seconds", "4", "--resync-seconds", "5", "--worker-pod-defaults", WORKER_POD_DEFAULTS],
+    );
     for ns in [
         "fence",
         "again",

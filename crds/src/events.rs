@@ -50,6 +50,16 @@ pub struct EventsSpec {
     /// Resources of each consumer container (default: `spec.worker.resources`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+    /// Most distinct objects a consumer indexes in one micro-batch, one catalog transaction
+    /// (default 1,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub batch_objects: Option<u32>,
+    /// Milliseconds a micro-batch stays open after its oldest event was fetched (default
+    /// 250): lower gives new renders to the catalog sooner in more, smaller transactions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 10, max = 60000))]
+    pub batch_milliseconds: Option<u32>,
 }
 
 fn default_replicas() -> i32 {

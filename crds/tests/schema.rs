@@ -115,6 +115,11 @@ fn events_bounds_defaults_and_rules() {
     let replicas = &events["properties"]["replicas"];
     assert_eq!((replicas["minimum"].as_f64(), replicas["maximum"].as_f64()), (Some(1.0), Some(64.0)));
     assert_eq!(replicas["default"], 1);
+    for (field, min, max) in [("batchObjects", 1.0, 10_000.0), ("batchMilliseconds", 10.0, 60_000.0)] {
+        let batch = &events["properties"][field];
+        assert_eq!((batch["minimum"].as_f64(), batch["maximum"].as_f64()), (Some(min), Some(max)), "{field}");
+        assert!(batch.get("default").is_none(), "{field}: exrscan follow's default applies");
+    }
     assert_eq!(events["properties"]["brokers"]["minItems"], 1);
     let mechanisms = events["properties"]["sasl"]["properties"]["mechanism"]["enum"].clone();
     assert_eq!(mechanisms, serde_json::json!(["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]));

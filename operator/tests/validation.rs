@@ -139,6 +139,11 @@ async fn api_server_refuses_bad_specs_with_readable_messages() {
             "spec.events.replicas: Invalid value: 0",
         ),
         (
+            "events batches that never gather",
+            scan_yaml("default", "s24", 1, "  events:\n    brokers: [\"k:9092\"]\n    topic: t\n    batchMilliseconds: 5\n"),
+            "spec.events.batchMilliseconds: Invalid value: 5",
+        ),
+        (
             "name too long",
             scan_yaml("default", &"n".repeat(49), 1, ""),
             "metadata.name must be a DNS label of at most 48 characters",

@@ -81,6 +81,12 @@ fn env(scan_ref: &ScanRef, events: &EventsSpec, defaults: &WorkerDefaults) -> Ve
         literal("EXRSCAN_FOLLOW_STATUS_CONFIGMAP", &names::follow(&scan_ref.name)),
         literal("EXRSCAN_FOLLOW_STATUS_SECONDS", &report_seconds(defaults).to_string()),
     ];
+    if let Some(objects) = events.batch_objects {
+        env.push(literal("EXRSCAN_FOLLOW_BATCH_OBJECTS", &objects.to_string()));
+    }
+    if let Some(ms) = events.batch_milliseconds {
+        env.push(literal("EXRSCAN_FOLLOW_BATCH_MS", &ms.to_string()));
+    }
     if let Some(sasl) = &events.sasl {
         env.push(literal("EXRSCAN_KAFKA_SASL_MECHANISM", sasl.mechanism.as_str()));
         env.push(secret_ref("EXRSCAN_KAFKA_SASL_USERNAME", &sasl.credentials_secret, "username", false));
@@ -205,6 +211,20 @@ mod tests {
         assert!(names.contains(&"AWS_ACCESS_KEY_ID") && names.contains(&"EXRSCAN_FLIGHT_PASSWORD"));
         let mounts: Vec<_> = c.volume_mounts.iter().flatten().map(|m| m.mount_path.as_str()).collect();
         assert_eq!(mounts, ["/etc/exrscan/flight-ca"]);
+    }
+
+    #[test]
+    fn batch_settings_reach_the_consumers_only_when_set() {
+        let scan = with_events(events(), false);
+        let r = ScanRef::of(&scan).expect("ref");
+        let d = deployment(&scan, &r, &events(), &fixtures::defaults());
+        for name in ["EXRSCAN_FOLLOW_BATCH_OBJECTS", "EXRSCAN_FOLLOW_BATCH_MS"] {
+            assert_eq!(env_value(&d, name), None, "{name}: exrscan follow's own default");
+        }
+        let events = EventsSpec { batch_objects: Some(200), batch_milliseconds: Some(50), ..events() };
+        let d = deployment(&with_events(events.clone(), false), &r, &events, &fixtures::defaults());
+        assert_eq!(env_value(&d, "EXRSCAN_FOLLOW_BATCH_OBJECTS").as_deref(), Some("200"));
+        assert_eq!(env_value(&d, "EXRSCAN_FOLLOW_BATCH_MS").as_deref(), Some("50"));
     }
 
     #[test]

@@ -38,6 +38,31 @@ const WRITER_THREADS: usize = 1;
 /// Write-ahead log size that triggers a checkpoint.
 const CHECKPOINT_THRESHOLD: &str = "256MiB";
 
+/// DuckDB's prebuilt static library (a build without the feature `bundled-duckdb`, as
+/// `make test` links it) leaves its `core_functions` extension (`list_*`, `string_agg`, date
+/// parts…) to the program, which registers it once before opening a database; the bundled
+/// build registers it itself.
+#[cfg(not(feature = "bundled-duckdb"))]
+fn register_core_functions() {
+    use std::ffi::c_void;
+    unsafe extern "C" {
+        fn duckdb_register_static_extension(describe: unsafe extern "C" fn(*mut c_void) -> i32) -> i32;
+        fn duckdb_extension_core_functions_describe(descriptor: *mut c_void) -> i32;
+    }
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    REGISTER.call_once(|| {
+        // SAFETY: both are DuckDB's C functions with these signatures
+        // (duckdb_static_extension.h); the describe function is DuckDB's own.
+        let failed = unsafe { duckdb_register_static_extension(duckdb_extension_core_functions_describe) };
+        if failed != 0 {
+            tracing::warn!("DuckDB refused to register its core_functions extension");
+        }
+    });
+}
+
+#[cfg(feature = "bundled-duckdb")]
+fn register_core_functions() {}
+
 /// A statement (or several) for the connection's thread to run.
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
@@ -174,6 +199,7 @@ impl Drop for DuckdbSink {
 /// Runs one SQL statement on the catalog at `path`, opened read-only (so that it fails,
 /// rather than waits, while a scan writes the file), and returns the result's schema and rows.
 pub fn query(path: &Path, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), SinkError> {
+    register_core_functions();
     let config = duckdb::Config::default().access_mode(duckdb::AccessMode::ReadOnly).map_err(failed("settings"))?;
     let conn = Connection::open_with_flags(path, config)
         .map_err(|e| SinkError::Config(format!("opening {} read-only: {e}", path.display())))?;
@@ -187,6 +213,7 @@ pub fn query(path: &Path, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>), Si
 /// the write id column to a catalog written before it existed) and `removals`, and creates
 /// the views.
 fn connect(path: &Path) -> Result<Connection, SinkError> {
+    register_core_functions();
     let conn = Connection::open(path).map_err(|e| SinkError::Config(format!("opening {}: {e}", path.display())))?;
     conn.execute_batch(&format!("SET threads = {WRITER_THREADS}; SET checkpoint_threshold = '{CHECKPOINT_THRESHOLD}'"))
         .map_err(failed("settings"))?;
